@@ -1,0 +1,90 @@
+# egov build. `make run` and `make test` are the two commands a newcomer needs;
+# both install missing Debian/npm packages first (scripts/install-deps.sh).
+#
+# Variables: BUILD (output dir, default build), SAN=1 (AddressSanitizer +
+# UndefinedBehaviorSanitizer build), DATA (data dir for `make run`).
+
+BUILD ?= build
+DATA ?= var
+CC ?= cc
+PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual \
+	-Wformat=2 -Wno-unused-parameter -Werror
+CFLAGS ?= -O2 -g
+ifeq ($(SAN),1)
+CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isrc $(PKG_CFLAGS)
+LIBS = $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+# The parsers the fuzz targets reach: no server, no database.
+FUZZ_LIB := src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c \
+	src/core/router.c
+
+.PHONY: all build deps run test unit bench fuzz fuzz-build clean format
+
+all: build
+build: $(BUILD)/egov
+
+deps:
+	@scripts/install-deps.sh build
+
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# The OpenAPI description is built into the binary (src/system/openapi.c).
+$(BUILD)/src/system/openapi.o: docs/api/openapi.json
+
+$(BUILD)/libegov.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/egov: $(BUILD)/src/main.o $(BUILD)/libegov.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libegov.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libegov.a $(LIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+		$(shell pkg-config --cflags libcjson) -o $@ $< $(FUZZ_LIB) $(shell pkg-config --libs libcjson)
+
+fuzz-build: $(FUZZ_BIN)
+
+run: deps build
+	./$(BUILD)/egov init --demo --data $(DATA)
+	./$(BUILD)/egov serve --data $(DATA)
+
+test:
+	@scripts/install-deps.sh test
+	@scripts/test.sh
+
+bench:
+	@scripts/install-deps.sh bench
+	@scripts/bench.sh
+
+fuzz:
+	@scripts/install-deps.sh test
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz.sh
+
+format:
+	clang-format -i $$(find src tests/unit tests/fuzz -name '*.[ch]')
+
+clean:
+	rm -rf build

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what egov needs on Debian 12, only what is missing (idempotent).
+#   install-deps.sh build   compiler and libraries for `make run`
+#   install-deps.sh test    + PostgreSQL 15, clang/libFuzzer, cmocka, Chromium,
+#                             CJK fonts, Node.js and the npm packages in package.json
+#   install-deps.sh bench   + nginx and wrk
+# Runs apt-get as root (or through sudo when not root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-build}
+
+build_pkgs="build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libpq-dev
+	libssl-dev libsodium-dev ca-certificates curl"
+test_pkgs="postgresql-15 clang libclang-rt-14-dev libcmocka-dev chromium fonts-noto-cjk
+	nodejs npm procps iproute2"
+bench_pkgs="nginx-light wrk libjansson-dev"
+
+case "$what" in
+build) pkgs="$build_pkgs" ;;
+test) pkgs="$build_pkgs $test_pkgs" ;;
+bench) pkgs="$build_pkgs $test_pkgs $bench_pkgs" ;;
+*) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in $pkgs; do
+	# Node.js may come from elsewhere than Debian (a newer one); keep it.
+	if [ "$p" = nodejs ] && command -v node >/dev/null; then continue; fi
+	if [ "$p" = npm ] && command -v npm >/dev/null; then continue; fi
+	if [ "$p" = nginx-light ] && command -v nginx >/dev/null; then continue; fi
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "install-deps: installing ${missing[*]}"
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	export DEBIAN_FRONTEND=noninteractive
+	$sudo apt-get update -qq
+	$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	# The Debian package creates and may start its own cluster; tests use a
+	# throwaway one of their own, so the packaged one is not needed running.
+fi
+
+if [ "$what" != build ]; then
+	if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/axe-core ] || [ ! -d node_modules/ajv ] \
+		|| [ package.json -nt node_modules/.package-lock.json ]; then
+		echo "install-deps: npm install"
+		npm install --no-audit --no-fund --silent
+	fi
+fi

@@ -1,0 +1,61 @@
+/*
+ * config.h: egov's configuration.
+ *
+ * Sources, later ones winning: built-in defaults, the config file
+ * (--config FILE, or DATA/egov.conf if it exists), environment variables
+ * (EGOV_<SECTION>_<KEY>, e.g. EGOV_SERVER_LISTEN), then command-line flags.
+ * The file is INI-like: "[section]" lines and "key = value" lines, '#' and
+ * ';' comments, values optionally "quoted". Every key is declared once in config.c with its type, default,
+ * range and description; `egov config defaults` prints them all as a
+ * documented file. An unknown key or a bad value is refused with a message
+ * that names the key.
+ */
+#ifndef EGOV_CORE_CONFIG_H
+#define EGOV_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/err.h"
+
+typedef struct egov_config {
+	/* [server] */
+	char *listen;            /* "127.0.0.1:8080" */
+	int threads;             /* 0 = number of cores */
+	int connections_max;
+	int connections_per_ip;
+	int timeout_s;           /* idle / slow-client timeout */
+	int drain_s;             /* SIGTERM: seconds to let requests finish */
+	char *admin_token;       /* operator bearer token; "" = none */
+	char *role;              /* standalone | central | gateway */
+	/* [data] */
+	char *data_dir;          /* "./var" */
+	char *database;          /* "" = sqlite:DATA/egov.db (config_finish) */
+	/* [web] */
+	char *web_dir;           /* "web" */
+	/* [log] */
+	char *log_file;          /* "-" = stderr */
+	char *access_log;        /* "" = DATA/access.log (config_finish), "-" = stderr, "off" */
+	char *log_level;         /* debug|info|warn|error */
+} egov_config;
+
+/* Fills defaults. */
+void config_init(egov_config *c);
+void config_release(egov_config *c);
+/* Reads a file over the current values. errmsg names file, line and key. */
+egov_err config_load_file(egov_config *c, const char *path, char *errmsg, size_t errlen);
+/* Applies EGOV_* environment variables. */
+egov_err config_load_env(egov_config *c, char *errmsg, size_t errlen);
+/* Sets one key ("server.listen") from text, validating it. */
+egov_err config_set(egov_config *c, const char *key, const char *value, char *errmsg, size_t errlen);
+/* Cross-key checks and derived defaults (database from data_dir, ...). */
+egov_err config_finish(egov_config *c, char *errmsg, size_t errlen);
+/* Writes every key with its description and default, as a config file. */
+egov_err config_write_defaults(buf *out);
+/* Parses a server.listen value ("127.0.0.1:8080", "[::1]:8080") into a
+ * socket address for bind(2). EGOV_EINVAL if it is not one. */
+egov_err config_listen_addr(const char *listen, struct sockaddr_storage *ss, socklen_t *sslen);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * http.h: what a handler sees of a request, how it answers, and the shape
+ * of a route. The server itself (libmicrohttpd, threads, limits, drain)
+ * lives in server.c; the matching in router.c.
+ *
+ * A request's strings (path parameters, query values, headers, the body)
+ * stay valid until the handler returns. Allocate request-lifetime data from
+ * req_arena(). A handler answers with exactly one resp_*() call, or returns
+ * an error and lets the router answer with a problem document.
+ */
+#ifndef EGOV_CORE_HTTP_H
+#define EGOV_CORE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+
+typedef struct req req;
+
+typedef egov_err (*route_handler)(req *r);
+
+/* Methods as bits so a route table can be checked for 405/Allow cheaply. */
+typedef enum http_method {
+	HTTP_GET = 1 << 0,
+	HTTP_HEAD = 1 << 1,
+	HTTP_POST = 1 << 2,
+	HTTP_PUT = 1 << 3,
+	HTTP_PATCH = 1 << 4,
+	HTTP_DELETE = 1 << 5,
+	HTTP_OPTIONS = 1 << 6,
+} http_method;
+
+/* Permission that means "anyone, no login". */
+#define PERM_PUBLIC NULL
+
+typedef struct route {
+	http_method method;
+	const char *path;          /* "/api/v1/notices/{id}"; a final "{*rest}" matches the remainder */
+	const char *perm;          /* required permission; PERM_PUBLIC for none */
+	size_t body_max;           /* 0: no body accepted; else bytes (<= EGOV_BODY_MAX_UPLOAD) */
+	const char *content_type;  /* accepted request type when body_max > 0; NULL = application/json */
+	route_handler handler;
+	const char *name;          /* metrics label; NULL = path */
+} route;
+
+/* ---- request -------------------------------------------------------- */
+http_method req_method(const req *r);
+const char *req_method_name(const req *r);
+const char *req_path(const req *r);                          /* decoded path */
+const char *req_param(const req *r, const char *name);       /* path parameter or NULL */
+const char *req_query(const req *r, const char *name);       /* decoded query value or NULL */
+const char *req_header(const req *r, const char *name);      /* case-insensitive, or NULL */
+const char *req_cookie(const req *r, const char *name);
+const char *req_body(const req *r, size_t *len);              /* NULL if none */
+arena *req_arena(req *r);
+const char *req_id(const req *r);                             /* request id (also X-Request-Id) */
+const char *req_lang(const req *r);                           /* "zh-Hant", "pt" or "en" */
+const char *req_remote_ip(const req *r);
+const struct route *req_route(const req *r);
+
+/* Binds the JSON body through a field table; on failure answers 400 with the
+ * field and returns EGOV_EINVAL (the handler just returns it). */
+egov_err req_json(req *r, const json_field *fields, size_t nfields, void *out);
+
+/* ---- response ------------------------------------------------------- */
+/* Adds a response header (copied). */
+egov_err resp_header(req *r, const char *name, const char *value);
+/* Answers with a JSON body. Takes the buf's bytes (b is left empty). */
+egov_err resp_json(req *r, int status, buf *b);
+/* Answers with a buf's bytes of a given type, taking them (b is left empty). */
+egov_err resp_buf(req *r, int status, const char *content_type, buf *b);
+/* Answers with bytes of a given type; copy = false means data outlives the response (static). */
+egov_err resp_bytes(req *r, int status, const char *content_type, const void *data, size_t len, bool copy);
+egov_err resp_empty(req *r, int status);
+/* RFC 9457 problem+json. code is stable ("json.unknown_field"); the title
+ * comes from the message catalogue in the request's language; field and
+ * detail may be NULL. Returns EGOV_OK once queued. */
+egov_err resp_problem(req *r, int status, const char *code, const char *field, const char *detail);
+
+/* ---- authorisation hook --------------------------------------------
+ * The router calls this before a route with a permission runs. Returns
+ * EGOV_OK to allow, EGOV_EAUTH (401) or EGOV_EPERM (403). The kernel's
+ * default accepts the operator token from the config (server.admin_token)
+ * as "Authorization: Bearer TOKEN" for every permission; the trust layer
+ * installs its own. */
+typedef egov_err (*http_authorizer)(req *r, const char *perm);
+void http_set_authorizer(http_authorizer fn);
+
+#endif

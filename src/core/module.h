@@ -1,0 +1,28 @@
+/*
+ * module.h: how a module plugs into the kernel. Each module exports one
+ * const egov_module; src/modules.c lists them all, in dependency order.
+ */
+#ifndef EGOV_CORE_MODULE_H
+#define EGOV_CORE_MODULE_H
+
+#include <stddef.h>
+
+#include "core/db.h"
+#include "core/err.h"
+#include "core/http.h"
+
+typedef struct egov_module {
+	const char *name;
+	const route *routes;
+	size_t nroutes;
+	/* The module's schema migrations (and their count in *n); NULL if it
+	 * keeps no tables. A function, so a module can keep its list private. */
+	const db_migration *(*migrations)(size_t *n);
+	/* Inserts demo data for `egov init --demo` (idempotent); may be NULL. */
+	egov_err (*demo)(db_conn *c);
+} egov_module;
+
+extern const egov_module *const egov_modules[];
+extern const size_t egov_modules_count;
+
+#endif

@@ -1,0 +1,203 @@
+/*
+ * req.c: what handlers call: request accessors and the resp_*() family.
+ *
+ * A response is built into an MHD response object at once; server.c queues
+ * it after the handler returns. Every response gets the same security
+ * headers here, in req_finish_response(), so no route can forget them.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/i18n.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/req_int.h"
+
+/* One policy for every page and API answer: nothing inline, nothing from
+ * elsewhere, no framing. */
+#define CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+	    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+http_method req_method(const req *r) { return r->method; }
+const char *req_method_name(const req *r) { return r->method_name; }
+const char *req_path(const req *r) { return r->path.decoded ? r->path.decoded : "/"; }
+arena *req_arena(req *r) { return &r->arena; }
+const char *req_id(const req *r) { return r->id; }
+const char *req_lang(const req *r) { return r->lang; }
+const char *req_remote_ip(const req *r) { return r->ip; }
+const route *req_route(const req *r) { return r->match.route; }
+
+const char *req_param(const req *r, const char *name)
+{
+	return route_match_param(&r->match, name);
+}
+
+const char *req_query(const req *r, const char *name)
+{
+	return uri_query_get(&r->query, name);
+}
+
+const char *req_header(const req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *req_cookie(const req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+const char *req_body(const req *r, size_t *len)
+{
+	if (len)
+		*len = r->body.len;
+	return r->has_body ? r->body.data : NULL;
+}
+
+egov_err req_json(req *r, const json_field *fields, size_t nfields, void *out)
+{
+	json_error jerr = {0};
+	egov_err err;
+
+	err = json_bind(&r->arena, r->body.data ? r->body.data : "", r->body.len, fields, nfields, out, &jerr);
+	if (err == EGOV_EINVAL || err == EGOV_ELIMIT) {
+		resp_problem(r, 400, jerr.code ? jerr.code : "json.malformed", jerr.field[0] ? jerr.field : NULL,
+			     NULL);
+		return EGOV_EINVAL;
+	}
+	return err;
+}
+
+egov_err resp_header(req *r, const char *name, const char *value)
+{
+	if (r->resp)
+		return MHD_add_response_header(r->resp, name, value) == MHD_YES ? EGOV_OK : EGOV_ENOMEM;
+	if (r->nextra == REQ_EXTRA_HEADERS_MAX)
+		return EGOV_ELIMIT;
+	r->extra[r->nextra].name = arena_strdup(&r->arena, name);
+	r->extra[r->nextra].value = arena_strdup(&r->arena, value);
+	if (!r->extra[r->nextra].name || !r->extra[r->nextra].value)
+		return EGOV_ENOMEM;
+	r->nextra++;
+	return EGOV_OK;
+}
+
+static egov_err set_response(req *r, int status, struct MHD_Response *resp, size_t len, const char *ctype)
+{
+	size_t i;
+
+	if (!resp)
+		return EGOV_ENOMEM;
+	if (r->resp) /* a second answer replaces the first */
+		MHD_destroy_response(r->resp);
+	r->resp = resp;
+	r->status = status;
+	r->resp_len = len;
+	if (ctype && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) != MHD_YES)
+		return EGOV_ENOMEM;
+	for (i = 0; i < r->nextra; i++)
+		if (MHD_add_response_header(resp, r->extra[i].name, r->extra[i].value) != MHD_YES)
+			return EGOV_ENOMEM;
+	r->nextra = 0;
+	return EGOV_OK;
+}
+
+egov_err resp_json(req *r, int status, buf *b)
+{
+	return resp_buf(r, status, "application/json", b);
+}
+
+egov_err resp_buf(req *r, int status, const char *content_type, buf *b)
+{
+	size_t len;
+	char *data = buf_detach(b, &len);
+	struct MHD_Response *resp;
+
+	if (!data)
+		return EGOV_ENOMEM;
+	resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (!resp)
+		free(data);
+	return set_response(r, status, resp, len, content_type);
+}
+
+egov_err resp_bytes(req *r, int status, const char *content_type, const void *data, size_t len, bool copy)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		len, (void *)(uintptr_t)data, copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
+	return set_response(r, status, resp, len, content_type);
+}
+
+egov_err resp_empty(req *r, int status)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	return set_response(r, status, resp, 0, NULL);
+}
+
+egov_err resp_problem(req *r, int status, const char *code, const char *field, const char *detail)
+{
+	char key[96], type[96];
+	buf b;
+	jw w;
+	egov_err err;
+
+	snprintf(key, sizeof key, "problem.%s", code);
+	snprintf(type, sizeof type, "urn:egov:problem:%s", code);
+	buf_init(&b, EGOV_RESPONSE_MAX);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	/* A URN: stable, and documented in docs/api/problems.md without
+	 * depending on a domain name. */
+	jw_kstr(&w, "type", type);
+	jw_kstr(&w, "title", i18n_text(r->lang, key));
+	jw_kint(&w, "status", status);
+	jw_kstr(&w, "code", code);
+	if (detail)
+		jw_kstr(&w, "detail", detail);
+	if (field)
+		jw_kstr(&w, "field", field);
+	jw_kstr(&w, "instance", r->path.decoded ? r->path.decoded : "/");
+	jw_kstr(&w, "request_id", r->id);
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	{
+		size_t len;
+		char *data = buf_detach(&b, &len);
+		struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+		if (!resp)
+			free(data);
+		err = set_response(r, status, resp, len, "application/problem+json");
+	}
+	if (!err && status == 405 && r->allow[0])
+		err = resp_header(r, MHD_HTTP_HEADER_ALLOW, r->allow);
+	if (!err && status == 401)
+		err = resp_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"egov\"");
+	return err;
+}
+
+egov_err req_finish_response(req *r)
+{
+	struct MHD_Response *resp = r->resp;
+	static const char *const fixed[][2] = {
+		{"Content-Security-Policy", CSP},
+		{"X-Content-Type-Options", "nosniff"},
+		{"Referrer-Policy", "no-referrer"},
+		{"X-Frame-Options", "DENY"},
+		{"Cross-Origin-Opener-Policy", "same-origin"},
+		{"Permissions-Policy", "camera=(), microphone=(), geolocation=()"},
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+		if (MHD_add_response_header(resp, fixed[i][0], fixed[i][1]) != MHD_YES)
+			return EGOV_ENOMEM;
+	if (MHD_add_response_header(resp, "X-Request-Id", r->id) != MHD_YES ||
+	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LANGUAGE, r->lang) != MHD_YES)
+		return EGOV_ENOMEM;
+	return EGOV_OK;
+}

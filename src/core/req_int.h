@@ -1,0 +1,65 @@
+/*
+ * req_int.h: the request struct, private to the HTTP layer (server.c and
+ * req.c). Modules see only the accessors in http.h.
+ */
+#ifndef EGOV_CORE_REQ_INT_H
+#define EGOV_CORE_REQ_INT_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/http.h"
+#include "core/limits.h"
+#include "core/router.h"
+#include "core/uri.h"
+
+#define REQ_EXTRA_HEADERS_MAX 16
+
+typedef struct resp_hdr {
+	const char *name, *value;
+} resp_hdr;
+
+struct req {
+	struct MHD_Connection *conn;
+	arena arena;
+	int64_t t0_us;
+	int phase;             /* 0 new, 1 reading body, 2 answered */
+	http_method method;
+	const char *method_name;
+	const char *raw_uri;   /* NULL when over EGOV_URI_MAX */
+	size_t raw_uri_len;
+	uri_path path;
+	uri_query query;
+	route_match match;
+	int match_status;      /* 200, 404, 405 */
+	size_t metrics_slot;
+	const char *lang;
+	bool lang_from_query;
+	char id[EGOV_REQUEST_ID_MAX + 1];
+	char ip[48];
+
+	/* body */
+	buf body;
+	size_t body_max;
+	bool has_body;
+
+	/* an error found before the handler runs (answered on the last call) */
+	int early_status;
+	const char *early_code;
+	const char *early_field;
+
+	/* response */
+	int status;
+	struct MHD_Response *resp;
+	size_t resp_len;
+	resp_hdr extra[REQ_EXTRA_HEADERS_MAX];
+	size_t nextra;
+	char allow[64];
+};
+
+/* Adds the headers every response carries (security, id, language, extras). */
+egov_err req_finish_response(req *r);
+
+#endif

@@ -1,0 +1,664 @@
+/*
+ * server.c: libmicrohttpd glue: request life cycle, limits, dispatch to
+ * the router, static files, access log, metrics and graceful drain.
+ *
+ * Life of a request (MHD calls us several times per request):
+ *   uri_log_cb     request line read: allocate the req, keep the raw target
+ *   access_cb #1   headers read: parse path and query, pick the language,
+ *                  match the route, check limits and content type. Errors
+ *                  that make the body pointless (413 on Content-Length,
+ *                  415) are answered at once; MHD then closes the
+ *                  connection. Other errors wait for the last call, so the
+ *                  connection stays alive (answering on the first call
+ *                  costs keep-alive in MHD 0.9.75: 3-5x slower).
+ *   access_cb #2.. body chunks, appended up to the route's limit
+ *   access_cb last authorise, run the handler, queue the response
+ *   completed_cb   metrics, access log line, free the req
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/app.h"
+#include "core/crypto.h"
+#include "core/i18n.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/req_int.h"
+#include "core/server.h"
+#include "core/timeutil.h"
+#include "core/web.h"
+
+struct server {
+	struct MHD_Daemon *d;
+	const router *rt;
+	const egov_config *cfg;
+	const char **labels;
+	size_t slot_static, slot_unmatched;
+};
+
+static server *the_server;
+static atomic_long inflight;
+static atomic_uint_fast64_t req_counter;
+static unsigned req_prefix;
+static http_authorizer authorizer;
+
+void http_set_authorizer(http_authorizer fn)
+{
+	authorizer = fn;
+}
+
+/* The kernel's authoriser until the trust layer installs its own: the
+ * operator's bearer token from server.admin_token grants every permission. */
+static egov_err default_authorizer(req *r, const char *perm)
+{
+	const char *token = app()->config ? app()->config->admin_token : NULL;
+	const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
+
+	(void)perm;
+	if (!token || !*token || !h || strncasecmp(h, "Bearer ", 7) != 0)
+		return EGOV_EAUTH;
+	return crypto_streq(h + 7, token) ? EGOV_OK : EGOV_EAUTH;
+}
+
+/* ---- request setup ---------------------------------------------------- */
+
+static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	req *r = calloc(1, sizeof *r);
+	size_t len;
+
+	(void)cls;
+	if (!r)
+		return NULL;
+	arena_init(&r->arena, EGOV_REQUEST_ARENA_MAX);
+	buf_init(&r->body, 0);
+	r->t0_us = time_mono_us();
+	r->conn = conn;
+	r->lang = "zh-Hant";
+	r->metrics_slot = the_server ? the_server->slot_unmatched : 0;
+	len = strlen(uri);
+	if (len <= EGOV_URI_MAX) {
+		r->raw_uri = arena_strndup(&r->arena, uri, len);
+		r->raw_uri_len = len;
+	}
+	atomic_fetch_add(&inflight, 1);
+	return r;
+}
+
+static void set_early(req *r, int status, const char *code, const char *field)
+{
+	if (r->early_status)
+		return;
+	r->early_status = status;
+	r->early_code = code;
+	r->early_field = field;
+}
+
+static int id_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+	       c == '_' || c == '.';
+}
+
+static void set_request_id(req *r)
+{
+	const char *h = req_header(r, "X-Request-Id");
+	size_t i, n;
+
+	if (h && (n = strlen(h)) > 0 && n <= EGOV_REQUEST_ID_MAX) {
+		for (i = 0; i < n && id_char_ok(h[i]); i++)
+			;
+		if (i == n) {
+			memcpy(r->id, h, n + 1);
+			return;
+		}
+	}
+	snprintf(r->id, sizeof r->id, "%08x-%llx", req_prefix,
+		 (unsigned long long)atomic_fetch_add_explicit(&req_counter, 1, memory_order_relaxed));
+}
+
+static void set_remote_ip(req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+
+	r->ip[0] = '\0';
+	if (!sa)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip,
+			  sizeof r->ip);
+}
+
+static void pick_language(req *r)
+{
+	const char *q = uri_query_get(&r->query, "lang");
+	const char *c, *al;
+	int i;
+
+	if (q && (i = i18n_lang_index(q)) >= 0) {
+		r->lang = i18n_langs[i];
+		r->lang_from_query = true;
+		return;
+	}
+	c = req_cookie(r, "lang");
+	if (c && (i = i18n_lang_index(c)) >= 0) {
+		r->lang = i18n_langs[i];
+		return;
+	}
+	al = req_header(r, MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
+	if (al && *al)
+		r->lang = i18n_negotiate(al);
+}
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	size_t *acc = cls;
+	(void)kind;
+	acc[0]++;
+	acc[1] += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+static bool media_type_is(const char *header, const char *want)
+{
+	size_t n = strlen(want);
+	if (!header)
+		return false;
+	while (*header == ' ')
+		header++;
+	if (strncasecmp(header, want, n) != 0)
+		return false;
+	header += n;
+	while (*header == ' ')
+		header++;
+	return *header == '\0' || *header == ';';
+}
+
+/* First call: everything that can be decided from the request head. */
+static void setup(req *r, const char *method)
+{
+	const char *why = NULL, *q;
+	size_t counts[2] = {0, 0};
+	size_t path_len;
+
+	set_request_id(r);
+	set_remote_ip(r);
+	r->method_name = method;
+	r->method = http_method_parse(method);
+
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, counts);
+	if (counts[0] > EGOV_HEADER_COUNT_MAX || counts[1] > EGOV_HEADER_BYTES_MAX)
+		set_early(r, 431, "header_fields_too_large", NULL);
+	if (!r->raw_uri) {
+		set_early(r, 414, "uri_too_long", NULL);
+		return;
+	}
+	q = memchr(r->raw_uri, '?', r->raw_uri_len);
+	path_len = q ? (size_t)(q - r->raw_uri) : r->raw_uri_len;
+	if (uri_path_parse(&r->arena, r->raw_uri, path_len, &r->path, &why)) {
+		set_early(r, 400, why ? why : "bad_request", NULL);
+		return;
+	}
+	if (q && uri_query_parse(&r->arena, q + 1, r->raw_uri_len - path_len - 1, &r->query, &why)) {
+		set_early(r, 400, "query.invalid", NULL);
+		/* still pick the language from headers below */
+	}
+	pick_language(r);
+	if (!r->method) {
+		set_early(r, 405, "method_not_allowed", NULL);
+		return;
+	}
+	r->match_status = router_match(the_server->rt, r->method, r->path.segs, r->path.nsegs, &r->match);
+	if (r->match_status == 200) {
+		r->metrics_slot = r->match.index;
+		r->body_max = r->match.route->body_max;
+	} else if (r->match_status == 405) {
+		http_allow_string(r->match.allow, r->allow, sizeof r->allow);
+	} else if ((r->method == HTTP_GET || r->method == HTTP_HEAD) &&
+		   !(r->path.nsegs > 0 && strcmp(r->path.segs[0], "api") == 0)) {
+		r->metrics_slot = the_server->slot_static;
+	}
+}
+
+/* Checks made on the first call that decide whether the body is read. */
+static int check_body_head(req *r)
+{
+	const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	const char *ct;
+	bool body = (cl && strcmp(cl, "0") != 0) || te;
+
+	if (!body || r->early_status)
+		return 0;
+	if (r->body_max == 0) {
+		set_early(r, 413, "payload_too_large", NULL);
+		return 1;
+	}
+	if (cl) {
+		char *end;
+		unsigned long long n;
+		errno = 0;
+		n = strtoull(cl, &end, 10);
+		if (errno || *end || n > r->body_max) {
+			set_early(r, 413, "payload_too_large", NULL);
+			return 1;
+		}
+	}
+	ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (!media_type_is(ct, r->match.route->content_type ? r->match.route->content_type : "application/json")) {
+		set_early(r, 415, "unsupported_media_type", NULL);
+		return 1;
+	}
+	r->body.cap_max = r->body_max;
+	return 0;
+}
+
+/* ---- answering --------------------------------------------------------- */
+
+static void problem_for_err(req *r, egov_err err)
+{
+	int status = egov_err_http_status(err);
+	const char *code;
+
+	switch (err) {
+	case EGOV_EINVAL: code = "bad_request"; break;
+	case EGOV_ENOTFOUND: code = "not_found"; break;
+	case EGOV_ECONFLICT: code = "conflict"; break;
+	case EGOV_ELIMIT: code = "payload_too_large"; break;
+	case EGOV_EPERM: code = "forbidden"; break;
+	case EGOV_EAUTH: code = "unauthorized"; break;
+	case EGOV_EBUSY: code = "too_many_requests"; break;
+	case EGOV_EUNAVAILABLE:
+	case EGOV_ENOMEM: code = "unavailable"; break;
+	default: code = "internal"; break;
+	}
+	resp_problem(r, status, code, NULL, NULL);
+}
+
+static void serve_static(req *r)
+{
+	const web_file *f = web_find(r->path.decoded, r->lang);
+	const char *inm;
+
+	if (!f) {
+		resp_problem(r, 404, "not_found", NULL, NULL);
+		return;
+	}
+	inm = req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	resp_header(r, MHD_HTTP_HEADER_ETAG, f->etag);
+	resp_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
+		    strncmp(f->mime, "text/html", 9) == 0 ? "no-cache" : "public, max-age=3600");
+	if (f->per_lang) {
+		resp_header(r, MHD_HTTP_HEADER_VARY, "Accept-Language, Cookie");
+		if (r->lang_from_query) {
+			char cookie[96];
+			snprintf(cookie, sizeof cookie, "lang=%s; Path=/; Max-Age=31536000; SameSite=Lax", r->lang);
+			resp_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+		}
+	}
+	if (inm && (strcmp(inm, f->etag) == 0 || strcmp(inm, "*") == 0)) {
+		resp_empty(r, 304);
+		return;
+	}
+	resp_bytes(r, 200, f->mime, f->data, f->len, false);
+}
+
+static void dispatch(req *r)
+{
+	egov_err err;
+
+	if (r->early_status) {
+		resp_problem(r, r->early_status, r->early_code, r->early_field, NULL);
+		return;
+	}
+	if (r->match_status == 405) {
+		resp_problem(r, 405, "method_not_allowed", NULL, NULL);
+		return;
+	}
+	if (r->match_status == 404) {
+		if (r->metrics_slot == the_server->slot_static)
+			serve_static(r);
+		else
+			resp_problem(r, 404, "not_found", NULL, NULL);
+		return;
+	}
+	if (r->match.route->perm) {
+		err = (authorizer ? authorizer : default_authorizer)(r, r->match.route->perm);
+		if (err) {
+			problem_for_err(r, err);
+			return;
+		}
+	}
+	err = r->match.route->handler(r);
+	if (!r->resp) {
+		if (!err) {
+			log_error("http.no_response", "handler for %s answered nothing", r->match.route->path);
+			err = EGOV_EINTERNAL;
+		}
+		problem_for_err(r, err);
+	}
+}
+
+static enum MHD_Result queue(req *r)
+{
+	enum MHD_Result ret;
+
+	if (!r->resp) {
+		/* Even the problem document could not be built: out of memory. */
+		static const char msg[] = "{\"status\":503,\"code\":\"unavailable\"}";
+		r->resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)(uintptr_t)msg,
+							  MHD_RESPMEM_PERSISTENT);
+		r->status = 503;
+		if (!r->resp)
+			return MHD_NO;
+	}
+	if (req_finish_response(r)) {
+		MHD_destroy_response(r->resp);
+		r->resp = NULL;
+		return MHD_NO;
+	}
+	ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
+	MHD_destroy_response(r->resp);
+	r->resp = NULL;
+	r->phase = 2;
+	return ret;
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				 const char *version, const char *upload_data, size_t *upload_data_size,
+				 void **con_cls)
+{
+	req *r = *con_cls;
+
+	(void)cls;
+	(void)url;
+	(void)version;
+	if (!r)
+		return MHD_NO; /* could not allocate: drop the connection */
+	if (r->phase == 0) {
+		r->conn = conn;
+		r->phase = 1;
+		setup(r, method);
+		if (check_body_head(r)) {
+			/* Refuse before reading a body we will not accept. */
+			dispatch(r);
+			return queue(r);
+		}
+		return MHD_YES;
+	}
+	if (r->phase == 2) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		if (r->early_status) {
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		if (buf_add(&r->body, upload_data, *upload_data_size)) {
+			/* A chunked body went over the route's limit: answer now
+			 * and let MHD close the connection. */
+			set_early(r, 413, "payload_too_large", NULL);
+			dispatch(r);
+			*upload_data_size = 0;
+			return queue(r);
+		}
+		r->has_body = true;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	dispatch(r);
+	return queue(r);
+}
+
+/* ---- completion: metrics and access log --------------------------------- */
+
+static void access_log(req *r, int64_t dur_us)
+{
+	char ts[32];
+	buf b;
+
+	if (!log_access_enabled())
+		return;
+	buf_init(&b, 8192);
+	time_format_rfc3339(time_now_us(), 3, ts);
+	buf_addf(&b, "{\"ts\":\"%s\",\"id\":\"%s\",\"ip\":\"%s\",\"method\":\"", ts, r->id, r->ip);
+	buf_add_json_str(&b, r->method_name ? r->method_name : "-");
+	buf_adds(&b, "\",\"path\":\"");
+	buf_add_json_str(&b, r->path.decoded ? r->path.decoded : "-");
+	buf_addf(&b, "\",\"route\":\"%s\",\"status\":%d,\"bytes\":%zu,\"us\":%lld}\n",
+		 the_server ? the_server->labels[r->metrics_slot] : "-", r->status, r->resp_len, (long long)dur_us);
+	if (b.data)
+		log_access_write(b.data, b.len);
+	buf_release(&b);
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+	req *r = *con_cls;
+	int64_t dur;
+
+	(void)cls;
+	(void)conn;
+	if (!r)
+		return;
+	dur = time_mono_us() - r->t0_us;
+	if (r->phase != 2) {
+		/* MHD answered or dropped it itself (malformed, headers too
+		 * large, client gone, timeout). */
+		r->status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 0;
+	}
+	if (the_server)
+		metrics_http_observe(r->metrics_slot, r->method ? (unsigned)r->method : HTTP_GET, r->status, dur);
+	access_log(r, dur);
+	if (r->resp)
+		MHD_destroy_response(r->resp);
+	buf_release(&r->body);
+	arena_release(&r->arena);
+	free(r);
+	*con_cls = NULL;
+	atomic_fetch_sub(&inflight, 1);
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static egov_err parse_listen(const char *s, struct sockaddr_storage *ss, int *v6)
+{
+	char host[64];
+	const char *colon;
+	char *end;
+	long port;
+	size_t hl;
+
+	memset(ss, 0, sizeof *ss);
+	*v6 = s[0] == '[';
+	if (*v6) {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return EGOV_EINVAL;
+		hl = (size_t)(rb - s - 1);
+		if (hl >= sizeof host)
+			return EGOV_EINVAL;
+		memcpy(host, s + 1, hl);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return EGOV_EINVAL;
+		hl = (size_t)(colon - s);
+		if (hl >= sizeof host)
+			return EGOV_EINVAL;
+		memcpy(host, s, hl);
+	}
+	host[hl] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || port < 1 || port > 65535)
+		return EGOV_EINVAL;
+	if (*v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return EGOV_EINVAL;
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return EGOV_EINVAL;
+	}
+	return EGOV_OK;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	log_msg(LOG_DEBUG, "http.mhd", "%s", msg);
+}
+
+void server_block_signals(void)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int server_wait_signal(void)
+{
+	sigset_t set;
+	int sig = 0;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	while (sigwait(&set, &sig) != 0)
+		;
+	return sig;
+}
+
+egov_err server_start(const egov_config *cfg, const router *rt, server **out, char *errmsg, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	server *s = NULL;
+	egov_err err = EGOV_OK;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned threads;
+	size_t i, n;
+	int v6;
+	long ncpu;
+
+	*out = NULL;
+	if (parse_listen(cfg->listen, &ss, &v6)) {
+		snprintf(errmsg, errlen, "server.listen: cannot parse \"%s\" as ADDR:PORT", cfg->listen);
+		return EGOV_EINVAL;
+	}
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return EGOV_ENOMEM;
+	s->rt = rt;
+	s->cfg = cfg;
+	n = router_count(rt);
+	s->labels = calloc(n + 2, sizeof *s->labels);
+	if (!s->labels) {
+		err = EGOV_ENOMEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		const route *r = router_get(rt, i);
+		s->labels[i] = r->name ? r->name : r->path;
+	}
+	s->slot_static = n;
+	s->slot_unmatched = n + 1;
+	s->labels[n] = "static";
+	s->labels[n + 1] = "unmatched";
+	if ((err = metrics_init(s->labels, n + 2)))
+		goto out;
+	crypto_random(&req_prefix, sizeof req_prefix);
+	the_server = s;
+
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+	s->d = MHD_start_daemon(
+		flags, 0, NULL, NULL, access_cb, s,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connections_max,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->connections_per_ip,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+		/* Request head must fit: limits.h's header budget plus room for
+		 * MHD's own bookkeeping and the response headers. */
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 16 * 1024),
+		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_END);
+	if (!s->d) {
+		snprintf(errmsg, errlen, "server.listen: cannot listen on %s: %s", cfg->listen, strerror(errno));
+		err = EGOV_EIO;
+		goto out;
+	}
+	*out = s;
+	s = NULL;
+out:
+	if (s) {
+		the_server = NULL;
+		metrics_free();
+		free(s->labels);
+		free(s);
+	}
+	return err;
+}
+
+void server_stop(server *s, int drain_s)
+{
+	int64_t deadline = time_mono_us() + (int64_t)drain_s * 1000000;
+	MHD_socket ls;
+
+	if (!s)
+		return;
+	/* Stop accepting; let requests in flight finish; then close. */
+	ls = MHD_quiesce_daemon(s->d);
+	if (ls != MHD_INVALID_SOCKET)
+		close(ls);
+	while (atomic_load(&inflight) > 0 && time_mono_us() < deadline) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&inflight) > 0)
+		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", atomic_load(&inflight),
+			 drain_s);
+	MHD_stop_daemon(s->d);
+	the_server = NULL;
+	metrics_free();
+	free(s->labels);
+	free(s);
+}

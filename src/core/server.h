@@ -1,0 +1,28 @@
+/*
+ * server.h: the HTTP server (libmicrohttpd with epoll and a thread pool).
+ *
+ * server_start() binds and starts the worker threads; the caller blocks
+ * SIGTERM/SIGINT first (server_block_signals) so that only the main thread
+ * receives them, then calls server_wait_signal() and server_stop(), which
+ * stops accepting, lets in-flight requests finish for up to drain_s
+ * seconds, and closes every connection.
+ */
+#ifndef EGOV_CORE_SERVER_H
+#define EGOV_CORE_SERVER_H
+
+#include <stddef.h>
+
+#include "core/config.h"
+#include "core/err.h"
+#include "core/router.h"
+
+typedef struct server server;
+
+void server_block_signals(void);
+egov_err server_start(const egov_config *cfg, const router *rt, server **out, char *errmsg, size_t errlen);
+/* Returns the signal that arrived. */
+int server_wait_signal(void);
+/* Drains and stops; frees s. */
+void server_stop(server *s, int drain_s);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * system.c: the node's own endpoints: liveness (/healthz), readiness
+ * (/readyz: database reachable and every module's migrations applied),
+ * Prometheus metrics (/metrics), the OpenAPI description and the version.
+ * All public: they reveal nothing a scraper or load balancer should not see.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "core/app.h"
+#include "core/crypto.h"
+#include "core/limits.h"
+#include "core/metrics.h"
+#include "core/module.h"
+#include "core/version.h"
+#include "system/system_int.h"
+
+static egov_err healthz(req *r)
+{
+	static const char body[] = "{\"status\":\"ok\"}";
+	resp_header(r, "Cache-Control", "no-store");
+	return resp_bytes(r, 200, "application/json", body, sizeof body - 1, false);
+}
+
+static egov_err readyz(req *r)
+{
+	db_conn *c = NULL;
+	const char *db_state = "ok", *mig_state = "ok";
+	size_t i;
+	buf b;
+	jw w;
+
+	if (!app()->db || db_thread_conn(app()->db, &c) || db_ping(c)) {
+		db_state = "unreachable";
+		mig_state = "unknown";
+	} else {
+		for (i = 0; i < egov_modules_count; i++) {
+			const egov_module *m = egov_modules[i];
+			const db_migration *mig;
+			size_t n = 0;
+			int pending = 0;
+			if (!m->migrations)
+				continue;
+			mig = m->migrations(&n);
+			if (db_migrations_pending(c, m->name, mig, n, &pending)) {
+				mig_state = "unknown";
+				break;
+			}
+			if (pending) {
+				mig_state = "pending";
+				break;
+			}
+		}
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	if (strcmp(db_state, "ok") != 0 || strcmp(mig_state, "ok") != 0) {
+		char detail[128];
+		snprintf(detail, sizeof detail, "database: %s; migrations: %s", db_state, mig_state);
+		return resp_problem(r, 503, "unavailable", NULL, detail);
+	}
+	buf_init(&b, 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "status", "ready");
+	jw_key(&w, "checks");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "database", db_state);
+	jw_kstr(&w, "migrations", mig_state);
+	jw_obj_end(&w);
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	return resp_json(r, 200, &b);
+}
+
+static long resident_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+		rss = 0;
+	fclose(f);
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+static egov_err metrics(req *r)
+{
+	db_stats st = {0};
+	buf b;
+	egov_err err;
+
+	buf_init(&b, EGOV_RESPONSE_MAX);
+	err = metrics_http_write(&b);
+	if (app()->db)
+		db_stats_get(app()->db, &st);
+	if (!err)
+		err = metrics_write_header(&b, "egov_db_queries_total", "counter", "Database statements run.");
+	if (!err)
+		err = buf_addf(&b, "egov_db_queries_total %llu\n", (unsigned long long)st.queries);
+	if (!err)
+		err = metrics_write_header(&b, "egov_db_errors_total", "counter", "Database statements that failed.");
+	if (!err)
+		err = buf_addf(&b, "egov_db_errors_total %llu\n", (unsigned long long)st.errors);
+	if (!err)
+		err = metrics_write_header(&b, "egov_db_query_seconds_total", "counter",
+					   "Time spent in database statements.");
+	if (!err)
+		err = buf_addf(&b, "egov_db_query_seconds_total %.6f\n", (double)st.time_us / 1e6);
+	if (!err)
+		err = metrics_write_header(&b, "egov_audit_records", "gauge", "Records in the audit chain.");
+	if (!err)
+		err = buf_addf(&b, "egov_audit_records %lld\n",
+			       (long long)(app()->audit ? audit_length(app()->audit) : 0));
+	if (!err)
+		err = metrics_write_header(&b, "egov_build_info", "gauge", "Version and storage backend of this node.");
+	if (!err)
+		err = buf_addf(&b, "egov_build_info{version=\"%s\",database=\"%s\",role=\"%s\"} 1\n", EGOV_VERSION,
+			       app()->db ? db_kind_name(app()->db) : "none",
+			       app()->config ? app()->config->role : "standalone");
+	if (!err)
+		err = metrics_write_header(&b, "process_start_time_seconds", "gauge",
+					   "Start time of the process since the Unix epoch.");
+	if (!err)
+		err = buf_addf(&b, "process_start_time_seconds %.3f\n", (double)app()->started_unix_ms / 1e3);
+	if (!err)
+		err = metrics_write_header(&b, "process_resident_memory_bytes", "gauge", "Resident memory size.");
+	if (!err)
+		err = buf_addf(&b, "process_resident_memory_bytes %ld\n", resident_bytes());
+	if (err) {
+		buf_release(&b);
+		return err;
+	}
+	return resp_buf(r, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
+}
+
+static egov_err openapi(req *r)
+{
+	static char etag[68];
+	size_t len;
+	const char *doc = system_openapi(&len);
+	const char *inm = req_header(r, "If-None-Match");
+
+	if (!etag[0]) { /* benign race: every thread computes the same value */
+		char hex[65];
+		crypto_sha256_hex(doc, len, hex);
+		snprintf(etag, sizeof etag, "\"%.64s\"", hex);
+	}
+	resp_header(r, "ETag", etag);
+	if (inm && strcmp(inm, etag) == 0)
+		return resp_empty(r, 304);
+	return resp_bytes(r, 200, "application/json", doc, len, false);
+}
+
+static egov_err version(req *r)
+{
+	buf b;
+	jw w;
+
+	buf_init(&b, 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "name", "egov");
+	jw_kstr(&w, "version", EGOV_VERSION);
+	jw_kstr(&w, "role", app()->config ? app()->config->role : "standalone");
+	jw_kstr(&w, "database", app()->db ? db_kind_name(app()->db) : "none");
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	return resp_json(r, 200, &b);
+}
+
+static const route routes[] = {
+	{.method = HTTP_GET, .path = "/healthz", .handler = healthz},
+	{.method = HTTP_GET, .path = "/readyz", .handler = readyz},
+	{.method = HTTP_GET, .path = "/metrics", .handler = metrics},
+	{.method = HTTP_GET, .path = "/api/openapi.json", .handler = openapi},
+	{.method = HTTP_GET, .path = "/api/v1/version", .handler = version},
+};
+
+const egov_module system_module = {
+	.name = "system",
+	.routes = routes,
+	.nroutes = sizeof routes / sizeof routes[0],
+};
