@@ -475,55 +475,6 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- start and stop ------------------------------------------------------ */
 
-static egov_err parse_listen(const char *s, struct sockaddr_storage *ss, int *v6)
-{
-	char host[64];
-	const char *colon;
-	char *end;
-	long port;
-	size_t hl;
-
-	memset(ss, 0, sizeof *ss);
-	*v6 = s[0] == '[';
-	if (*v6) {
-		const char *rb = strchr(s, ']');
-		if (!rb || rb[1] != ':')
-			return EGOV_EINVAL;
-		hl = (size_t)(rb - s - 1);
-		if (hl >= sizeof host)
-			return EGOV_EINVAL;
-		memcpy(host, s + 1, hl);
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return EGOV_EINVAL;
-		hl = (size_t)(colon - s);
-		if (hl >= sizeof host)
-			return EGOV_EINVAL;
-		memcpy(host, s, hl);
-	}
-	host[hl] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno || *end || port < 1 || port > 65535)
-		return EGOV_EINVAL;
-	if (*v6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return EGOV_EINVAL;
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-			return EGOV_EINVAL;
-	}
-	return EGOV_OK;
-}
-
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -564,20 +515,20 @@ int server_wait_signal(void)
 egov_err server_start(const egov_config *cfg, const router *rt, server **out, char *errmsg, size_t errlen)
 {
 	struct sockaddr_storage ss;
+	socklen_t sslen;
 	server *s = NULL;
 	egov_err err = EGOV_OK;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	unsigned threads;
 	size_t i, n;
-	int v6;
 	long ncpu;
 
 	*out = NULL;
-	if (parse_listen(cfg->listen, &ss, &v6)) {
+	if (config_listen_addr(cfg->listen, &ss, &sslen)) {
 		snprintf(errmsg, errlen, "server.listen: cannot parse \"%s\" as ADDR:PORT", cfg->listen);
 		return EGOV_EINVAL;
 	}
-	if (v6)
+	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s = calloc(1, sizeof *s);
 	if (!s)

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Runs every test layer of egov and prints one summary line at the end:
+#   lint       banned libc functions (scripts/check-banned.sh)
+#   unit       cmocka unit tests, on SQLite and PostgreSQL
+#   api        the real `egov serve` over HTTP, on SQLite and PostgreSQL (node:test)
+#   browser    pages in Debian's Chromium (playwright-core, axe-core)
+#   asan       unit and API tests again, built with AddressSanitizer + UBSan
+#   fuzz       each libFuzzer target for FUZZ_SECONDS (default 10)
+# A throwaway PostgreSQL 15 cluster is started on 127.0.0.1 for the run and
+# removed afterwards. LAYERS="unit api" runs a subset.
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+layers=${LAYERS:-"lint unit api browser asan fuzz"}
+jobs=$(nproc 2>/dev/null || echo 2)
+total_pass=0
+total_fail=0
+summary=()
+work=$(mktemp -d /tmp/egov-test-run-XXXXXX)
+pgdir="$work/pg"
+chmod 755 "$work"
+
+cleanup() {
+	[ -d "$pgdir" ] && scripts/pg-test-cluster.sh stop "$pgdir" >/dev/null 2>&1
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+has_layer() { [[ " $layers " == *" $1 "* ]]; }
+
+record() { # layer pass fail
+	total_pass=$((total_pass + $2))
+	total_fail=$((total_fail + $3))
+	summary+=("$(printf '%-8s %5d passed, %d failed' "$1" "$2" "$3")")
+}
+
+# Counts a TAP stream: top-level "ok"/"not ok" lines, or node's "# pass/# fail" totals.
+tap_counts() { # file -> "pass fail"
+	local f=$1 p fl
+	if grep -qE '^# pass [0-9]+' "$f"; then
+		p=$(grep -E '^# pass [0-9]+' "$f" | tail -1 | awk '{print $3}')
+		fl=$(grep -E '^# fail [0-9]+' "$f" | tail -1 | awk '{print $3}')
+	else
+		p=$(grep -cE '^ok [0-9]+' "$f")
+		fl=$(grep -cE '^not ok [0-9]+' "$f")
+	fi
+	echo "${p:-0} ${fl:-0}"
+}
+
+run_unit() { # build-dir layer-name
+	local dir=$1 name=$2 p=0 f=0 t out rc cp cf
+	for t in "$dir"/tests/test_*; do
+		[ -x "$t" ] || continue
+		out="$work/$name-$(basename "$t").tap"
+		CMOCKA_MESSAGE_OUTPUT=TAP timeout 600 "$t" >"$out" 2>&1
+		rc=$?
+		read -r cp cf < <(tap_counts "$out")
+		if [ "$rc" -ne 0 ] && [ "$cf" -eq 0 ]; then cf=1; fi
+		if [ "$cf" -ne 0 ]; then
+			echo "--- $name: $(basename "$t") failed (exit $rc):"
+			grep -E '^not ok|^#|ERROR|FAIL|Sanitizer|runtime error' "$out" | head -40
+		fi
+		p=$((p + cp))
+		f=$((f + cf))
+	done
+	echo "$p $f"
+}
+
+run_node() { # layer dir [env...]
+	local name=$1 dir=$2 out rc cp cf
+	shift 2
+	out="$work/$name.tap"
+	env "$@" timeout 1200 node --test --test-concurrency=1 --test-reporter=tap "$dir"/*.test.mjs >"$out" 2>&1
+	rc=$?
+	read -r cp cf < <(tap_counts "$out")
+	if [ "$rc" -ne 0 ] && [ "$cf" -eq 0 ]; then cf=1; fi
+	if [ "$cf" -ne 0 ]; then
+		echo "--- $name failures:"
+		grep -B2 -A25 -E '^\s*not ok' "$out" | head -150
+	fi
+	echo "$cp $cf"
+}
+
+echo "== build"
+if ! make -s -j"$jobs" BUILD=build build unit >"$work/build.log" 2>&1; then
+	cat "$work/build.log"
+	record build 0 1
+	echo "total: $total_pass passed, $total_fail failed"
+	exit 1
+fi
+
+if has_layer unit || has_layer api || has_layer asan; then
+	echo "== postgres: starting a throwaway cluster"
+	if EGOV_TEST_PG_URL=$(scripts/pg-test-cluster.sh start "$pgdir"); then
+		export EGOV_TEST_PG_URL
+		echo "   $EGOV_TEST_PG_URL"
+	else
+		echo "   could not start PostgreSQL: storage tests run on SQLite only, which counts as a failure"
+		record postgres 0 1
+		unset EGOV_TEST_PG_URL
+	fi
+fi
+
+if has_layer lint; then
+	echo "== lint"
+	if scripts/check-banned.sh; then record lint 1 0; else record lint 0 1; fi
+fi
+
+if has_layer unit; then
+	echo "== unit"
+	read -r p f < <(run_unit build unit | tee /dev/stderr | tail -1)
+	record unit "$p" "$f"
+fi
+
+if has_layer api; then
+	echo "== api"
+	read -r p f < <(run_node api tests/api EGOV_BIN="$root/build/egov" | tee /dev/stderr | tail -1)
+	record api "$p" "$f"
+fi
+
+if has_layer browser; then
+	echo "== browser"
+	read -r p f < <(run_node browser tests/browser EGOV_BIN="$root/build/egov" | tee /dev/stderr | tail -1)
+	record browser "$p" "$f"
+fi
+
+if has_layer asan; then
+	echo "== asan: building with AddressSanitizer + UndefinedBehaviorSanitizer"
+	if make -s -j"$jobs" BUILD=build/asan SAN=1 build unit >"$work/asan-build.log" 2>&1; then
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+		read -r p f < <(run_unit build/asan asan-unit | tee /dev/stderr | tail -1)
+		record asan-unit "$p" "$f"
+		read -r p f < <(run_node asan-api tests/api EGOV_BIN="$root/build/asan/egov" | tee /dev/stderr | tail -1)
+		record asan-api "$p" "$f"
+		unset ASAN_OPTIONS UBSAN_OPTIONS
+	else
+		cat "$work/asan-build.log"
+		record asan 0 1
+	fi
+fi
+
+if has_layer fuzz; then
+	echo "== fuzz"
+	out="$work/fuzz.log"
+	FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh >"$out" 2>&1
+	rc=$?
+	line=$(grep -E '^fuzz: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+	p=$(echo "$line" | awk '{print $2}')
+	f=$(echo "$line" | awk '{print $4}')
+	p=${p:-0}
+	f=${f:-0}
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+	[ "$f" -ne 0 ] && tail -40 "$out"
+	record fuzz "$p" "$f"
+fi
+
+echo
+echo "== summary"
+for s in "${summary[@]}"; do echo "   $s"; done
+echo "total: $total_pass passed, $total_fail failed"
+[ "$total_fail" -eq 0 ]
