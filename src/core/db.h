@@ -15,8 +15,10 @@
  * opened on first use and closed when the thread exits or db_close() runs.
  *
  * Errors: a unique-constraint violation is EGOV_ECONFLICT (so races are
- * settled by the database, not by check-then-insert); other failures are
- * EGOV_EDB with the backend's message in db_conn_errmsg().
+ * settled by the database, not by check-then-insert); a serialization
+ * failure, deadlock or lock timeout is EGOV_EBUSY; a server that cannot be
+ * reached is EGOV_EUNAVAILABLE; other failures are EGOV_EDB with the
+ * backend's message in db_conn_errmsg().
  */
 #ifndef EGOV_CORE_DB_H
 #define EGOV_CORE_DB_H
