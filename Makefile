@@ -69,6 +69,9 @@ fuzz-build: $(FUZZ_BIN)
 
 run: deps build
 	./$(BUILD)/egov init --demo --data $(DATA)
+	@echo "egov: open http://127.0.0.1:8080 (Ctrl-C stops)"
+	@if [ -n "$${DISPLAY}$${WAYLAND_DISPLAY}" ] && command -v xdg-open >/dev/null; then \
+		(sleep 1; xdg-open http://127.0.0.1:8080 >/dev/null 2>&1) & fi
 	./$(BUILD)/egov serve --data $(DATA)
 
 test:

@@ -57,8 +57,10 @@ run_unit() { # build-dir layer-name
 		read -r cp cf < <(tap_counts "$out")
 		if [ "$rc" -ne 0 ] && [ "$cf" -eq 0 ]; then cf=1; fi
 		if [ "$cf" -ne 0 ]; then
-			echo "--- $name: $(basename "$t") failed (exit $rc):"
-			grep -E '^not ok|^#|ERROR|FAIL|Sanitizer|runtime error' "$out" | head -40
+			{
+				echo "--- $name: $(basename "$t") failed (exit $rc):"
+				grep -E '^not ok|^#|ERROR|FAIL|Sanitizer|runtime error' "$out" | head -40
+			} >&2
 		fi
 		p=$((p + cp))
 		f=$((f + cf))
@@ -75,8 +77,10 @@ run_node() { # layer dir [env...]
 	read -r cp cf < <(tap_counts "$out")
 	if [ "$rc" -ne 0 ] && [ "$cf" -eq 0 ]; then cf=1; fi
 	if [ "$cf" -ne 0 ]; then
-		echo "--- $name failures:"
-		grep -B2 -A25 -E '^\s*not ok' "$out" | head -150
+		{
+			echo "--- $name failures:"
+			grep -B2 -A25 -E '^\s*not ok' "$out" | head -150
+		} >&2
 	fi
 	echo "$cp $cf"
 }
@@ -108,19 +112,19 @@ fi
 
 if has_layer unit; then
 	echo "== unit"
-	read -r p f < <(run_unit build unit | tee /dev/stderr | tail -1)
+	read -r p f < <(run_unit build unit)
 	record unit "$p" "$f"
 fi
 
 if has_layer api; then
 	echo "== api"
-	read -r p f < <(run_node api tests/api EGOV_BIN="$root/build/egov" | tee /dev/stderr | tail -1)
+	read -r p f < <(run_node api tests/api EGOV_BIN="$root/build/egov")
 	record api "$p" "$f"
 fi
 
 if has_layer browser; then
 	echo "== browser"
-	read -r p f < <(run_node browser tests/browser EGOV_BIN="$root/build/egov" | tee /dev/stderr | tail -1)
+	read -r p f < <(run_node browser tests/browser EGOV_BIN="$root/build/egov")
 	record browser "$p" "$f"
 fi
 
@@ -129,9 +133,9 @@ if has_layer asan; then
 	if make -s -j"$jobs" BUILD=build/asan SAN=1 build unit >"$work/asan-build.log" 2>&1; then
 		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-		read -r p f < <(run_unit build/asan asan-unit | tee /dev/stderr | tail -1)
+		read -r p f < <(run_unit build/asan asan-unit)
 		record asan-unit "$p" "$f"
-		read -r p f < <(run_node asan-api tests/api EGOV_BIN="$root/build/asan/egov" | tee /dev/stderr | tail -1)
+		read -r p f < <(run_node asan-api tests/api EGOV_BIN="$root/build/asan/egov")
 		record asan-api "$p" "$f"
 		unset ASAN_OPTIONS UBSAN_OPTIONS
 	else
