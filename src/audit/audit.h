@@ -49,9 +49,12 @@ typedef struct audit_log audit_log;
 /* Longest details text: one default JSON body's worth. */
 #define AUDIT_DETAILS_MAX (64 * 1024)
 
-/* Starts the writer thread on its own connection from d. */
+/* Starts the writer thread on its own connection from d and reads the
+ * head; the schema (audit_migrations) must be applied. Fails with the
+ * database's error if the table cannot be read. */
 egov_err audit_open(db *d, audit_log **out);
-/* Flushes what is queued and stops the writer. */
+/* Flushes what is queued and stops the writer. No audit_append() may start
+ * once this is called; one that races with it gets EGOV_EUNAVAILABLE. */
 void audit_close(audit_log *a);
 
 /* Appends a record and waits until it is committed. actor, action and
@@ -91,8 +94,11 @@ egov_err audit_verify(db_conn *c, audit_verify_result *res);
 const char *audit_fault_name(audit_fault f);
 
 /* Checkpoint hook: called by the writer after each commit that crosses
- * a multiple of every_n records, with the head seq and hash. The trust
- * layer sets it to sign and timestamp the head. */
+ * a multiple of every_n records, with the head seq and hash (the head after
+ * that commit, which may lie past the multiple). It runs on the writer
+ * thread after the batch's callers were released, and the next batch waits
+ * for it: hand slow work (signing, timestamping) to another thread. The
+ * trust layer sets it to sign and timestamp the head. */
 typedef void (*audit_checkpoint_fn)(void *ctx, int64_t seq, const char *hash_hex);
 void audit_set_checkpoint(audit_log *a, int64_t every_n, audit_checkpoint_fn fn, void *ctx);
 

@@ -63,6 +63,11 @@ const char *req_lang(const req *r);                           /* "zh-Hant", "pt"
 const char *req_remote_ip(const req *r);
 const struct route *req_route(const req *r);
 
+/* 1 if the request's If-None-Match matches etag (a quoted strong tag):
+ * "*", or any member of the list, compared weakly as RFC 9110 asks for
+ * If-None-Match (a W/ prefix is ignored). */
+int req_etag_matches(const req *r, const char *etag);
+
 /* Binds the JSON body through a field table; on failure answers 400 with the
  * field and returns EGOV_EINVAL (the handler just returns it). */
 egov_err req_json(req *r, const json_field *fields, size_t nfields, void *out);

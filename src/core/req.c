@@ -56,6 +56,35 @@ const char *req_body(const req *r, size_t *len)
 	return r->has_body ? r->body.data : NULL;
 }
 
+int req_etag_matches(const req *r, const char *etag)
+{
+	const char *p = req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	size_t elen = strlen(etag);
+
+	if (!p)
+		return 0;
+	while (*p) {
+		const char *start;
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '*')
+			return 1;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (*p != '"')
+			return 0; /* malformed: treat as no match */
+		start = p++;
+		while (*p && *p != '"')
+			p++;
+		if (*p != '"')
+			return 0;
+		p++;
+		if ((size_t)(p - start) == elen && memcmp(start, etag, elen) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 egov_err req_json(req *r, const json_field *fields, size_t nfields, void *out)
 {
 	json_error jerr = {0};

@@ -291,13 +291,11 @@ static void problem_for_err(req *r, egov_err err)
 static void serve_static(req *r)
 {
 	const web_file *f = web_find(r->path.decoded, r->lang);
-	const char *inm;
 
 	if (!f) {
 		resp_problem(r, 404, "not_found", NULL, NULL);
 		return;
 	}
-	inm = req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	resp_header(r, MHD_HTTP_HEADER_ETAG, f->etag);
 	resp_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
 		    strncmp(f->mime, "text/html", 9) == 0 ? "no-cache" : "public, max-age=3600");
@@ -309,7 +307,7 @@ static void serve_static(req *r)
 			resp_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 		}
 	}
-	if (inm && (strcmp(inm, f->etag) == 0 || strcmp(inm, "*") == 0)) {
+	if (req_etag_matches(r, f->etag)) {
 		resp_empty(r, 304);
 		return;
 	}

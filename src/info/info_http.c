@@ -51,7 +51,6 @@ static egov_err conn(db_conn **c)
 static egov_err notice_get(req *r)
 {
 	const char *id = req_param(r, "id");
-	const char *inm;
 	char hex[65], etag[68];
 	db_conn *c = NULL;
 	notice n;
@@ -78,8 +77,7 @@ static egov_err notice_get(req *r)
 	crypto_sha256_hex(b.data, b.len, hex);
 	snprintf(etag, sizeof etag, "\"%.64s\"", hex);
 	resp_header(r, "ETag", etag);
-	inm = req_header(r, "If-None-Match");
-	if (inm && strcmp(inm, etag) == 0) {
+	if (req_etag_matches(r, etag)) {
 		buf_release(&b);
 		return resp_empty(r, 304);
 	}

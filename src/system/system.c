@@ -145,7 +145,6 @@ static egov_err openapi(req *r)
 	static char etag[68];
 	size_t len;
 	const char *doc = system_openapi(&len);
-	const char *inm = req_header(r, "If-None-Match");
 
 	if (!etag[0]) { /* benign race: every thread computes the same value */
 		char hex[65];
@@ -153,7 +152,7 @@ static egov_err openapi(req *r)
 		snprintf(etag, sizeof etag, "\"%.64s\"", hex);
 	}
 	resp_header(r, "ETag", etag);
-	if (inm && strcmp(inm, etag) == 0)
+	if (req_etag_matches(r, etag))
 		return resp_empty(r, 304);
 	return resp_bytes(r, 200, "application/json", doc, len, false);
 }
