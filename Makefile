@@ -62,7 +62,8 @@ unit: $(UNIT_BIN)
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc \
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -Isrc \
 		$(shell pkg-config --cflags libcjson) -o $@ $< $(FUZZ_LIB) $(shell pkg-config --libs libcjson)
 
 fuzz-build: $(FUZZ_BIN)

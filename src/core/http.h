@@ -52,7 +52,7 @@ typedef struct route {
 http_method req_method(const req *r);
 const char *req_method_name(const req *r);
 const char *req_path(const req *r);                          /* decoded path */
-const char *req_param(const req *r, const char *name);       /* path parameter or NULL */
+const char *req_param(req *r, const char *name);             /* path parameter or NULL; {*rest} joined */
 const char *req_query(const req *r, const char *name);       /* decoded query value or NULL */
 const char *req_header(const req *r, const char *name);      /* case-insensitive, or NULL */
 const char *req_cookie(const req *r, const char *name);

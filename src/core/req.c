@@ -5,6 +5,7 @@
  * it after the handler returns. Every response gets the same security
  * headers here, in req_finish_response(), so no route can forget them.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,30 @@ const char *req_lang(const req *r) { return r->lang; }
 const char *req_remote_ip(const req *r) { return r->ip; }
 const route *req_route(const req *r) { return r->match.route; }
 
-const char *req_param(const req *r, const char *name)
+const char *req_param(req *r, const char *name)
 {
-	return route_match_param(&r->match, name);
+	const route_match *m = &r->match;
+	size_t i, len, total = 0;
+	char *joined, *p;
+
+	if (m->rest_index == SIZE_MAX || strlen(name) != m->rest_name_len ||
+	    memcmp(name, m->rest_name, m->rest_name_len) != 0)
+		return route_match_param(m, name);
+	/* {*rest}: the remaining segments joined with '/', from the arena. */
+	for (i = m->rest_index; i < r->path.nsegs; i++)
+		total += strlen(r->path.segs[i]) + 1;
+	joined = arena_alloc(&r->arena, total + 1);
+	if (!joined)
+		return NULL;
+	for (p = joined, i = m->rest_index; i < r->path.nsegs; i++) {
+		len = strlen(r->path.segs[i]);
+		if (p != joined)
+			*p++ = '/';
+		memcpy(p, r->path.segs[i], len);
+		p += len;
+	}
+	*p = '\0';
+	return joined;
 }
 
 const char *req_query(const req *r, const char *name)

@@ -43,6 +43,7 @@ struct req {
 	/* body */
 	buf body;
 	size_t body_max;
+	size_t discarded;      /* body bytes dropped after a refusal */
 	bool has_body;
 
 	/* an error found before the handler runs (answered on the last call) */

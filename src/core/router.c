@@ -6,6 +6,7 @@
  * at nginx's rate), so no trie yet. Each match scans every route once and
  * keeps the best: more literal segments win, then table order.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,6 +234,7 @@ static void fill_params(const compiled *c, const char *const *segs, size_t nsegs
 	size_t i;
 
 	m->nparams = 0;
+	m->rest_index = SIZE_MAX;
 	for (i = 0; i < c->nsegs; i++) {
 		const seg *s = &c->segs[i];
 		if (s->kind == SEG_LIT)
@@ -241,8 +243,12 @@ static void fill_params(const compiled *c, const char *const *segs, size_t nsegs
 		m->name_lens[m->nparams] = s->len;
 		m->values[m->nparams] = segs[i];
 		m->nparams++;
-		if (s->kind == SEG_REST)
+		if (s->kind == SEG_REST) {
+			m->rest_index = i;
+			m->rest_name = s->text;
+			m->rest_name_len = s->len;
 			break;
+		}
 	}
 	(void)nsegs;
 }

@@ -29,6 +29,11 @@ typedef struct route_match {
 	size_t nparams;
 	const char *names[ROUTER_PARAMS_MAX]; /* point into the pattern: not NUL-terminated */
 	size_t name_lens[ROUTER_PARAMS_MAX];
+	/* For a final {*rest}: the index of its first segment; SIZE_MAX if none.
+	 * values[] then holds that first segment; route_match_rest() joins them. */
+	size_t rest_index;
+	const char *rest_name;
+	size_t rest_name_len;
 	const char *values[ROUTER_PARAMS_MAX];
 	unsigned allow;        /* on 405: the methods the path accepts (http_method bits) */
 } route_match;
@@ -45,7 +50,8 @@ const route *router_get(const router *rt, size_t index);
  * exists for other methods; match->allow says which). */
 int router_match(const router *rt, http_method m, const char *const *segs, size_t nsegs, route_match *match);
 
-/* The value of parameter name in a match, or NULL. */
+/* The value of parameter name in a match, or NULL. For the {*rest}
+ * parameter this is only its first segment: use req_param(), which joins. */
 const char *route_match_param(const route_match *m, const char *name);
 
 /* "GET", "POST", ...; NULL for an unknown bit. */

@@ -403,16 +403,18 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 	}
 	if (*upload_data_size) {
 		if (r->early_status) {
+			/* A chunked body went over the route's limit, or the request
+			 * is already refused. MHD 0.9.75 cannot queue a response while
+			 * a body is arriving, so the rest is read and dropped and the
+			 * 413 goes out on the last call; a body that keeps coming past
+			 * EGOV_BODY_MAX_UPLOAD gets the connection closed instead. */
+			r->discarded += *upload_data_size;
 			*upload_data_size = 0;
-			return MHD_YES;
+			return r->discarded > EGOV_BODY_MAX_UPLOAD ? MHD_NO : MHD_YES;
 		}
 		if (buf_add(&r->body, upload_data, *upload_data_size)) {
-			/* A chunked body went over the route's limit: answer now
-			 * and let MHD close the connection. */
 			set_early(r, 413, "payload_too_large", NULL);
-			dispatch(r);
-			*upload_data_size = 0;
-			return queue(r);
+			buf_release(&r->body);
 		}
 		r->has_body = true;
 		*upload_data_size = 0;
