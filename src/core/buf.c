@@ -53,7 +53,8 @@ static egov_err grow(buf *b, size_t extra)
 	need = b->len + extra + 1;
 	if (need <= b->alloc)
 		return EGOV_OK;
-	n = b->alloc ? b->alloc : 64;
+	/* Start at 512: most JSON answers fit, saving the 64-128-256 regrowth. */
+	n = b->alloc ? b->alloc : 512;
 	while (n < need)
 		n = n > (SIZE_MAX / 2) ? need : n * 2;
 	if (n > b->cap_max + 1)
@@ -91,14 +92,26 @@ egov_err buf_addc(buf *b, char c)
 egov_err buf_vaddf(buf *b, const char *fmt, va_list ap)
 {
 	va_list cp;
+	size_t room = b->alloc > b->len ? b->alloc - b->len : 0;
 	int n;
 	egov_err err;
 
+	/* Try in place first: most appends fit, and then one pass suffices. */
 	va_copy(cp, ap);
-	n = vsnprintf(NULL, 0, fmt, cp);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, cp);
 	va_end(cp);
 	if (n < 0)
 		return EGOV_EINTERNAL;
+	if ((size_t)n < room) {
+		if (b->len + (size_t)n > b->cap_max) {
+			b->data[b->len] = '\0';
+			return EGOV_ELIMIT;
+		}
+		b->len += (size_t)n;
+		return EGOV_OK;
+	}
+	if (room)
+		b->data[b->len] = '\0';
 	err = grow(b, (size_t)n);
 	if (err)
 		return err;

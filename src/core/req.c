@@ -234,19 +234,30 @@ egov_err resp_problem(req *r, int status, const char *code, const char *field, c
 egov_err req_finish_response(req *r)
 {
 	struct MHD_Response *resp = r->resp;
-	static const char *const fixed[][2] = {
+	/* On every response: what the issue and OWASP's API guidance require. */
+	static const char *const always[][2] = {
 		{"Content-Security-Policy", CSP},
 		{"X-Content-Type-Options", "nosniff"},
 		{"Referrer-Policy", "no-referrer"},
+	};
+	/* Only where a browser renders the answer as a document: legacy
+	 * framing defence, window isolation and feature policy. On JSON they
+	 * mean nothing, and each header is three allocations in MHD. */
+	static const char *const documents[][2] = {
 		{"X-Frame-Options", "DENY"},
 		{"Cross-Origin-Opener-Policy", "same-origin"},
 		{"Permissions-Policy", "camera=(), microphone=(), geolocation=()"},
 	};
+	const char *ctype = MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE);
 	size_t i;
 
-	for (i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
-		if (MHD_add_response_header(resp, fixed[i][0], fixed[i][1]) != MHD_YES)
+	for (i = 0; i < sizeof always / sizeof always[0]; i++)
+		if (MHD_add_response_header(resp, always[i][0], always[i][1]) != MHD_YES)
 			return EGOV_ENOMEM;
+	if (ctype && strncmp(ctype, "text/html", 9) == 0)
+		for (i = 0; i < sizeof documents / sizeof documents[0]; i++)
+			if (MHD_add_response_header(resp, documents[i][0], documents[i][1]) != MHD_YES)
+				return EGOV_ENOMEM;
 	if (MHD_add_response_header(resp, "X-Request-Id", r->id) != MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LANGUAGE, r->lang) != MHD_YES)
 		return EGOV_ENOMEM;
