@@ -33,6 +33,24 @@ void arena_release(arena *a)
 	a->used_total = 0;
 }
 
+void arena_reset(arena *a)
+{
+	arena_chunk *c = a->head, *keep = NULL;
+
+	while (c) {
+		arena_chunk *next = c->next;
+		if (next)
+			free(c);
+		else
+			keep = c; /* the oldest chunk is last in the list */
+		c = next;
+	}
+	if (keep)
+		keep->used = 0;
+	a->head = keep;
+	a->used_total = 0;
+}
+
 void *arena_alloc(arena *a, size_t n)
 {
 	const size_t align = alignof(max_align_t);

@@ -21,6 +21,10 @@ typedef struct arena {
 
 void arena_init(arena *a, size_t cap_max);
 void arena_release(arena *a);
+/* Frees every chunk but the first one allocated and forgets everything
+ * allocated: the arena is empty again and its next small allocations need
+ * no malloc. For objects reused across requests. */
+void arena_reset(arena *a);
 /* Returns zeroed memory aligned for any type, or NULL over the cap. */
 void *arena_alloc(arena *a, size_t n);
 char *arena_strndup(arena *a, const char *s, size_t n);

@@ -68,6 +68,10 @@ const struct route *req_route(const req *r);
  * If-None-Match (a W/ prefix is ignored). */
 int req_etag_matches(const req *r, const char *etag);
 
+/* A strong ETag for a representation: a quoted 64-bit hash of its bytes
+ * (not cryptographic: a validator for caches, computed per request). */
+void http_etag(const void *data, size_t len, char out[20]);
+
 /* Binds the JSON body through a field table; on failure answers 400 with the
  * field and returns EGOV_EINVAL (the handler just returns it). */
 egov_err req_json(req *r, const json_field *fields, size_t nfields, void *out);

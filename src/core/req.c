@@ -78,6 +78,33 @@ const char *req_body(const req *r, size_t *len)
 	return r->has_body ? r->body.data : NULL;
 }
 
+void http_etag(const void *data, size_t len, char out[20])
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = data;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+	size_t i;
+	int k;
+
+	/* 8 bytes a step, multiply-xorshift (as in wyhash/murmur finalisers). */
+	for (i = 0; i + 8 <= len; i += 8) {
+		uint64_t v;
+		memcpy(&v, p + i, 8);
+		h ^= v * 0xbf58476d1ce4e5b9ull;
+		h = (h << 27 | h >> 37) * 0x94d049bb133111ebull;
+	}
+	for (; i < len; i++)
+		h = (h ^ p[i]) * 0x100000001b3ull;
+	h ^= h >> 31;
+	h *= 0xd6e8feb86659fd93ull;
+	h ^= h >> 32;
+	out[0] = '"';
+	for (k = 0; k < 16; k++)
+		out[1 + k] = hex[(h >> (60 - 4 * k)) & 15];
+	out[17] = '"';
+	out[18] = '\0';
+}
+
 int req_etag_matches(const req *r, const char *etag)
 {
 	const char *p = req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);

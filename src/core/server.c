@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -72,15 +73,64 @@ static egov_err default_authorizer(req *r, const char *perm)
 
 /* ---- request setup ---------------------------------------------------- */
 
+/* Each worker thread keeps one finished request struct, with the first
+ * chunk of its arena, for the next request it starts: the calloc, the
+ * 4 KiB malloc (which also made glibc consolidate its fast bins) and two
+ * frees per request become a memset. MHD runs a connection's callbacks on
+ * the worker that owns it, so the spare never crosses threads. */
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+
+static void spare_free(void *p)
+{
+	req *r = p;
+	arena_release(&r->arena);
+	free(r);
+}
+
+static void spare_init(void)
+{
+	pthread_key_create(&spare_key, spare_free);
+}
+
+static req *req_get(void)
+{
+	req *r;
+	arena keep;
+
+	pthread_once(&spare_once, spare_init);
+	r = pthread_getspecific(spare_key);
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (r)
+			arena_init(&r->arena, EGOV_REQUEST_ARENA_MAX);
+		return r;
+	}
+	pthread_setspecific(spare_key, NULL);
+	keep = r->arena;
+	memset(r, 0, sizeof *r);
+	r->arena = keep;
+	return r;
+}
+
+static void req_put(req *r)
+{
+	pthread_once(&spare_once, spare_init);
+	if (pthread_getspecific(spare_key) || pthread_setspecific(spare_key, r) != 0) {
+		spare_free(r);
+		return;
+	}
+	arena_reset(&r->arena);
+}
+
 static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-	req *r = calloc(1, sizeof *r);
+	req *r = req_get();
 	size_t len;
 
 	(void)cls;
 	if (!r)
 		return NULL;
-	arena_init(&r->arena, EGOV_REQUEST_ARENA_MAX);
 	buf_init(&r->body, 0);
 	r->t0_us = time_mono_us();
 	r->conn = conn;
@@ -554,9 +604,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	buf_release(&r->body);
-	arena_release(&r->arena);
-	free(r);
 	*con_cls = NULL;
+	req_put(r);
 	atomic_fetch_sub(&inflight, 1);
 }
 

@@ -9,7 +9,6 @@
 
 #include "audit/audit.h"
 #include "core/app.h"
-#include "core/crypto.h"
 #include "core/limits.h"
 #include "core/module.h"
 #include "core/timeutil.h"
@@ -51,7 +50,7 @@ static egov_err conn(db_conn **c)
 static egov_err notice_get(req *r)
 {
 	const char *id = req_param(r, "id");
-	char hex[65], etag[68];
+	char etag[20];
 	db_conn *c = NULL;
 	notice n;
 	buf b;
@@ -74,8 +73,7 @@ static egov_err notice_get(req *r)
 		buf_release(&b);
 		return w.err;
 	}
-	crypto_sha256_hex(b.data, b.len, hex);
-	snprintf(etag, sizeof etag, "\"%.64s\"", hex);
+	http_etag(b.data, b.len, etag);
 	resp_header(r, "ETag", etag);
 	if (req_etag_matches(r, etag)) {
 		buf_release(&b);
