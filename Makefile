@@ -7,7 +7,7 @@
 BUILD ?= build
 DATA ?= var
 CC ?= cc
-PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium
+PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium libqrencode gnutls
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -30,7 +30,7 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach: no server, no database.
 FUZZ_LIB := src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c \
-	src/core/router.c
+	src/core/router.c src/oidc/oidc_jwt_parse.c
 
 .PHONY: all build deps run test unit bench fuzz fuzz-build clean format
 

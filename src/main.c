@@ -7,6 +7,7 @@
  *   egov audit verify [same flags]         walk the audit chain
  *   egov config defaults                   every key with its default, as a file
  *   egov config check [same flags]         validate the configuration
+ *   egov user|dept|role ... [same flags]   commands of modules (see each module)
  *   egov version
  *
  * Exit status: 0 success, 1 a check failed (audit verify found tampering,
@@ -31,6 +32,9 @@
 #include "core/timeutil.h"
 #include "core/version.h"
 #include "core/web.h"
+#include "identity/identity.h"
+#include "notify/notify.h"
+#include "pki/pki.h"
 
 typedef struct opts {
 	const char *config, *data, *listen, *database;
@@ -163,7 +167,7 @@ static int migrate_all(db *d, int *applied_total)
 static int cmd_init(const opts *o)
 {
 	egov_config cfg;
-	char path[4096];
+	char path[4096], err[512];
 	db *d = NULL;
 	db_conn *c = NULL;
 	int rc = 2, applied = 0;
@@ -174,6 +178,10 @@ static int cmd_init(const opts *o)
 	snprintf(path, sizeof path, "%s/blobs", cfg.data_dir);
 	if (ensure_dir(cfg.data_dir) || ensure_dir(path) || open_db(&cfg, &d) || migrate_all(d, &applied))
 		goto out;
+	if (pki_ca_init(cfg.data_dir, err, sizeof err)) {
+		fprintf(stderr, "egov: pki: %s\n", err);
+		goto out;
+	}
 	if (o->demo) {
 		if (db_conn_open(d, &c))
 			goto out;
@@ -219,6 +227,8 @@ static int cmd_audit_verify(const opts *o)
 {
 	egov_config cfg;
 	audit_verify_result res = {0};
+	pki_checkpoint_result cp;
+	egov_err err;
 	db *d = NULL;
 	db_conn *c = NULL;
 	int rc = 2;
@@ -236,6 +246,19 @@ static int cmd_audit_verify(const opts *o)
 		printf("audit chain intact: %lld records, head %s (%.2f s)\n", (long long)res.records, res.head,
 		       (double)(time_mono_us() - t0) / 1e6);
 		rc = 0;
+		err = pki_audit_checkpoints_verify(c, cfg.data_dir, &cp);
+		if (err == EGOV_ENOTFOUND) {
+			printf("no CA in %s/pki: checkpoints not checked\n", cfg.data_dir);
+		} else if (err) {
+			fprintf(stderr, "egov: audit verify: cannot read the checkpoints: %s\n", db_conn_errmsg(c));
+			rc = 2;
+		} else if (cp.first_bad) {
+			printf("audit checkpoint BAD at record %lld: %s (%lld checkpoints before it verified)\n",
+			       (long long)cp.first_bad, cp.why, (long long)cp.checked);
+			rc = 1;
+		} else {
+			printf("%lld checkpoints verified\n", (long long)cp.checked);
+		}
 	} else {
 		printf("audit chain BROKEN at record %lld: %s (%lld records before it are intact)\n",
 		       (long long)res.first_bad, audit_fault_name(res.fault), (long long)res.records);
@@ -336,23 +359,41 @@ static int cmd_serve(const opts *o)
 		fprintf(stderr, "egov: cannot start the audit log\n");
 		goto out;
 	}
+	if (pki_open(&cfg, err, sizeof err) ||
+	    pki_audit_checkpoints_start(app()->audit, app()->db, cfg.pki_checkpoint_every)) {
+		fprintf(stderr, "egov: pki: %s\n", err);
+		goto out;
+	}
+	/* The trust layer: accounts, sessions and bearer tokens decide who
+	 * may call a route; password hashing runs behind admission control. */
+	identity_admission_init(0, 0);
+	identity_set_public_url(cfg.pki_public_url);
+	http_set_authorizer(identity_authorizer);
+	/* Session cookies are Secure when egov itself speaks HTTPS. */
+	identity_set_cookie_secure(cfg.tls_cert[0] != '\0');
+	if (notify_start(app()->db, &cfg)) {
+		fprintf(stderr, "egov: mail: cannot start delivery (see mail.from)\n");
+		goto out;
+	}
 	if (build_router(&rt))
 		goto out;
 	if (server_start(&cfg, rt, &srv, err, sizeof err)) {
 		fprintf(stderr, "egov: %s\n", err);
 		goto out;
 	}
-	log_info("serve.ready", "egov %s listening on http://%s (%s, %d migrations applied, ready in %.1f ms)",
-		 EGOV_VERSION, cfg.listen, db_kind_name(app()->db), applied, (double)(time_mono_us() - t0) / 1e3);
+	log_info("serve.ready", "egov %s listening on %s://%s (%s, %d migrations applied, ready in %.1f ms)",
+		 EGOV_VERSION, cfg.tls_cert[0] ? "https" : "http", cfg.listen, db_kind_name(app()->db), applied, (double)(time_mono_us() - t0) / 1e3);
 	sig = server_wait_signal();
 	log_info("serve.stop", "signal %d: draining for up to %d s", sig, cfg.drain_s);
 	server_stop(srv, cfg.drain_s);
 	srv = NULL;
 	rc = 0;
 out:
+	notify_stop();
 	if (app()->audit)
 		audit_close(app()->audit);
 	app()->audit = NULL;
+	pki_close();
 	if (app()->db)
 		db_close(app()->db);
 	app()->db = NULL;
@@ -367,6 +408,67 @@ out:
 	log_close();
 	app()->config = NULL;
 	config_release(&cfg);
+	return rc;
+}
+
+/* A command owned by a module: the global options are taken out of argv
+ * and the rest handed to the module, with the schema migrated. */
+static int cmd_module(const char *cmd, int argc, char **argv)
+{
+	static const char *const globals[] = {"--config", "--data", "--listen", "--database"};
+	egov_config cfg;
+	opts o = {0};
+	char **rest = calloc((size_t)argc + 1, sizeof *rest);
+	int i, j, n = 0, rc = -1, applied = 0;
+	size_t k;
+	db *d = NULL;
+
+	if (!rest)
+		return 2;
+	for (i = 1; i < argc; i++) {
+		for (j = 0; j < 4; j++)
+			if (strcmp(argv[i], globals[j]) == 0 && i + 1 < argc)
+				break;
+		if (j < 4) {
+			char *two[2] = {argv[i], argv[i + 1]};
+			if (parse_opts(2, two, 0, &o)) {
+				rc = 2;
+				goto out;
+			}
+			i++;
+			continue;
+		}
+		rest[n++] = argv[i];
+	}
+	if (load_config(&o, &cfg)) {
+		rc = 2;
+		goto out;
+	}
+	if (open_db(&cfg, &d) || migrate_all(d, &applied) || audit_open(d, &app()->audit)) {
+		rc = 2;
+		goto out_cfg;
+	}
+	app()->db = d;
+	app()->config = &cfg;
+	for (k = 0; k < egov_modules_count && rc == -1; k++)
+		if (egov_modules[k]->command)
+			rc = egov_modules[k]->command(cmd, n, rest, d);
+	if (rc == -1) {
+		fprintf(stderr, "egov: unknown command \"%s\"\n", cmd);
+		usage(stderr);
+		rc = 2;
+	}
+out_cfg:
+	if (app()->audit)
+		audit_close(app()->audit);
+	app()->audit = NULL;
+	app()->db = NULL;
+	app()->config = NULL;
+	if (d)
+		db_close(d);
+	config_release(&cfg);
+out:
+	free(rest);
 	return rc;
 }
 
@@ -392,6 +494,8 @@ int main(int argc, char **argv)
 		}
 		return parse_opts(argc, argv, 3, &o) ? 2 : cmd_audit_verify(&o);
 	}
+	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "init") != 0 && strcmp(cmd, "migrate") != 0)
+		return cmd_module(cmd, argc, argv);
 	if (parse_opts(argc, argv, 2, &o))
 		return 2;
 	if (strcmp(cmd, "serve") == 0)

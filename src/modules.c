@@ -7,11 +7,21 @@
 
 extern const egov_module system_module;
 extern const egov_module audit_module;
+extern const egov_module identity_module;
+extern const egov_module notify_module;
 extern const egov_module info_module;
+extern const egov_module pki_module;
+extern const egov_module oidc_module;
+extern const egov_module identity_cert_module;
 
 const egov_module *const egov_modules[] = {
 	&system_module,
 	&audit_module,
+	&identity_module,
+	&notify_module, /* after identity: extends its notify_outbox */
 	&info_module,
+	&pki_module,
+	&oidc_module, /* after identity: bearer tokens resolve to its accounts */
+	&identity_cert_module, /* after pki: certificate login verifies with it */
 };
 const size_t egov_modules_count = sizeof egov_modules / sizeof egov_modules[0];

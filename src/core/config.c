@@ -61,10 +61,14 @@ static bool check_listen(const char *v, char *why, size_t whylen);
 static bool check_token(const char *v, char *why, size_t whylen);
 static bool check_database(const char *v, char *why, size_t whylen);
 static bool check_nonempty(const char *v, char *why, size_t whylen);
+static bool check_http_url(const char *v, char *why, size_t whylen);
+static bool check_oid(const char *v, char *why, size_t whylen);
+static bool check_ip_list(const char *v, char *why, size_t whylen);
 
 static const char *const roles[] = {"standalone", "central", "gateway", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
-static const char *const sections[] = {"server", "data", "web", "log", NULL};
+static const char *const starttls_modes[] = {"off", "opportunistic", "required", NULL};
+static const char *const sections[] = {"server", "data", "web", "log", "pki", "oidc", "mail", NULL};
 
 #define OFF(field) offsetof(egov_config, field)
 
@@ -127,6 +131,38 @@ static const key_def keys[] = {
 			"gateway: one department's exchange node.",
 	},
 	{
+		.section = "server", .name = "tls_cert", .type = KEY_STRING, .offset = OFF(tls_cert),
+		.str_default = "", .expect = "\"\" or a path to a PEM file",
+		.desc = "Server certificate (PEM, leaf first, then intermediates). "
+			"With server.tls_key set too, egov serves HTTPS only on "
+			"server.listen and asks clients for a certificate (certificate "
+			"login). Both empty means plain HTTP.",
+	},
+	{
+		.section = "server", .name = "tls_key", .type = KEY_STRING, .offset = OFF(tls_key),
+		.str_default = "", .expect = "\"\" or a path to a PEM file",
+		.desc = "Private key of server.tls_cert (PEM, unencrypted). Set both "
+			"or neither.",
+	},
+	{
+		.section = "server", .name = "tls_client_ca", .type = KEY_STRING,
+		.offset = OFF(tls_client_ca), .str_default = "",
+		.expect = "\"\" or a path to a PEM file",
+		.desc = "PEM bundle of CAs whose client certificates are requested "
+			"during the TLS handshake. Empty means the platform issuing "
+			"CA plus pki.trust_anchors. A certificate is always verified "
+			"by egov itself (chain, validity, revocation, usage).",
+	},
+	{
+		.section = "server", .name = "trusted_proxies", .type = KEY_STRING,
+		.offset = OFF(trusted_proxies), .str_default = "", .check = check_ip_list,
+		.expect = "\"\" or comma-separated IP addresses",
+		.desc = "Addresses of TLS-terminating proxies whose X-Client-Cert "
+			"header (URL-encoded PEM, as nginx's $ssl_client_escaped_cert) "
+			"is taken as the client certificate. Empty means the header "
+			"is never believed.",
+	},
+	{
 		.section = "data", .name = "dir", .type = KEY_STRING, .offset = OFF(data_dir),
 		.str_default = "./var", .check = check_nonempty, .expect = "a directory path",
 		.desc = "Data directory: the SQLite database, documents (blobs/) and "
@@ -164,6 +200,129 @@ static const key_def keys[] = {
 		.section = "log", .name = "level", .type = KEY_ENUM, .offset = OFF(log_level),
 		.str_default = "info", .allowed = levels,
 		.desc = "Least severe level of operational log lines that are written.",
+	},
+	{
+		.section = "pki", .name = "public_url", .type = KEY_STRING, .offset = OFF(pki_public_url),
+		.str_default = "", .check = check_http_url,
+		.expect = "\"\" or an http:// or https:// URL without a trailing slash",
+		.desc = "Public base URL of this node, as people and other systems "
+			"reach it (behind a proxy: the proxy's URL). Issued "
+			"certificates point at PUBLIC_URL/pki/issuing.crl (CRL) and "
+			"PUBLIC_URL/pki/ocsp (OCSP), so changing it only affects "
+			"certificates issued afterwards; mailed links start with it. "
+			"Empty means http://SERVER.LISTEN.",
+	},
+	{
+		.section = "pki", .name = "trust_anchors", .type = KEY_STRING,
+		.offset = OFF(pki_trust_anchors), .str_default = "",
+		.expect = "\"\" or a path to a PEM file",
+		.desc = "PEM bundle of extra CA certificates trusted for certificate "
+			"login besides the platform CA (e.g. a national CA). Empty "
+			"means only the platform CA.",
+	},
+	{
+		.section = "pki", .name = "checkpoint_every", .type = KEY_INT,
+		.offset = OFF(pki_checkpoint_every), .int_default = 1000, .min = 1, .max = 100000000,
+		.desc = "Audit records between two signed, timestamped checkpoints of "
+			"the audit chain's head. Truncating the chain is detectable up "
+			"to the last checkpoint.",
+	},
+	{
+		.section = "pki", .name = "tsa_policy", .type = KEY_STRING, .offset = OFF(pki_tsa_policy),
+		.str_default = "2.25.3706810965685816365986010801573439615", .check = check_oid,
+		.expect = "a dotted object identifier such as 1.2.3.4",
+		.desc = "Policy OID the RFC 3161 time-stamping authority puts in its "
+			"tokens.",
+	},
+	{
+		.section = "oidc", .name = "issuer", .type = KEY_STRING, .offset = OFF(oidc_issuer),
+		.str_default = "", .check = check_http_url,
+		.expect = "\"\" or an http:// or https:// URL without a trailing slash",
+		.desc = "Empty means pki.public_url. Issuer identifier of the OpenID Connect provider: the "
+			"\"iss\" of every token and the base of the discovery "
+			"document's endpoint URLs. Departments' applications "
+			"compare it exactly, so set it to the public URL.",
+	},
+	{
+		.section = "oidc", .name = "key_rotation_days", .type = KEY_INT,
+		.offset = OFF(oidc_key_rotation_days), .int_default = 30, .min = 1, .max = 3650,
+		.desc = "Days an ES256 signing key stays the active one before a new "
+			"key takes over. The previous key stays in the JWKS until the "
+			"tokens it signed have expired.",
+	},
+	{
+		.section = "oidc", .name = "access_token_ttl", .type = KEY_INT,
+		.offset = OFF(oidc_access_token_ttl_s), .int_default = 300, .min = 60, .max = 600,
+		.desc = "Seconds an access token or ID token is valid (5 to 10 "
+			"minutes is the usual range; refresh tokens renew them).",
+	},
+	{
+		.section = "mail", .name = "smtp_host", .type = KEY_STRING, .offset = OFF(mail_smtp_host),
+		.str_default = "127.0.0.1", .check = check_nonempty,
+		.expect = "a host name or IP address",
+		.desc = "SMTP server the outbox delivers mail to (a relay of the "
+			"department's mail system, or a local mail catcher in "
+			"development).",
+	},
+	{
+		.section = "mail", .name = "smtp_port", .type = KEY_INT, .offset = OFF(mail_smtp_port),
+		.int_default = 25, .min = 1, .max = 65535,
+		.desc = "TCP port of the SMTP server (25 or 587 for submission).",
+	},
+	{
+		.section = "mail", .name = "from", .type = KEY_STRING, .offset = OFF(mail_from),
+		.str_default = "egov <no-reply@egov.invalid>", .check = check_nonempty,
+		.expect = "an address, optionally as \"Name <local@domain>\"",
+		.desc = "Sender of every message: the From header and, for the "
+			"address part, the SMTP envelope sender.",
+	},
+	{
+		.section = "mail", .name = "starttls", .type = KEY_ENUM, .offset = OFF(mail_starttls),
+		.str_default = "opportunistic", .allowed = starttls_modes,
+		.desc = "off: never encrypt. opportunistic: encrypt when the server "
+			"offers STARTTLS, without checking its certificate. required: "
+			"refuse to send unless STARTTLS succeeds with a certificate "
+			"valid for smtp_host.",
+	},
+	{
+		.section = "mail", .name = "user", .type = KEY_STRING, .offset = OFF(mail_user),
+		.str_default = "",
+		.expect = "\"\" or a user name",
+		.desc = "User name for SMTP AUTH (PLAIN or LOGIN). Empty means no "
+			"AUTH. Credentials are only sent over TLS or to a loopback "
+			"server.",
+	},
+	{
+		.section = "mail", .name = "password", .type = KEY_STRING, .offset = OFF(mail_password),
+		.str_default = "", .secret = true,
+		.expect = "\"\" or a password",
+		.desc = "Password for SMTP AUTH. Prefer the environment variable "
+			"EGOV_MAIL_PASSWORD to writing it in a file.",
+	},
+	{
+		.section = "mail", .name = "poll_ms", .type = KEY_INT, .offset = OFF(mail_poll_ms),
+		.int_default = 1000, .min = 10, .max = 3600000,
+		.desc = "Milliseconds between two looks at the outbox for mail that "
+			"is due.",
+	},
+	{
+		.section = "mail", .name = "retry_ms", .type = KEY_INT, .offset = OFF(mail_retry_ms),
+		.int_default = 60000, .min = 10, .max = 86400000,
+		.desc = "Delay before the first retry of a message that could not be "
+			"delivered; each further retry waits twice as long (capped at "
+			"one day).",
+	},
+	{
+		.section = "mail", .name = "max_attempts", .type = KEY_INT, .offset = OFF(mail_max_attempts),
+		.int_default = 10, .min = 1, .max = 100,
+		.desc = "Delivery attempts before a message is marked failed. A "
+			"permanent refusal (5xx to MAIL, RCPT or DATA) fails it at once.",
+	},
+	{
+		.section = "mail", .name = "timeout_s", .type = KEY_INT, .offset = OFF(mail_timeout_s),
+		.int_default = 30, .min = 1, .max = 600,
+		.desc = "Seconds to wait for the SMTP server to connect or answer "
+			"one command before the attempt counts as failed.",
 	},
 };
 
@@ -298,11 +457,102 @@ static bool check_database(const char *v, char *why, size_t whylen)
 	return false;
 }
 
+/* Each comma-separated item (spaces around it allowed) must be an IPv4 or
+ * IPv6 address: a typo must not silently trust nobody or somebody else. */
+static bool check_ip_list(const char *v, char *why, size_t whylen)
+{
+	const char *p = v;
+
+	while (*p) {
+		char item[INET6_ADDRSTRLEN + 1];
+		unsigned char addr[sizeof(struct in6_addr)];
+		size_t n;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		n = strcspn(p, ", ");
+		if (n == 0)
+			break;
+		if (n >= sizeof item) {
+			snprintf(why, whylen, "has an item that is not an IP address");
+			return false;
+		}
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (inet_pton(AF_INET, item, addr) != 1 && inet_pton(AF_INET6, item, addr) != 1) {
+			snprintf(why, whylen, "has \"%s\", which is not an IP address", item);
+			return false;
+		}
+		p += n;
+	}
+	return true;
+}
+
 static bool check_nonempty(const char *v, char *why, size_t whylen)
 {
 	if (v[0] != '\0')
 		return true;
 	snprintf(why, whylen, "is empty");
+	return false;
+}
+
+/* An absolute http(s) URL with a host and no trailing slash, query or
+ * fragment: it is the prefix of URLs written into certificates. */
+static bool check_http_url(const char *v, char *why, size_t whylen)
+{
+	const char *host = NULL;
+	size_t n = strlen(v), i;
+
+	if (n == 0) /* derived in config_finish */
+		return true;
+	if (strncmp(v, "http://", 7) == 0)
+		host = v + 7;
+	else if (strncmp(v, "https://", 8) == 0)
+		host = v + 8;
+	if (!host || !*host || *host == '/') {
+		snprintf(why, whylen, "is not an http:// or https:// URL with a host");
+		return false;
+	}
+	for (i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+		if (ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '"' || ch == ',') {
+			snprintf(why, whylen, "has a character not allowed here at position %zu", i + 1);
+			return false;
+		}
+	}
+	if (v[n - 1] == '/') {
+		snprintf(why, whylen, "ends with '/'");
+		return false;
+	}
+	return true;
+}
+
+/* Dotted decimal OID with at least two arcs, the first 0, 1 or 2. */
+static bool check_oid(const char *v, char *why, size_t whylen)
+{
+	int arcs = 0;
+	const char *p = v;
+
+	if (!(p[0] >= '0' && p[0] <= '2') || p[1] != '.')
+		goto bad;
+	while (*p) {
+		if (!isdigit((unsigned char)*p))
+			goto bad;
+		while (isdigit((unsigned char)*p))
+			p++;
+		arcs++;
+		if (*p == '.') {
+			p++;
+			if (!*p)
+				goto bad;
+		} else if (*p) {
+			goto bad;
+		}
+	}
+	if (arcs >= 2 && strlen(v) <= 128)
+		return true;
+bad:
+	snprintf(why, whylen, "is not a dotted object identifier");
 	return false;
 }
 
@@ -901,6 +1151,13 @@ egov_err config_finish(egov_config *c, char *errmsg, size_t errlen)
 		err = EGOV_EINVAL;
 		goto out;
 	}
+	if (!c->tls_cert[0] != !c->tls_key[0]) {
+		snprintf(errmsg, errlen, "%s: is set without %s (expected both or neither)",
+			 c->tls_cert[0] ? "server.tls_cert" : "server.tls_key",
+			 c->tls_cert[0] ? "server.tls_key" : "server.tls_cert");
+		err = EGOV_EINVAL;
+		goto out;
+	}
 	if (c->database[0] == '\0') {
 		err = join_data("sqlite:", c->data_dir, "egov.db", &c->database);
 		if (err) {
@@ -908,6 +1165,28 @@ egov_err config_finish(egov_config *c, char *errmsg, size_t errlen)
 				 egov_err_name(err));
 			goto out;
 		}
+	}
+	if (c->pki_public_url[0] == '\0') {
+		char *url = NULL;
+		err = join_data("http://", c->listen, "", &url);
+		if (!err) {
+			url[strlen(url) - 1] = '\0'; /* join_data's '/' */
+			free(c->pki_public_url);
+			c->pki_public_url = url;
+		}
+	}
+	if (!err && c->oidc_issuer[0] == '\0') {
+		char *copy = strdup(c->pki_public_url);
+		if (copy) {
+			free(c->oidc_issuer);
+			c->oidc_issuer = copy;
+		} else {
+			err = EGOV_ENOMEM;
+		}
+	}
+	if (err) {
+		snprintf(errmsg, errlen, "pki.public_url: cannot derive from server.listen (%s)", egov_err_name(err));
+		goto out;
 	}
 	if (c->access_log[0] == '\0') {
 		err = join_data("", c->data_dir, "access.log", &c->access_log);

@@ -30,6 +30,10 @@ typedef struct egov_config {
 	int drain_s;             /* SIGTERM: seconds to let requests finish */
 	char *admin_token;       /* operator bearer token; "" = none */
 	char *role;              /* standalone | central | gateway */
+	char *tls_cert;          /* PEM path; "" = plain HTTP (with tls_key) */
+	char *tls_key;           /* PEM path; both or neither */
+	char *tls_client_ca;     /* PEM bundle of client CAs; "" = issuing CA + pki.trust_anchors */
+	char *trusted_proxies;   /* comma-separated IPs whose X-Client-Cert is believed; "" = none */
 	/* [data] */
 	char *data_dir;          /* "./var" */
 	char *database;          /* "" = sqlite:DATA/egov.db (config_finish) */
@@ -39,6 +43,26 @@ typedef struct egov_config {
 	char *log_file;          /* "-" = stderr */
 	char *access_log;        /* "" = DATA/access.log (config_finish), "-" = stderr, "off" */
 	char *log_level;         /* debug|info|warn|error */
+	/* [pki] */
+	char *pki_public_url;    /* base URL put in certificates (CRL, OCSP) */
+	char *pki_trust_anchors; /* PEM bundle of extra trust anchors; "" = none */
+	int pki_checkpoint_every; /* audit records between timestamped checkpoints */
+	char *pki_tsa_policy;    /* TSA policy OID */
+	/* [oidc] */
+	char *oidc_issuer;       /* issuer URL of the OpenID provider */
+	int oidc_key_rotation_days; /* days a signing key stays the active one */
+	int oidc_access_token_ttl_s; /* lifetime of access and ID tokens */
+	/* [mail] */
+	char *mail_smtp_host;    /* SMTP relay the outbox delivers to */
+	int mail_smtp_port;
+	char *mail_from;         /* "Name <addr>" or "addr" */
+	char *mail_starttls;     /* off | opportunistic | required */
+	char *mail_user;         /* "" = no AUTH */
+	char *mail_password;
+	int mail_poll_ms;        /* outbox poll interval */
+	int mail_retry_ms;       /* first retry delay; doubles per attempt */
+	int mail_max_attempts;   /* then the message is marked failed */
+	int mail_timeout_s;      /* connect and per-command timeout */
 } egov_config;
 
 /* Fills defaults. */

@@ -62,6 +62,13 @@ const char *req_id(const req *r);                             /* request id (als
 const char *req_lang(const req *r);                           /* "zh-Hant", "pt" or "en" */
 const char *req_remote_ip(const req *r);
 const struct route *req_route(const req *r);
+/* The client certificate as DER (*len bytes), valid until the handler
+ * returns: the TLS peer's, or else the X-Client-Cert header (URL-encoded
+ * PEM) of a peer listed in server.trusted_proxies. NULL if none. Not
+ * verified: check it with pki_verify_chain() before believing it. */
+const void *req_client_cert(req *r, size_t *len);
+/* Whether this server speaks HTTPS (server.tls_cert and tls_key set). */
+bool req_is_tls(const req *r);
 
 /* 1 if the request's If-None-Match matches etag (a quoted strong tag):
  * "*", or any member of the list, compared weakly as RFC 9110 asks for

@@ -20,6 +20,10 @@ typedef struct egov_module {
 	const db_migration *(*migrations)(size_t *n);
 	/* Inserts demo data for `egov init --demo` (idempotent); may be NULL. */
 	egov_err (*demo)(db_conn *c);
+	/* Runs `egov NAME ...` for a command the module owns (argv[0] is NAME,
+	 * the global options already removed; d is open and migrated). Returns
+	 * -1 when NAME is not the module's, else the exit status. May be NULL. */
+	int (*command)(const char *name, int argc, char **argv, db *d);
 } egov_module;
 
 extern const egov_module *const egov_modules[];

@@ -36,6 +36,7 @@
 #include "core/metrics.h"
 #include "core/req_int.h"
 #include "core/server.h"
+#include "core/server_tls.h"
 #include "core/timeutil.h"
 #include "core/web.h"
 
@@ -690,6 +691,16 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	crypto_random(&req_prefix, sizeof req_prefix);
 	the_server = s;
 
+	/* HTTPS when server.tls_cert/tls_key are set: MHD gets the keys and
+	 * the client CA list through MHD_OPTION_ARRAY below (empty when off,
+	 * so plain HTTP is served exactly as without TLS). */
+	{
+		bool tls_on = false;
+		if ((err = server_tls_open(cfg, &tls_on, errmsg, errlen)))
+			goto out;
+		if (tls_on)
+			flags |= MHD_USE_TLS;
+	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	s->d = MHD_start_daemon(
@@ -710,9 +721,11 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_ARRAY, server_tls_options(),
 		MHD_OPTION_END);
 	if (!s->d) {
-		snprintf(errmsg, errlen, "server.listen: cannot listen on %s: %s", cfg->listen, strerror(errno));
+		snprintf(errmsg, errlen, "server.listen: cannot listen on %s: %s%s", cfg->listen, strerror(errno),
+			 (flags & MHD_USE_TLS) ? " (or server.tls_cert/tls_key refused: see the log)" : "");
 		err = EGOV_EIO;
 		goto out;
 	}
@@ -720,6 +733,7 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	s = NULL;
 out:
 	if (s) {
+		server_tls_close();
 		the_server = NULL;
 		metrics_free();
 		free(s->labels);
@@ -747,6 +761,7 @@ void server_stop(server *s, int drain_s)
 		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", atomic_load(&inflight),
 			 drain_s);
 	MHD_stop_daemon(s->d);
+	server_tls_close();
 	the_server = NULL;
 	metrics_free();
 	free(s->labels);

@@ -1,0 +1,292 @@
+/*
+ * server_tls.c: HTTPS for the HTTP server and the client certificate of a
+ * request (req_client_cert, req_is_tls).
+ *
+ * Invariants:
+ * - TLS is on only when server.tls_cert and server.tls_key are both set
+ *   (config_finish refuses one without the other); then the daemon speaks
+ *   HTTPS only. Off, nothing here runs per request.
+ * - Client certificates are requested, never required, and GnuTLS's own
+ *   verdict is never used: req_client_cert() hands out the peer's bytes and
+ *   the caller verifies them (pki_verify_chain: chain, validity, revocation,
+ *   usage). The CA list sent in the request is only a hint to the client.
+ * - The X-Client-Cert header is believed only on a connection whose peer
+ *   address is listed in server.trusted_proxies, and only when the
+ *   connection itself carries no certificate; from anyone else it is
+ *   ignored as if absent.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gnutls/gnutls.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "core/req_int.h"
+#include "core/server_tls.h"
+
+#define PROXIES_MAX 16
+#define PEM_FILE_MAX (1u << 20)
+/* An escaped PEM certificate chain from a proxy; larger is not one. */
+#define PROXY_CERT_MAX (12 * 1024)
+
+static struct {
+	bool on;
+	char *cert, *key, *trust;
+	struct MHD_OptionItem opts[4];
+	char proxies[PROXIES_MAX][INET6_ADDRSTRLEN];
+	size_t nproxies;
+} tls = {.opts = {{MHD_OPTION_END, 0, NULL}}};
+
+/* Reads a whole file (at most PEM_FILE_MAX) as a NUL-terminated string,
+ * appending it to *acc (which may be NULL). */
+static egov_err read_append(const char *path, char **acc)
+{
+	FILE *f = fopen(path, "rb");
+	size_t have = *acc ? strlen(*acc) : 0, n = 0;
+	char *data = NULL;
+	egov_err err = EGOV_EIO;
+	long size;
+
+	if (!f)
+		goto out;
+	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+		goto out;
+	if ((size_t)size > PEM_FILE_MAX) {
+		err = EGOV_ELIMIT;
+		goto out;
+	}
+	err = EGOV_ENOMEM;
+	if (!(data = realloc(*acc, have + (size_t)size + 2)))
+		goto out;
+	*acc = data;
+	n = fread(data + have, 1, (size_t)size, f);
+	if (n != (size_t)size) {
+		data[have] = '\0';
+		err = EGOV_EIO;
+		goto out;
+	}
+	/* Bundles are concatenated: keep a line break between two files. */
+	if (n && data[have + n - 1] != '\n')
+		data[have + n++] = '\n';
+	data[have + n] = '\0';
+	err = EGOV_OK;
+out:
+	if (f)
+		fclose(f);
+	return err;
+}
+
+/* Normalises each address (inet_pton, inet_ntop) so that it compares
+ * equal to the text set_remote_ip() makes of a peer address. */
+static egov_err parse_proxies(const char *list, char *errmsg, size_t errlen)
+{
+	const char *p = list;
+
+	tls.nproxies = 0;
+	while (*p) {
+		char item[INET6_ADDRSTRLEN + 1];
+		unsigned char addr[sizeof(struct in6_addr)];
+		int af = AF_INET;
+		size_t n;
+
+		while (*p == ' ' || *p == ',')
+			p++;
+		n = strcspn(p, ", ");
+		if (n == 0)
+			break;
+		if (n >= sizeof item || tls.nproxies == PROXIES_MAX)
+			goto bad;
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (inet_pton(AF_INET, item, addr) != 1) {
+			af = AF_INET6;
+			if (inet_pton(AF_INET6, item, addr) != 1)
+				goto bad;
+		}
+		if (!inet_ntop(af, addr, tls.proxies[tls.nproxies], INET6_ADDRSTRLEN))
+			goto bad;
+		tls.nproxies++;
+		p += n;
+	}
+	return EGOV_OK;
+bad:
+	snprintf(errmsg, errlen, "server.trusted_proxies: expected at most %d comma-separated IP addresses",
+		 PROXIES_MAX);
+	return EGOV_EINVAL;
+}
+
+egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t errlen)
+{
+	char path[4096];
+	const char *what = "server.tls_cert";
+	egov_err err;
+	size_t i = 0;
+
+	*on = false;
+	server_tls_close();
+	if ((err = parse_proxies(cfg->trusted_proxies ? cfg->trusted_proxies : "", errmsg, errlen)))
+		return err;
+	if (!cfg->tls_cert || !cfg->tls_cert[0])
+		return EGOV_OK;
+	if ((err = read_append(cfg->tls_cert, &tls.cert)))
+		goto out;
+	what = "server.tls_key";
+	if ((err = read_append(cfg->tls_key, &tls.key)))
+		goto out;
+	if (cfg->tls_client_ca && cfg->tls_client_ca[0]) {
+		what = "server.tls_client_ca";
+		if ((err = read_append(cfg->tls_client_ca, &tls.trust)))
+			goto out;
+	} else {
+		/* The platform's issuing CA (egov init wrote it) and the extra
+		 * anchors: who may log in with a certificate. */
+		what = "server.tls_client_ca (default: DATA/pki/issuing.crt)";
+		snprintf(path, sizeof path, "%s/pki/issuing.crt", cfg->data_dir);
+		if ((err = read_append(path, &tls.trust)))
+			goto out;
+		if (cfg->pki_trust_anchors && cfg->pki_trust_anchors[0]) {
+			what = "pki.trust_anchors";
+			if ((err = read_append(cfg->pki_trust_anchors, &tls.trust)))
+				goto out;
+		}
+	}
+	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, tls.key};
+	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls.cert};
+	/* A trust list makes MHD ask for (not demand) a client certificate. */
+	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, tls.trust};
+	tls.opts[i] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	tls.on = true;
+	*on = true;
+out:
+	if (err) {
+		snprintf(errmsg, errlen, "%s: cannot read the PEM file (%s)", what,
+			 err == EGOV_EIO ? strerror(errno) : egov_err_name(err));
+		server_tls_close();
+	}
+	return err;
+}
+
+const struct MHD_OptionItem *server_tls_options(void)
+{
+	return tls.opts;
+}
+
+void server_tls_close(void)
+{
+	free(tls.cert);
+	free(tls.trust);
+	if (tls.key) {
+		/* The private key should not linger in freed memory. */
+		volatile char *k = tls.key;
+		size_t n = strlen(tls.key);
+		while (n--)
+			k[n] = 0;
+		free(tls.key);
+	}
+	tls.cert = tls.key = tls.trust = NULL;
+	tls.opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	tls.on = false;
+}
+
+/* ---- per request ------------------------------------------------------- */
+
+bool req_is_tls(const req *r)
+{
+	(void)r;
+	return tls.on;
+}
+
+static bool from_trusted_proxy(const req *r)
+{
+	/* On a dual-stack listener an IPv4 proxy shows as ::ffff:a.b.c.d. */
+	const char *v4 = strncmp(r->ip, "::ffff:", 7) == 0 && strchr(r->ip + 7, '.') ? r->ip + 7 : NULL;
+	size_t i;
+
+	for (i = 0; i < tls.nproxies; i++)
+		if (strcmp(r->ip, tls.proxies[i]) == 0 || (v4 && strcmp(v4, tls.proxies[i]) == 0))
+			return true;
+	return false;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* The proxy's header: percent-decoded ('+' stays '+': it is base64, not a
+ * space), then the first PEM certificate in it as DER, in the arena. */
+static const void *cert_from_header(req *r, const char *h, size_t *len)
+{
+	size_t n = strlen(h), i, o = 0;
+	char *pem;
+	unsigned char *der = NULL, *p;
+	const void *res = NULL;
+	X509 *x = NULL;
+	BIO *b = NULL;
+	int dlen;
+
+	if (n == 0 || n > PROXY_CERT_MAX || !(pem = arena_alloc(&r->arena, n + 1)))
+		goto out;
+	for (i = 0; i < n; i++) {
+		int hi, lo;
+		if (h[i] == '%' && i + 2 < n && (hi = hexval(h[i + 1])) >= 0 && (lo = hexval(h[i + 2])) >= 0) {
+			pem[o++] = (char)(hi * 16 + lo);
+			i += 2;
+		} else {
+			pem[o++] = h[i];
+		}
+	}
+	pem[o] = '\0';
+	if (!(b = BIO_new_mem_buf(pem, (int)o)) || !(x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
+		goto out;
+	if ((dlen = i2d_X509(x, NULL)) <= 0 || !(der = arena_alloc(&r->arena, (size_t)dlen)))
+		goto out;
+	p = der;
+	if (i2d_X509(x, &p) != dlen)
+		goto out;
+	*len = (size_t)dlen;
+	res = der;
+out:
+	ERR_clear_error();
+	X509_free(x);
+	BIO_free(b);
+	return res;
+}
+
+const void *req_client_cert(req *r, size_t *len)
+{
+	const void *cert = NULL;
+	const char *h;
+
+	*len = 0;
+	if (tls.on) {
+		const union MHD_ConnectionInfo *ci =
+			MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+		const gnutls_datum_t *peers;
+		unsigned int n = 0;
+
+		/* The peer's own certificate is first; the chain it may send
+		 * is not needed (the verifier supplies our issuing CA). */
+		if (s && (peers = gnutls_certificate_get_peers(s, &n)) && n > 0 && peers[0].size > 0) {
+			*len = peers[0].size;
+			cert = peers[0].data;
+			goto out;
+		}
+	}
+	if (tls.nproxies > 0 && from_trusted_proxy(r) && (h = req_header(r, "X-Client-Cert")))
+		cert = cert_from_header(r, h, len);
+out:
+	return cert;
+}

@@ -1,0 +1,258 @@
+/*
+ * identity_cert.c: certificate login (assurance level 3): the client
+ * certificate of the request (mutual TLS, or a trusted proxy's header) is
+ * verified by the PKI and mapped to an account, which gets a session at
+ * acr 3. Routes:
+ *   GET|POST /api/v1/identity/login/certificate  JSON, as the password login
+ *   GET      /login/certificate?return=/path     303 to the same-origin path
+ *
+ * Invariants:
+ * - Trust is decided by pki_verify_chain() only (chain to the platform root
+ *   or a configured anchor, validity now, EKU clientAuth, revocation in our
+ *   database), never by the TLS library or the proxy.
+ * - Only certificates this platform issued map to accounts: their subject
+ *   UID is the owner the PKI recorded, an account id. A foreign anchor's
+ *   UID means nothing here, so such certificates are refused
+ *   (identity.cert_unknown_account) until an explicit mapping exists.
+ * - Every attempt that presents a certificate is audited, success as
+ *   "identity.login.certificate", failure as
+ *   "identity.login.certificate_failed" with the problem code.
+ * - The page route redirects only to same-origin paths ("/x", never "//x"
+ *   or "/\x"), so it cannot be used as an open redirect.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include "core/app.h"
+#include "core/module.h"
+#include "core/timeutil.h"
+#include "identity/identity_int.h"
+#include "pki/pki.h"
+
+#define SMALL_BODY 4096
+#define RETURN_DEFAULT "/account.html"
+#define RETURN_MAX 1024
+
+egov_err identity_login_certificate(db_conn *c, const void *cert, size_t len, identity_account *out,
+				    struct pki_verify_result *res, const char **code)
+{
+	egov_err err;
+
+	*code = NULL;
+	err = pki_verify_chain(c, cert, len, res);
+	if (err == EGOV_EAUTH) {
+		*code = res->code ? res->code : "pki.cert_untrusted";
+		goto out;
+	}
+	if (err)
+		goto out;
+	if (!res->platform || !uuid_valid(res->uid)) {
+		*code = "identity.cert_unknown_account";
+		err = EGOV_EAUTH;
+		goto out;
+	}
+	err = identity_account_get(c, res->uid, out);
+	if (err == EGOV_ENOTFOUND) {
+		*code = "identity.cert_unknown_account";
+		err = EGOV_EAUTH;
+		goto out;
+	}
+	if (err)
+		goto out;
+	if (out->disabled) {
+		*code = "identity.disabled";
+		err = EGOV_EPERM;
+	}
+out:
+	return err;
+}
+
+/* 401 for a certificate that does not authenticate anyone, 403 for one
+ * that does but may not be used to log in. */
+static int status_of(const char *code)
+{
+	if (strcmp(code, "pki.cert_wrong_usage") == 0 || strcmp(code, "identity.disabled") == 0)
+		return 403;
+	return 401;
+}
+
+static egov_err audit_cert(req *r, const char *actor, const char *action, const char *object,
+			   const pki_verify_result *res, const char *code)
+{
+	buf b;
+	jw w;
+	egov_err err;
+
+	if (!app()->audit)
+		return EGOV_OK;
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "ip", req_remote_ip(r));
+	jw_kstr(&w, "request_id", req_id(r));
+	jw_kstr(&w, "via", req_is_tls(r) ? "tls" : "proxy");
+	if (res) {
+		jw_kstr(&w, "serial", res->serial);
+		jw_kstr(&w, "subject", res->subject);
+		jw_kstr(&w, "issuer", res->issuer);
+	}
+	if (code)
+		jw_kstr(&w, "code", code);
+	jw_obj_end(&w);
+	err = w.err ? w.err : audit_append(app()->audit, actor, action, object, b.data, NULL);
+	buf_release(&b);
+	return err;
+}
+
+/* A same-origin path to send the browser to, or NULL. */
+static const char *safe_return(const char *v)
+{
+	size_t i, n;
+
+	if (!v || v[0] != '/' || v[1] == '/' || v[1] == '\\')
+		return NULL;
+	n = strlen(v);
+	if (n > RETURN_MAX)
+		return NULL;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x21 || v[i] == 0x7f || v[i] == '\\')
+			return NULL;
+	return v;
+}
+
+typedef struct login_out {
+	identity_account a;
+	identity_session s;
+	char token[IDENTITY_TOKEN_LEN + 1];
+	const char *code; /* problem code when refused */
+} login_out;
+
+/* The whole login: certificate, verification, account, session, audit.
+ * EGOV_OK with o->code set means refused (answer it); EGOV_OK with
+ * o->code NULL means a session was made; other errors are failures. */
+static egov_err do_login(req *r, login_out *o)
+{
+	pki_verify_result res;
+	const void *cert;
+	const char *ua = req_header(r, "User-Agent");
+	char actor[48];
+	size_t len = 0;
+	db_conn *c = NULL;
+	egov_err err;
+
+	o->code = NULL;
+	if ((err = db_thread_conn(app()->db, &c)))
+		return err;
+	if (!(cert = req_client_cert(r, &len))) {
+		o->code = "identity.cert_missing";
+		return EGOV_OK;
+	}
+	err = identity_login_certificate(c, cert, len, &o->a, &res, &o->code);
+	if (err == EGOV_EAUTH || err == EGOV_EPERM)
+		return audit_cert(r, "anonymous", "identity.login.certificate_failed", "login", &res, o->code);
+	if (err)
+		return err;
+	snprintf(actor, sizeof actor, "account:%s", o->a.id);
+	if ((err = identity_session_create(c, o->a.id, 3, false, req_remote_ip(r), ua ? ua : "", o->token, &o->s)))
+		return err;
+	return audit_cert(r, actor, "identity.login.certificate", actor, &res, NULL);
+}
+
+static void write_time(jw *w, const char *k, int64_t us)
+{
+	char t[32];
+	time_format_rfc3339(us, 0, t);
+	jw_kstr(w, k, t);
+}
+
+/* Same shape as the password login's answer: account, session, csrf. */
+static egov_err api_login_certificate(req *r)
+{
+	login_out o;
+	char cookie[256];
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = do_login(r, &o)))
+		return err;
+	if (o.code)
+		return resp_problem(r, status_of(o.code), o.code, NULL, NULL);
+	identity_session_cookie(o.token, (int)((o.s.expires_us - o.s.created_us) / 1000000), cookie, sizeof cookie);
+	resp_header(r, "Set-Cookie", cookie);
+	resp_header(r, "Cache-Control", "no-store");
+	buf_init(&b, 16 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_key(&w, "account");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "id", o.a.id);
+	jw_kstr(&w, "kind", identity_kind_name(o.a.kind));
+	jw_kstr(&w, "email", o.a.email);
+	jw_kstr(&w, "display_name", o.a.display_name);
+	jw_kstr(&w, "locale", o.a.locale);
+	jw_kbool(&w, "email_verified", o.a.email_verified);
+	jw_kbool(&w, "totp_enabled", o.a.totp_enabled);
+	jw_kstr(&w, "created_at", o.a.created_at);
+	jw_obj_end(&w);
+	jw_key(&w, "session");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "id", o.s.id);
+	jw_kint(&w, "acr", o.s.acr);
+	write_time(&w, "auth_time", o.s.auth_time_us);
+	write_time(&w, "created_at", o.s.created_us);
+	write_time(&w, "last_seen_at", o.s.last_seen_us);
+	write_time(&w, "expires_at", o.s.expires_us);
+	jw_kstr(&w, "ip", o.s.ip);
+	jw_kstr(&w, "user_agent", o.s.user_agent);
+	jw_kbool(&w, "current", true);
+	jw_obj_end(&w);
+	jw_kstr(&w, "csrf", o.s.csrf);
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	return resp_json(r, 200, &b);
+}
+
+/* For a link or button on the log-in page: success goes to ?return= (a
+ * same-origin path, else the account page), failure back to the log-in
+ * page with the code, which the page shows in the reader's language. */
+static egov_err page_login_certificate(req *r)
+{
+	const char *ret = safe_return(req_query(r, "return"));
+	char cookie[256], loc[RETURN_MAX + 64];
+	login_out o;
+	egov_err err;
+
+	if ((err = do_login(r, &o)))
+		return err;
+	resp_header(r, "Cache-Control", "no-store");
+	if (o.code) {
+		snprintf(loc, sizeof loc, "/login.html?error=%s", o.code);
+	} else {
+		identity_session_cookie(o.token, (int)((o.s.expires_us - o.s.created_us) / 1000000), cookie,
+					sizeof cookie);
+		resp_header(r, "Set-Cookie", cookie);
+		snprintf(loc, sizeof loc, "%s", ret ? ret : RETURN_DEFAULT);
+	}
+	resp_header(r, "Location", loc);
+	return resp_empty(r, 303);
+}
+
+static const route cert_routes[] = {
+	{.method = HTTP_GET, .path = "/api/v1/identity/login/certificate", .handler = api_login_certificate},
+	{.method = HTTP_POST, .path = "/api/v1/identity/login/certificate", .body_max = SMALL_BODY,
+	 .handler = api_login_certificate},
+	{.method = HTTP_GET, .path = "/login/certificate", .handler = page_login_certificate},
+};
+
+/* A module of its own (after pki in src/modules.c) so that the PKI is open
+ * and the identity tables exist; it keeps no tables. */
+const egov_module identity_cert_module = {
+	.name = "identity_cert",
+	.routes = cert_routes,
+	.nroutes = sizeof cert_routes / sizeof cert_routes[0],
+};

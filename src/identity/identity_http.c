@@ -1,0 +1,812 @@
+/*
+ * identity_http.c: the identity JSON API under /api/v1/identity/ and the
+ * module descriptor. Validation and problem codes live here; the work is
+ * done through identity.h.
+ *
+ * Invariants:
+ * - Every state-changing call made with a session cookie carries the
+ *   session's CSRF token (X-CSRF-Token), or is refused 403 identity.csrf.
+ * - Login answers the same (identity.bad_credentials, same work) for an
+ *   unknown e-mail and a wrong password; the password reset request always
+ *   answers 202.
+ * - Every security-relevant event is audited: registration, verification,
+ *   login ok/failed/locked, logout, password reset, TOTP changes, recovery
+ *   code use, session revocation.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "audit/audit.h"
+#include "core/app.h"
+#include "core/i18n.h"
+#include "core/limits.h"
+#include "core/module.h"
+#include "core/timeutil.h"
+#include "identity/identity_int.h"
+
+#define SMALL_BODY 4096
+
+static egov_err conn(db_conn **c)
+{
+	return db_thread_conn(app()->db, c);
+}
+
+/* Audits an event; details carry the address and request id. A failed
+ * audit write fails the request: an unrecorded security event is worse
+ * than a refused one. */
+static egov_err audit_event(req *r, const char *actor, const char *action, const char *object, const char *extra_k,
+			    const char *extra_v)
+{
+	buf b;
+	jw w;
+	egov_err err;
+
+	if (!app()->audit)
+		return EGOV_OK;
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "ip", req_remote_ip(r));
+	jw_kstr(&w, "request_id", req_id(r));
+	if (extra_k)
+		jw_kstr(&w, extra_k, extra_v);
+	jw_obj_end(&w);
+	err = w.err ? w.err : audit_append(app()->audit, actor, action, object, b.data, NULL);
+	buf_release(&b);
+	return err;
+}
+
+static void actor_of(const char *account_id, char out[48])
+{
+	snprintf(out, 48, "account:%s", account_id);
+}
+
+/* 429 with the wait in seconds (Retry-After, rounded up, >= 1) and in
+ * milliseconds (Retry-After-Ms and the body). */
+static egov_err problem_retry(req *r, const char *code, int64_t ms)
+{
+	char key[96], type[96], v[32];
+	buf b;
+	jw w;
+
+	if (ms < 1)
+		ms = 1;
+	snprintf(v, sizeof v, "%lld", (long long)((ms + 999) / 1000));
+	resp_header(r, "Retry-After", v);
+	snprintf(v, sizeof v, "%lld", (long long)ms);
+	resp_header(r, "Retry-After-Ms", v);
+	snprintf(key, sizeof key, "problem.%s", code);
+	snprintf(type, sizeof type, "urn:egov:problem:%s", code);
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "type", type);
+	jw_kstr(&w, "title", i18n_text(req_lang(r), key));
+	jw_kint(&w, "status", 429);
+	jw_kstr(&w, "code", code);
+	jw_kint(&w, "retry_after_ms", ms);
+	jw_kstr(&w, "instance", req_path(r));
+	jw_kstr(&w, "request_id", req_id(r));
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	return resp_buf(r, 429, "application/problem+json", &b);
+}
+
+static int status_for(egov_err err)
+{
+	switch (err) {
+	case EGOV_EINVAL: return 400;
+	case EGOV_EAUTH: return 401;
+	case EGOV_EPERM: return 403;
+	case EGOV_ENOTFOUND: return 404;
+	case EGOV_ECONFLICT: return 409;
+	default: return egov_err_http_status(err);
+	}
+}
+
+/* The caller's full session, CSRF-checked unless the method is safe. */
+static egov_err need_session(req *r, identity_session *s, bool csrf)
+{
+	egov_err err = identity_session_from_req(r, s);
+
+	if (err == EGOV_EAUTH)
+		return resp_problem(r, 401, "unauthorized", NULL, NULL) ? EGOV_ENOMEM : EGOV_EAUTH;
+	if (err)
+		return err;
+	if (csrf && identity_csrf_check(r, s)) {
+		resp_problem(r, 403, "identity.csrf", NULL, NULL);
+		return EGOV_EPERM;
+	}
+	return EGOV_OK;
+}
+
+static void write_account(jw *w, const identity_account *a)
+{
+	jw_obj_begin(w);
+	jw_kstr(w, "id", a->id);
+	jw_kstr(w, "kind", identity_kind_name(a->kind));
+	jw_kstr(w, "email", a->email);
+	jw_kstr(w, "display_name", a->display_name);
+	jw_kstr(w, "locale", a->locale);
+	jw_kbool(w, "email_verified", a->email_verified);
+	jw_kbool(w, "totp_enabled", a->totp_enabled);
+	jw_kstr(w, "created_at", a->created_at);
+	jw_obj_end(w);
+}
+
+static void write_time(jw *w, const char *k, int64_t us)
+{
+	char t[32];
+	time_format_rfc3339(us, 0, t);
+	jw_kstr(w, k, t);
+}
+
+static void write_session(jw *w, const identity_session *s, bool current)
+{
+	jw_obj_begin(w);
+	jw_kstr(w, "id", s->id);
+	jw_kint(w, "acr", s->acr);
+	write_time(w, "auth_time", s->auth_time_us);
+	write_time(w, "created_at", s->created_us);
+	write_time(w, "last_seen_at", s->last_seen_us);
+	write_time(w, "expires_at", s->expires_us);
+	jw_kstr(w, "ip", s->ip);
+	jw_kstr(w, "user_agent", s->user_agent);
+	jw_kbool(w, "current", current);
+	jw_obj_end(w);
+}
+
+static egov_err answer(req *r, int status, buf *b, jw *w)
+{
+	if (w->err) {
+		buf_release(b);
+		return w->err;
+	}
+	return resp_json(r, status, b);
+}
+
+static void link_for(char *out, size_t n, const char *path, const char *token, req *r)
+{
+	(void)r;
+	snprintf(out, n, "%s%s?token=%s", identity_public_url(), path, token);
+}
+
+/* ---- registration and verification -------------------------------------------- */
+
+typedef struct register_in {
+	const char *email, *name, *password, *locale;
+} register_in;
+
+static const json_field register_fields[] = {
+	{.name = "email", .type = JSON_T_STRING, .offset = offsetof(register_in, email), .required = true,
+	 .max_len = IDENTITY_EMAIL_MAX},
+	{.name = "name", .type = JSON_T_STRING, .offset = offsetof(register_in, name), .required = true,
+	 .min_len = 1, .max_len = IDENTITY_NAME_MAX * 4},
+	{.name = "password", .type = JSON_T_STRING, .offset = offsetof(register_in, password), .required = true,
+	 .max_len = 4096},
+	{.name = "locale", .type = JSON_T_STRING, .offset = offsetof(register_in, locale), .max_len = 8},
+};
+
+static egov_err api_register(req *r)
+{
+	register_in in = {0};
+	identity_account_new nw = {0};
+	identity_account a;
+	char token[IDENTITY_TOKEN_LEN + 1], link[1024], actor[48];
+	const char *code = NULL, *field;
+	int64_t retry = 0;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = req_json(r, register_fields, sizeof register_fields / sizeof register_fields[0], &in)))
+		return err;
+	nw.kind = IDENTITY_RESIDENT;
+	nw.email = in.email;
+	nw.display_name = in.name;
+	nw.locale = in.locale ? in.locale : req_lang(r);
+	nw.password = in.password;
+	if ((err = conn(&c)))
+		return err;
+	err = identity_account_create(c, &nw, &a, &code, &retry);
+	if (err == EGOV_EBUSY)
+		return problem_retry(r, "identity.busy", retry);
+	if (err && code) {
+		field = strncmp(code, "identity.password", 17) == 0 ? "password"
+			: strcmp(code, "identity.name_invalid") == 0 ? "name"
+			: strcmp(code, "identity.locale_invalid") == 0 ? "locale" : "email";
+		return resp_problem(r, status_for(err), code, field, NULL);
+	}
+	if (err)
+		return err;
+	if ((err = identity_token_issue(c, IDENTITY_TOKEN_VERIFY_EMAIL, a.id, IDENTITY_VERIFY_TTL_S, token)))
+		return err;
+	link_for(link, sizeof link, "/verify.html", token, r);
+	if ((err = identity_mail_send(c, a.email, "verify_email", a.locale, link)))
+		return err;
+	actor_of(a.id, actor);
+	if ((err = audit_event(r, actor, "identity.register", actor, "kind", "resident")))
+		return err;
+	buf_init(&b, 16 * 1024);
+	jw_init(&w, &b);
+	write_account(&w, &a);
+	return answer(r, 201, &b, &w);
+}
+
+typedef struct token_in {
+	const char *token, *password;
+} token_in;
+
+static const json_field verify_fields[] = {
+	{.name = "token", .type = JSON_T_STRING, .offset = offsetof(token_in, token), .required = true,
+	 .max_len = 128},
+};
+
+static egov_err api_verify_email(req *r)
+{
+	token_in in = {0};
+	char id[37], actor[48];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = req_json(r, verify_fields, 1, &in)))
+		return err;
+	if ((err = conn(&c)))
+		return err;
+	err = identity_token_consume(c, IDENTITY_TOKEN_VERIFY_EMAIL, in.token, id);
+	if (err == EGOV_EINVAL)
+		return resp_problem(r, 400, "identity.token_invalid", "token", NULL);
+	if (err || (err = identity_account_set_email_verified(c, id)))
+		return err;
+	actor_of(id, actor);
+	if ((err = audit_event(r, actor, "identity.email_verified", actor, NULL, NULL)))
+		return err;
+	return resp_empty(r, 204);
+}
+
+/* ---- login --------------------------------------------------------------------- */
+
+typedef struct login_in {
+	const char *email, *password;
+} login_in;
+
+static const json_field login_fields[] = {
+	{.name = "email", .type = JSON_T_STRING, .offset = offsetof(login_in, email), .required = true,
+	 .max_len = 1024},
+	{.name = "password", .type = JSON_T_STRING, .offset = offsetof(login_in, password), .required = true,
+	 .max_len = 4096},
+};
+
+/* Sets the cookie and answers with the account, session and CSRF token. */
+static egov_err answer_session(req *r, const identity_account *a, const identity_session *s, const char *token)
+{
+	char cookie[256];
+	buf b;
+	jw w;
+
+	identity_session_cookie(token, (int)((s->expires_us - s->created_us) / 1000000), cookie, sizeof cookie);
+	resp_header(r, "Set-Cookie", cookie);
+	resp_header(r, "Cache-Control", "no-store");
+	buf_init(&b, 16 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_key(&w, "account");
+	write_account(&w, a);
+	jw_key(&w, "session");
+	write_session(&w, s, true);
+	jw_kstr(&w, "csrf", s->csrf);
+	jw_obj_end(&w);
+	return answer(r, 200, &b, &w);
+}
+
+static egov_err api_login(req *r)
+{
+	login_in in = {0};
+	identity_account a;
+	identity_session s;
+	char token[IDENTITY_TOKEN_LEN + 1], actor[48], cookie[256];
+	const char *code = NULL, *ua = req_header(r, "User-Agent");
+	int64_t retry = 0;
+	bool locked_now = false;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = req_json(r, login_fields, 2, &in)))
+		return err;
+	if ((err = conn(&c)))
+		return err;
+	err = identity_login_password(c, in.email, in.password, req_remote_ip(r), &a, &code, &retry, &locked_now);
+	if (err == EGOV_EBUSY)
+		return problem_retry(r, code ? code : "identity.busy", retry);
+	if (err == EGOV_EAUTH || err == EGOV_EPERM) {
+		egov_err e2;
+		if (code && strcmp(code, "identity.bad_credentials") == 0)
+			e2 = audit_event(r, "anonymous", "identity.login_failed", "login", "email", in.email);
+		else
+			e2 = audit_event(r, "anonymous", "identity.login_refused", "login", "code", code);
+		if (!e2 && locked_now) {
+			actor_of(a.id, actor);
+			e2 = audit_event(r, "system", "identity.account_locked", actor, NULL, NULL);
+		}
+		if (e2)
+			return e2;
+		return resp_problem(r, err == EGOV_EAUTH ? 401 : 403, code, NULL, NULL);
+	}
+	if (err)
+		return err;
+	if (a.kind == IDENTITY_RESIDENT && !a.email_verified)
+		return resp_problem(r, 403, "identity.email_unverified", NULL, NULL);
+	actor_of(a.id, actor);
+	if (a.totp_enabled) {
+		if ((err = identity_session_create(c, a.id, 1, true, req_remote_ip(r), ua ? ua : "", token, &s)) ||
+		    (err = audit_event(r, actor, "identity.login_password_ok", actor, "next", "totp")))
+			return err;
+		identity_session_cookie(token, IDENTITY_SESSION_PENDING_S, cookie, sizeof cookie);
+		resp_header(r, "Set-Cookie", cookie);
+		resp_header(r, "Cache-Control", "no-store");
+		buf_init(&b, 1024);
+		jw_init(&w, &b);
+		jw_obj_begin(&w);
+		jw_kstr(&w, "next", "totp");
+		jw_obj_end(&w);
+		return answer(r, 200, &b, &w);
+	}
+	if ((err = identity_session_create(c, a.id, 1, false, req_remote_ip(r), ua ? ua : "", token, &s)) ||
+	    (err = audit_event(r, actor, "identity.login", actor, "acr", "1")))
+		return err;
+	return answer_session(r, &a, &s, token);
+}
+
+typedef struct totp_in {
+	const char *code, *recovery_code;
+} totp_in;
+
+static const json_field totp_fields[] = {
+	{.name = "code", .type = JSON_T_STRING, .offset = offsetof(totp_in, code), .max_len = 16},
+	{.name = "recovery_code", .type = JSON_T_STRING, .offset = offsetof(totp_in, recovery_code), .max_len = 32},
+};
+
+static egov_err api_login_totp(req *r)
+{
+	totp_in in = {0};
+	identity_session pend, s;
+	identity_account a;
+	char token[IDENTITY_TOKEN_LEN + 1], actor[48];
+	const char *ua = req_header(r, "User-Agent");
+	int64_t retry = 0;
+	db_conn *c = NULL;
+	int left = -1;
+	egov_err err;
+
+	if ((err = req_json(r, totp_fields, 2, &in)))
+		return err;
+	if (!in.code == !in.recovery_code)
+		return resp_problem(r, 400, "validation.invalid_field", "code", "code or recovery_code");
+	err = identity_session_any_from_req(r, &pend);
+	if (err == EGOV_EAUTH || (!err && !pend.pending))
+		return resp_problem(r, 401, "unauthorized", NULL, NULL);
+	if (err || (err = conn(&c)) || (err = identity_account_get(c, pend.account_id, &a)))
+		return err;
+	/* The second factor is guessable too: it shares the account's
+	 * throttle with the password. */
+	if ((err = identity_throttle_check(c, a.email, req_remote_ip(r), &retry)) == EGOV_EBUSY)
+		return problem_retry(r, "identity.throttled", retry);
+	if (err)
+		return err;
+	actor_of(a.id, actor);
+	err = in.code ? identity_totp_verify(c, a.id, in.code) : identity_recovery_use(c, a.id, in.recovery_code, &left);
+	if (err == EGOV_EINVAL) {
+		bool locked_now = false;
+		if ((err = identity_throttle_fail(c, a.email, a.id, req_remote_ip(r), &locked_now)) ||
+		    (err = audit_event(r, actor, "identity.totp_failed", actor, NULL, NULL)))
+			return err;
+		return resp_problem(r, 401, "identity.totp_invalid", in.code ? "code" : "recovery_code", NULL);
+	}
+	if (err)
+		return err;
+	if ((err = identity_throttle_success(c, a.email)) || (err = identity_session_revoke(c, a.id, pend.id)) ||
+	    (err = identity_session_create(c, a.id, 2, false, req_remote_ip(r), ua ? ua : "", token, &s)) ||
+	    (err = audit_event(r, actor, in.code ? "identity.login" : "identity.login_recovery_code", actor, "acr", "2")))
+		return err;
+	return answer_session(r, &a, &s, token);
+}
+
+static egov_err api_logout(req *r)
+{
+	identity_session s;
+	char cookie[256], actor[48];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)))
+		return err;
+	if ((err = conn(&c)) || (err = identity_session_revoke(c, s.account_id, s.id)))
+		return err;
+	actor_of(s.account_id, actor);
+	if ((err = audit_event(r, actor, "identity.logout", actor, "session", s.id)))
+		return err;
+	identity_session_cookie(NULL, 0, cookie, sizeof cookie);
+	resp_header(r, "Set-Cookie", cookie);
+	return resp_empty(r, 204);
+}
+
+/* ---- password reset -------------------------------------------------------------- */
+
+typedef struct email_in {
+	const char *email;
+} email_in;
+
+static const json_field email_fields[] = {
+	{.name = "email", .type = JSON_T_STRING, .offset = offsetof(email_in, email), .required = true,
+	 .max_len = 1024},
+};
+
+static egov_err api_reset_request(req *r)
+{
+	email_in in = {0};
+	identity_account a;
+	char token[IDENTITY_TOKEN_LEN + 1], link[1024], actor[48];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = req_json(r, email_fields, 1, &in)))
+		return err;
+	if ((err = conn(&c)))
+		return err;
+	err = identity_account_get_by_email(c, in.email, &a);
+	if (err == EGOV_OK && !a.disabled) {
+		if ((err = identity_token_issue(c, IDENTITY_TOKEN_RESET_PASSWORD, a.id, IDENTITY_RESET_TTL_S, token)))
+			return err;
+		link_for(link, sizeof link, "/reset.html", token, r);
+		actor_of(a.id, actor);
+		if ((err = identity_mail_send(c, a.email, "reset_password", a.locale, link)) ||
+		    (err = audit_event(r, "anonymous", "identity.password_reset_requested", actor, NULL, NULL)))
+			return err;
+	} else if (err && err != EGOV_ENOTFOUND) {
+		return err;
+	}
+	return resp_empty(r, 202);
+}
+
+static const json_field reset_fields[] = {
+	{.name = "token", .type = JSON_T_STRING, .offset = offsetof(token_in, token), .required = true,
+	 .max_len = 128},
+	{.name = "password", .type = JSON_T_STRING, .offset = offsetof(token_in, password), .required = true,
+	 .max_len = 4096},
+};
+
+static egov_err api_reset_confirm(req *r)
+{
+	token_in in = {0};
+	identity_account a;
+	char id[37], actor[48];
+	const char *code = NULL;
+	int64_t retry = 0;
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = req_json(r, reset_fields, 2, &in)))
+		return err;
+	/* Policy first, so a weak password does not burn the token. */
+	if (identity_password_policy(in.password, &code))
+		return resp_problem(r, 400, code, "password", NULL);
+	if ((err = conn(&c)))
+		return err;
+	err = identity_token_consume(c, IDENTITY_TOKEN_RESET_PASSWORD, in.token, id);
+	if (err == EGOV_EINVAL)
+		return resp_problem(r, 400, "identity.token_invalid", "token", NULL);
+	if (err)
+		return err;
+	err = identity_password_set(c, id, in.password, &code, &retry);
+	if (err == EGOV_EBUSY)
+		return problem_retry(r, "identity.busy", retry);
+	if (err)
+		return err;
+	/* The mail proves control of the address. */
+	if ((err = identity_account_set_email_verified(c, id)) || (err = identity_session_revoke_all(c, id, NULL, NULL)) ||
+	    (err = identity_account_get(c, id, &a)) ||
+	    (err = identity_mail_send(c, a.email, "password_changed", a.locale, NULL)))
+		return err;
+	actor_of(id, actor);
+	if ((err = audit_event(r, actor, "identity.password_reset", actor, NULL, NULL)))
+		return err;
+	return resp_empty(r, 204);
+}
+
+/* ---- me and sessions --------------------------------------------------------------- */
+
+static int add_grant(void *ctx, const identity_grant *g)
+{
+	jw *w = ctx;
+	jw_obj_begin(w);
+	jw_kstr(w, "role", g->role);
+	jw_kstr(w, "dept", g->dept);
+	jw_obj_end(w);
+	return 0;
+}
+
+static egov_err api_me(req *r)
+{
+	identity_session s;
+	identity_account a;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, false)))
+		return err;
+	if ((err = conn(&c)) || (err = identity_account_get(c, s.account_id, &a)))
+		return err;
+	resp_header(r, "Cache-Control", "no-store");
+	buf_init(&b, 64 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_key(&w, "account");
+	write_account(&w, &a);
+	jw_key(&w, "session");
+	write_session(&w, &s, true);
+	jw_kstr(&w, "csrf", s.csrf);
+	jw_key(&w, "grants");
+	jw_arr_begin(&w);
+	err = identity_role_list(c, a.id, add_grant, &w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	if (err) {
+		buf_release(&b);
+		return err;
+	}
+	return answer(r, 200, &b, &w);
+}
+
+typedef struct list_ctx {
+	jw *w;
+	const char *current;
+} list_ctx;
+
+static int add_session(void *ctx, const identity_session *s)
+{
+	list_ctx *l = ctx;
+	write_session(l->w, s, strcmp(s->id, l->current) == 0);
+	return 0;
+}
+
+static egov_err api_sessions(req *r)
+{
+	identity_session s;
+	db_conn *c = NULL;
+	list_ctx l;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, false)) || (err = conn(&c)))
+		return err;
+	buf_init(&b, EGOV_RESPONSE_MAX);
+	jw_init(&w, &b);
+	l.w = &w;
+	l.current = s.id;
+	jw_obj_begin(&w);
+	jw_key(&w, "items");
+	jw_arr_begin(&w);
+	err = identity_session_list(c, s.account_id, add_session, &l);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	if (err) {
+		buf_release(&b);
+		return err;
+	}
+	return answer(r, 200, &b, &w);
+}
+
+static egov_err api_session_revoke(req *r)
+{
+	identity_session s;
+	const char *id = req_param(r, "id");
+	char actor[48];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)) || (err = conn(&c)))
+		return err;
+	if (!uuid_valid(id))
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	err = identity_session_revoke(c, s.account_id, id);
+	if (err == EGOV_ENOTFOUND)
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	actor_of(s.account_id, actor);
+	if (err || (err = audit_event(r, actor, "identity.session_revoke", actor, "session", id)))
+		return err;
+	return resp_empty(r, 204);
+}
+
+static egov_err api_session_revoke_all(req *r)
+{
+	identity_session s;
+	char actor[48];
+	int64_t n = 0;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)) || (err = conn(&c)))
+		return err;
+	actor_of(s.account_id, actor);
+	if ((err = identity_session_revoke_all(c, s.account_id, s.id, &n)) ||
+	    (err = audit_event(r, actor, "identity.session_revoke_all", actor, "kept", s.id)))
+		return err;
+	buf_init(&b, 256);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kint(&w, "revoked", n);
+	jw_obj_end(&w);
+	return answer(r, 200, &b, &w);
+}
+
+/* ---- TOTP ---------------------------------------------------------------------------- */
+
+static void write_codes(jw *w, char codes[IDENTITY_RECOVERY_CODES][IDENTITY_RECOVERY_CODE_LEN + 1])
+{
+	int i;
+
+	jw_obj_begin(w);
+	jw_key(w, "recovery_codes");
+	jw_arr_begin(w);
+	for (i = 0; i < IDENTITY_RECOVERY_CODES; i++)
+		jw_str(w, codes[i]);
+	jw_arr_end(w);
+	jw_obj_end(w);
+}
+
+static egov_err api_totp_enrol(req *r)
+{
+	identity_session s;
+	char secret[IDENTITY_TOTP_SECRET_B32 + 1], actor[48];
+	db_conn *c = NULL;
+	buf uri, svg, b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)) || (err = conn(&c)))
+		return err;
+	buf_init(&uri, 4096);
+	buf_init(&svg, 1 << 20);
+	buf_init(&b, 2 << 20);
+	jw_init(&w, &b);
+	if ((err = identity_totp_enrol_begin(c, s.account_id, secret, &uri, &svg)))
+		goto out;
+	actor_of(s.account_id, actor);
+	if ((err = audit_event(r, actor, "identity.totp_enrol_begin", actor, NULL, NULL)))
+		goto out;
+	resp_header(r, "Cache-Control", "no-store");
+	jw_obj_begin(&w);
+	jw_kstr(&w, "secret", secret);
+	jw_kstr(&w, "uri", uri.data);
+	jw_kstr(&w, "qr_svg", svg.data);
+	jw_obj_end(&w);
+	err = answer(r, 200, &b, &w);
+out:
+	buf_release(&uri);
+	buf_release(&svg);
+	buf_release(&b);
+	return err;
+}
+
+static egov_err api_totp_confirm(req *r)
+{
+	identity_session s;
+	totp_in in = {0};
+	char codes[IDENTITY_RECOVERY_CODES][IDENTITY_RECOVERY_CODE_LEN + 1], actor[48];
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)))
+		return err;
+	if ((err = req_json(r, totp_fields, 1, &in)) || (err = conn(&c)))
+		return err;
+	err = identity_totp_enrol_confirm(c, s.account_id, in.code, codes);
+	if (err == EGOV_EINVAL || err == EGOV_ENOTFOUND)
+		return resp_problem(r, 400, "identity.totp_invalid", "code", NULL);
+	actor_of(s.account_id, actor);
+	if (err || (err = audit_event(r, actor, "identity.totp_enabled", actor, NULL, NULL)))
+		return err;
+	resp_header(r, "Cache-Control", "no-store");
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	write_codes(&w, codes);
+	sodium_memzero(codes, sizeof codes);
+	return answer(r, 200, &b, &w);
+}
+
+static egov_err api_totp_disable(req *r)
+{
+	identity_session s;
+	totp_in in = {0};
+	char actor[48];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)))
+		return err;
+	if ((err = req_json(r, totp_fields, 1, &in)) || (err = conn(&c)))
+		return err;
+	/* Turning the factor off takes the factor. */
+	err = identity_totp_verify(c, s.account_id, in.code);
+	if (err == EGOV_EINVAL)
+		return resp_problem(r, 400, "identity.totp_invalid", "code", NULL);
+	actor_of(s.account_id, actor);
+	if (err || (err = identity_totp_disable(c, s.account_id)) ||
+	    (err = audit_event(r, actor, "identity.totp_disabled", actor, NULL, NULL)))
+		return err;
+	return resp_empty(r, 204);
+}
+
+static egov_err api_recovery_regenerate(req *r)
+{
+	identity_session s;
+	identity_account a;
+	char codes[IDENTITY_RECOVERY_CODES][IDENTITY_RECOVERY_CODE_LEN + 1], actor[48];
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)) || (err = conn(&c)) || (err = identity_account_get(c, s.account_id, &a)))
+		return err;
+	if (!a.totp_enabled)
+		return resp_problem(r, 409, "identity.totp_not_enabled", NULL, NULL);
+	actor_of(a.id, actor);
+	if ((err = identity_recovery_regenerate(c, a.id, codes)) ||
+	    (err = audit_event(r, actor, "identity.recovery_codes_regenerated", actor, NULL, NULL)))
+		return err;
+	resp_header(r, "Cache-Control", "no-store");
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	write_codes(&w, codes);
+	sodium_memzero(codes, sizeof codes);
+	return answer(r, 200, &b, &w);
+}
+
+/* ---- the module -------------------------------------------------------------------------- */
+
+#define P "/api/v1/identity"
+
+const route identity_routes[] = {
+	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register},
+	{.method = HTTP_POST, .path = P "/verify-email", .body_max = SMALL_BODY, .handler = api_verify_email},
+	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login},
+	{.method = HTTP_POST, .path = P "/login/totp", .body_max = SMALL_BODY, .handler = api_login_totp},
+	{.method = HTTP_POST, .path = P "/logout", .body_max = SMALL_BODY, .handler = api_logout},
+	{.method = HTTP_POST, .path = P "/password/reset", .body_max = SMALL_BODY, .handler = api_reset_request},
+	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm},
+	{.method = HTTP_GET, .path = P "/me", .handler = api_me},
+	{.method = HTTP_GET, .path = P "/sessions", .handler = api_sessions},
+	{.method = HTTP_DELETE, .path = P "/sessions/{id}", .handler = api_session_revoke},
+	{.method = HTTP_POST, .path = P "/sessions/revoke-all", .body_max = SMALL_BODY, .handler = api_session_revoke_all},
+	{.method = HTTP_POST, .path = P "/totp/enrol", .body_max = SMALL_BODY, .handler = api_totp_enrol},
+	{.method = HTTP_POST, .path = P "/totp/confirm", .body_max = SMALL_BODY, .handler = api_totp_confirm},
+	{.method = HTTP_POST, .path = P "/totp/disable", .body_max = SMALL_BODY, .handler = api_totp_disable},
+	{.method = HTTP_POST, .path = P "/recovery-codes", .body_max = SMALL_BODY, .handler = api_recovery_regenerate},
+};
+const size_t identity_routes_count = sizeof identity_routes / sizeof identity_routes[0];
+
+const egov_module identity_module = {
+	.name = "identity",
+	.routes = identity_routes,
+	.nroutes = sizeof identity_routes / sizeof identity_routes[0],
+	.migrations = identity_migrations,
+	.demo = identity_demo,
+	.command = identity_command,
+};

@@ -1,0 +1,509 @@
+/*
+ * identity_password.c: password policy, Argon2id hashing behind admission
+ * control, brute-force counters and the password step of a login.
+ *
+ * Invariants:
+ * - At most `slots` hashes run at once and at most `queue_max` callers wait;
+ *   anyone beyond is refused at once (EGOV_EBUSY) with an estimate of when
+ *   a slot frees, so memory stays bounded at slots x 19 MiB under any load.
+ * - An unknown e-mail costs one Argon2id verify, like a known one, and is
+ *   counted under the same throttle, so neither timing nor throttling tells
+ *   whether an account exists.
+ * - The common-password list (common-passwords.txt, embedded) is read once
+ *   into a sorted array of lower-cased entries.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "core/timeutil.h"
+#include "identity/identity_int.h"
+
+__asm__(".section .rodata\n"
+	".global identity_common_passwords\n"
+	"identity_common_passwords:\n"
+	".incbin \"src/identity/common-passwords.txt\"\n"
+	".global identity_common_passwords_end\n"
+	"identity_common_passwords_end:\n"
+	".byte 0\n"
+	".previous\n");
+
+extern const char identity_common_passwords[];
+extern const char identity_common_passwords_end[];
+
+/* ---- the common-password list ------------------------------------------- */
+
+static char **common;
+static size_t ncommon;
+static pthread_once_t common_once = PTHREAD_ONCE_INIT;
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void load_common(void)
+{
+	const char *p = identity_common_passwords, *end = identity_common_passwords_end;
+	size_t cap = 0, n = 0;
+	char **v = NULL;
+
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		if (len > 0 && !(len >= 2 && p[0] == '#' && p[1] == '!')) {
+			char *s;
+			if (n == cap) {
+				char **nv = realloc(v, (cap ? cap * 2 : 4096) * sizeof *v);
+				if (!nv)
+					break;
+				v = nv;
+				cap = cap ? cap * 2 : 4096;
+			}
+			s = strndup(p, len);
+			if (!s)
+				break;
+			identity_ascii_lower(s);
+			v[n++] = s;
+		}
+		if (!nl)
+			break;
+		p = nl + 1;
+	}
+	if (v)
+		qsort(v, n, sizeof *v, cmp_str);
+	common = v;
+	ncommon = n;
+}
+
+int identity_password_is_common(const char *pw)
+{
+	char low[IDENTITY_PASSWORD_BYTES_MAX + 1];
+	const char *key = low;
+
+	if (strlen(pw) > IDENTITY_PASSWORD_BYTES_MAX)
+		return 0;
+	pthread_once(&common_once, load_common);
+	identity_copy(low, sizeof low, pw);
+	identity_ascii_lower(low);
+	return common && bsearch(&key, common, ncommon, sizeof *common, cmp_str) != NULL;
+}
+
+/* Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+static int utf8_valid(const unsigned char *s)
+{
+	while (*s) {
+		unsigned c = *s;
+		int n;
+		unsigned cp;
+		if (c < 0x80) {
+			s++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07;
+		else
+			return 0;
+		for (int i = 1; i <= n; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		s += n + 1;
+	}
+	return 1;
+}
+
+egov_err identity_password_policy(const char *pw, const char **code)
+{
+	size_t chars;
+
+	*code = NULL;
+	if (!pw) {
+		*code = "identity.password_too_short";
+		return EGOV_EINVAL;
+	}
+	if (strlen(pw) > IDENTITY_PASSWORD_BYTES_MAX) {
+		*code = "identity.password_too_long";
+		return EGOV_EINVAL;
+	}
+	if (!utf8_valid((const unsigned char *)pw)) {
+		*code = "identity.password_invalid";
+		return EGOV_EINVAL;
+	}
+	chars = identity_utf8_len(pw);
+	if (chars < IDENTITY_PASSWORD_MIN)
+		*code = "identity.password_too_short";
+	else if (chars > IDENTITY_PASSWORD_MAX)
+		*code = "identity.password_too_long";
+	else if (identity_password_is_common(pw))
+		*code = "identity.password_common";
+	return *code ? EGOV_EINVAL : EGOV_OK;
+}
+
+/* ---- admission control --------------------------------------------------- */
+
+static pthread_mutex_t adm_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t adm_cv = PTHREAD_COND_INITIALIZER;
+static int adm_slots, adm_queue_max, adm_running, adm_waiting;
+static uint64_t adm_admitted, adm_rejected;
+static int64_t adm_mean_us = 50000; /* a first guess until measured */
+
+static void admission_defaults_locked(void)
+{
+	if (adm_slots == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		adm_slots = n > 0 ? (int)n : 1;
+		adm_queue_max = 2 * adm_slots;
+	}
+}
+
+void identity_admission_init(int slots, int queue)
+{
+	pthread_mutex_lock(&adm_mu);
+	if (slots <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		slots = n > 0 ? (int)n : 1;
+	}
+	adm_slots = slots;
+	adm_queue_max = queue > 0 ? queue : 2 * slots;
+	pthread_cond_broadcast(&adm_cv);
+	pthread_mutex_unlock(&adm_mu);
+}
+
+void identity_admission_stats_get(identity_admission_stats *out)
+{
+	pthread_mutex_lock(&adm_mu);
+	admission_defaults_locked();
+	out->slots = adm_slots;
+	out->queue_max = adm_queue_max;
+	out->running = adm_running;
+	out->waiting = adm_waiting;
+	out->admitted = adm_admitted;
+	out->rejected = adm_rejected;
+	out->mean_hash_us = adm_mean_us;
+	pthread_mutex_unlock(&adm_mu);
+}
+
+/* Takes a slot, waiting in the queue if there is room in it. */
+static egov_err admit(int64_t *retry_after_ms)
+{
+	egov_err err = EGOV_OK;
+
+	pthread_mutex_lock(&adm_mu);
+	admission_defaults_locked();
+	if (adm_running >= adm_slots && adm_waiting >= adm_queue_max) {
+		/* Everyone ahead must finish first: the queue plus the running,
+		 * spread over the slots. */
+		int64_t ahead = adm_waiting + adm_running;
+		int64_t ms = (ahead * adm_mean_us / adm_slots + 999) / 1000;
+		if (retry_after_ms)
+			*retry_after_ms = ms < 1 ? 1 : ms;
+		adm_rejected++;
+		err = EGOV_EBUSY;
+		goto out;
+	}
+	adm_waiting++;
+	while (adm_running >= adm_slots)
+		pthread_cond_wait(&adm_cv, &adm_mu);
+	adm_waiting--;
+	adm_running++;
+	adm_admitted++;
+out:
+	pthread_mutex_unlock(&adm_mu);
+	return err;
+}
+
+static void release(int64_t took_us)
+{
+	pthread_mutex_lock(&adm_mu);
+	adm_running--;
+	/* Exponential moving average, weight 1/8. */
+	adm_mean_us += (took_us - adm_mean_us) / 8;
+	if (adm_mean_us < 1000)
+		adm_mean_us = 1000;
+	pthread_cond_signal(&adm_cv);
+	pthread_mutex_unlock(&adm_mu);
+}
+
+egov_err identity_password_hash(const char *pw, char out[128], int64_t *retry_after_ms)
+{
+	int64_t t0;
+	int rc;
+	egov_err err;
+
+	if ((err = admit(retry_after_ms)))
+		return err;
+	t0 = time_mono_us();
+	rc = crypto_pwhash_str_alg(out, pw, strlen(pw), IDENTITY_ARGON2_OPSLIMIT, IDENTITY_ARGON2_MEMLIMIT,
+				   crypto_pwhash_ALG_ARGON2ID13);
+	release(time_mono_us() - t0);
+	return rc == 0 ? EGOV_OK : EGOV_ENOMEM;
+}
+
+static char dummy_hash[crypto_pwhash_STRBYTES];
+static pthread_once_t dummy_once = PTHREAD_ONCE_INIT;
+
+static void make_dummy(void)
+{
+	char pw[IDENTITY_TOKEN_LEN + 1];
+
+	/* If this fails the dummy stays empty: verify then fails fast, which
+	 * only leaks timing while the machine is out of memory anyway. */
+	if (identity_random_token(pw) != EGOV_OK ||
+	    crypto_pwhash_str_alg(dummy_hash, pw, strlen(pw), IDENTITY_ARGON2_OPSLIMIT, IDENTITY_ARGON2_MEMLIMIT,
+				  crypto_pwhash_ALG_ARGON2ID13) != 0)
+		dummy_hash[0] = '\0';
+	sodium_memzero(pw, sizeof pw);
+}
+
+egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, int64_t *retry_after_ms)
+{
+	int64_t t0;
+	int rc;
+	egov_err err;
+
+	*ok = false;
+	if (!hash) {
+		pthread_once(&dummy_once, make_dummy);
+		hash = dummy_hash;
+	}
+	if ((err = admit(retry_after_ms)))
+		return err;
+	t0 = time_mono_us();
+	rc = crypto_pwhash_str_verify(hash, pw, strlen(pw));
+	release(time_mono_us() - t0);
+	*ok = rc == 0 && hash != dummy_hash;
+	return EGOV_OK;
+}
+
+/* ---- brute force ---------------------------------------------------------- */
+
+#define DAY_US (24LL * 3600 * 1000000)
+
+static void scope_for_email(const char *email, char *out, size_t n)
+{
+	char low[IDENTITY_EMAIL_MAX + 1];
+
+	identity_copy(low, sizeof low, email ? email : "");
+	identity_ascii_lower(low);
+	snprintf(out, n, "acct:%s", low);
+}
+
+static int64_t delay_us(int64_t failures, int free_n)
+{
+	int64_t s;
+
+	if (failures < free_n)
+		return 0;
+	s = failures - free_n >= 20 ? IDENTITY_THROTTLE_CAP_S : (int64_t)1 << (failures - free_n);
+	if (s > IDENTITY_THROTTLE_CAP_S)
+		s = IDENTITY_THROTTLE_CAP_S;
+	return s * 1000000;
+}
+
+egov_err identity_throttle_check(db_conn *c, const char *email, const char *ip, int64_t *retry_after_ms)
+{
+	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
+	int64_t until = 0, now = identity_now_us();
+	bool found = false;
+	egov_err err;
+
+	scope_for_email(email, sa, sizeof sa);
+	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
+	{
+		db_param p[] = {DBP_S(sa), DBP_S(si)};
+		err = db_query_int(c, "SELECT MAX(blocked_until) FROM identity_throttle WHERE scope IN (?, ?)", p, 2,
+				   &until, &found);
+	}
+	if (err)
+		return err;
+	if (until > now) {
+		if (retry_after_ms)
+			*retry_after_ms = (until - now + 999) / 1000;
+		return EGOV_EBUSY;
+	}
+	return EGOV_OK;
+}
+
+/* Counts one failure for a scope; *failures receives the new count. */
+static egov_err count_failure(db_conn *c, const char *scope, int free_n, int64_t *failures)
+{
+	int64_t now = identity_now_us();
+	bool found = false;
+	egov_err err;
+
+	{
+		db_param p[] = {DBP_S(scope), DBP_I(now), DBP_I(now - DAY_US), DBP_I(now)};
+		err = db_exec(c,
+			      "INSERT INTO identity_throttle (scope, failures, last_failure, blocked_until)"
+			      " VALUES (?, 1, ?, 0) ON CONFLICT (scope) DO UPDATE SET"
+			      " failures = CASE WHEN identity_throttle.last_failure < ? THEN 1"
+			      " ELSE identity_throttle.failures + 1 END, last_failure = ?",
+			      p, 4, NULL);
+	}
+	if (err)
+		return err;
+	{
+		db_param p[] = {DBP_S(scope)};
+		err = db_query_int(c, "SELECT failures FROM identity_throttle WHERE scope = ?", p, 1, failures,
+				   &found);
+	}
+	if (err || !found)
+		return err;
+	{
+		db_param p[] = {DBP_I(now + delay_us(*failures, free_n)), DBP_S(scope)};
+		err = db_exec(c, "UPDATE identity_throttle SET blocked_until = ? WHERE scope = ?", p, 2, NULL);
+	}
+	return err;
+}
+
+egov_err identity_throttle_fail(db_conn *c, const char *email, const char *account_id, const char *ip,
+				bool *locked_now)
+{
+	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
+	int64_t fa = 0, fi = 0, changed = 0;
+	egov_err err;
+
+	if (locked_now)
+		*locked_now = false;
+	scope_for_email(email, sa, sizeof sa);
+	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
+	if ((err = count_failure(c, sa, IDENTITY_THROTTLE_FREE, &fa)) ||
+	    (err = count_failure(c, si, IDENTITY_THROTTLE_IP_FREE, &fi)))
+		return err;
+	if (account_id && fa >= IDENTITY_LOCK_FAILURES) {
+		identity_account a;
+		char now[32];
+		identity_now_rfc3339(now);
+		{
+			db_param p[] = {DBP_S(now), DBP_S(account_id)};
+			err = db_exec(c, "UPDATE identity_account SET locked = 1, updated_at = ? WHERE id = ? AND locked = 0",
+				      p, 2, &changed);
+		}
+		if (err)
+			return err;
+		if (changed) {
+			if (locked_now)
+				*locked_now = true;
+			if (identity_account_get(c, account_id, &a) == EGOV_OK)
+				err = identity_mail_send(c, a.email, "account_locked", a.locale, NULL);
+		}
+	}
+	return err;
+}
+
+egov_err identity_throttle_success(db_conn *c, const char *email)
+{
+	char sa[IDENTITY_EMAIL_MAX + 8];
+	db_param p[1];
+
+	scope_for_email(email, sa, sizeof sa);
+	p[0] = DBP_S(sa);
+	return db_exec(c, "DELETE FROM identity_throttle WHERE scope = ?", p, 1, NULL);
+}
+
+/* ---- the password step of a login ----------------------------------------- */
+
+static egov_err password_hash_of(db_conn *c, const char *id, char **out)
+{
+	db_param p[] = {DBP_S(id)};
+	return db_query_text(c, "SELECT password_hash FROM identity_account WHERE id = ?", p, 1, out);
+}
+
+egov_err identity_login_password(db_conn *c, const char *email, const char *password, const char *ip,
+				 identity_account *out, const char **code, int64_t *retry_after_ms,
+				 bool *locked_now)
+{
+	char *hash = NULL;
+	bool found = false, ok = false;
+	egov_err err;
+
+	*code = NULL;
+	if (locked_now)
+		*locked_now = false;
+	if (!email || !password || strlen(password) > IDENTITY_PASSWORD_BYTES_MAX) {
+		*code = "identity.bad_credentials";
+		return EGOV_EAUTH;
+	}
+	if ((err = identity_throttle_check(c, email, ip, retry_after_ms))) {
+		if (err == EGOV_EBUSY)
+			*code = "identity.throttled";
+		return err;
+	}
+	err = identity_account_get_by_email(c, email, out);
+	if (err && err != EGOV_ENOTFOUND)
+		return err;
+	found = err == EGOV_OK;
+	if (found && (err = password_hash_of(c, out->id, &hash)))
+		return err;
+	/* No hash (unknown e-mail, or an account without a password) verifies
+	 * against the dummy: same cost, always false. */
+	err = identity_password_verify(hash, password, &ok, retry_after_ms);
+	if (err) {
+		if (err == EGOV_EBUSY)
+			*code = "identity.busy";
+		goto out;
+	}
+	if (!ok) {
+		if (!(err = identity_throttle_fail(c, email, found ? out->id : NULL, ip, locked_now))) {
+			*code = "identity.bad_credentials";
+			err = EGOV_EAUTH;
+		}
+		goto out;
+	}
+	if (out->disabled || out->locked) {
+		*code = out->disabled ? "identity.disabled" : "identity.locked";
+		err = EGOV_EPERM;
+		goto out;
+	}
+	err = identity_throttle_success(c, email);
+out:
+	if (hash) {
+		sodium_memzero(hash, strlen(hash));
+		free(hash);
+	}
+	return err;
+}
+
+egov_err identity_password_set(db_conn *c, const char *account_id, const char *pw, const char **code,
+			       int64_t *retry_after_ms)
+{
+	char hash[crypto_pwhash_STRBYTES], now[32];
+	identity_account a;
+	int64_t n = 0;
+	egov_err err;
+
+	if ((err = identity_password_policy(pw, code)))
+		return err;
+	if ((err = identity_account_get(c, account_id, &a)))
+		return err;
+	if ((err = identity_password_hash(pw, hash, retry_after_ms))) {
+		if (err == EGOV_EBUSY)
+			*code = "identity.busy";
+		return err;
+	}
+	identity_now_rfc3339(now);
+	{
+		db_param p[] = {DBP_S(hash), DBP_S(now), DBP_S(account_id)};
+		err = db_exec(c, "UPDATE identity_account SET password_hash = ?, locked = 0, updated_at = ? WHERE id = ?",
+			      p, 3, &n);
+	}
+	if (!err && n == 0)
+		err = EGOV_ENOTFOUND;
+	if (!err)
+		err = identity_throttle_success(c, a.email);
+	return err;
+}

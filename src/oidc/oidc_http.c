@@ -1,0 +1,469 @@
+/*
+ * oidc_http.c: discovery, JWKS, the client administration API, the
+ * `egov oidc` command and the module descriptor. The flows live in
+ * oidc_authorize.c and oidc_token.c.
+ *
+ * Invariants: a client secret is shown once, in the creation answer, and
+ * stored only as its SHA-256; redirect URIs are absolute http(s) URIs
+ * without a fragment, compared byte for byte later.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit/audit.h"
+#include <openssl/crypto.h>
+
+#include "core/app.h"
+#include "core/limits.h"
+#include "core/module.h"
+#include "identity/identity.h"
+#include "oidc/oidc_int.h"
+
+egov_err oidc_audit(const char *actor, const char *action, const char *object, const char *details)
+{
+	if (!app()->audit)
+		return EGOV_OK; /* unit tests run without the log */
+	return audit_append(app()->audit, actor && *actor ? actor : "anonymous", action, object, details, NULL);
+}
+
+static egov_err conn(db_conn **c)
+{
+	return db_thread_conn(app()->db, c);
+}
+
+/* ---- discovery and keys ------------------------------------------------ */
+
+static egov_err discovery(req *r)
+{
+	const char *iss = oidc_issuer();
+	char url[600];
+	buf b;
+	jw w;
+
+	buf_init(&b, 16 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "issuer", iss);
+#define URL(key, path)                                          \
+	do {                                                    \
+		snprintf(url, sizeof url, "%s%s", iss, path);   \
+		jw_kstr(&w, key, url);                          \
+	} while (0)
+	URL("authorization_endpoint", "/oidc/authorize");
+	URL("token_endpoint", "/oidc/token");
+	URL("userinfo_endpoint", "/oidc/userinfo");
+	URL("jwks_uri", "/oidc/jwks");
+	URL("revocation_endpoint", "/oidc/revoke");
+	URL("introspection_endpoint", "/oidc/introspect");
+#undef URL
+	jw_key(&w, "scopes_supported");
+	jw_raw(&w, "[\"openid\",\"profile\",\"email\",\"egov.api\"]");
+	jw_key(&w, "response_types_supported");
+	jw_raw(&w, "[\"code\"]");
+	jw_key(&w, "response_modes_supported");
+	jw_raw(&w, "[\"query\"]");
+	jw_key(&w, "grant_types_supported");
+	jw_raw(&w, "[\"authorization_code\",\"refresh_token\"]");
+	jw_key(&w, "subject_types_supported");
+	jw_raw(&w, "[\"public\"]");
+	jw_key(&w, "id_token_signing_alg_values_supported");
+	jw_raw(&w, "[\"ES256\"]");
+	jw_key(&w, "token_endpoint_auth_methods_supported");
+	jw_raw(&w, "[\"client_secret_basic\",\"client_secret_post\",\"none\"]");
+	jw_key(&w, "revocation_endpoint_auth_methods_supported");
+	jw_raw(&w, "[\"client_secret_basic\",\"client_secret_post\",\"none\"]");
+	jw_key(&w, "introspection_endpoint_auth_methods_supported");
+	jw_raw(&w, "[\"client_secret_basic\",\"client_secret_post\"]");
+	jw_key(&w, "code_challenge_methods_supported");
+	jw_raw(&w, "[\"S256\"]");
+	jw_key(&w, "acr_values_supported");
+	jw_raw(&w, "[\"1\",\"2\",\"3\"]");
+	jw_key(&w, "claims_supported");
+	jw_raw(&w, "[\"iss\",\"sub\",\"aud\",\"exp\",\"iat\",\"auth_time\",\"nonce\",\"acr\",\"amr\",\"at_hash\","
+		   "\"azp\",\"email\",\"email_verified\",\"name\",\"locale\"]");
+	jw_key(&w, "prompt_values_supported");
+	jw_raw(&w, "[\"none\",\"login\",\"consent\"]");
+	jw_kbool(&w, "authorization_response_iss_parameter_supported", true);
+	jw_kbool(&w, "claims_parameter_supported", false);
+	jw_kbool(&w, "request_parameter_supported", false);
+	jw_kbool(&w, "request_uri_parameter_supported", false);
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	resp_header(r, "Cache-Control", "public, max-age=3600");
+	return resp_json(r, 200, &b);
+}
+
+static egov_err jwks(req *r)
+{
+	db_conn *c = NULL;
+	buf b;
+	egov_err err;
+
+	if ((err = conn(&c)))
+		return err;
+	buf_init(&b, 64 * 1024);
+	if ((err = oidc_keys_jwks(c, &b))) {
+		buf_release(&b);
+		return err;
+	}
+	/* Short: clients refetch on an unknown kid, but rotation should show
+	 * up well within the overlap. */
+	resp_header(r, "Cache-Control", "public, max-age=300");
+	return resp_buf(r, 200, "application/jwk-set+json", &b);
+}
+
+/* ---- client administration -------------------------------------------- */
+
+typedef struct client_in {
+	const char *name;
+	const char *type;
+	json_str_array redirect_uris;
+	json_str_array scopes;
+} client_in;
+
+static const json_field client_fields[] = {
+	{.name = "name", .type = JSON_T_STRING, .offset = offsetof(client_in, name), .required = true, .min_len = 1,
+	 .max_len = OIDC_CLIENT_NAME_MAX * 4},
+	{.name = "type", .type = JSON_T_STRING, .offset = offsetof(client_in, type), .required = true, .max_len = 16},
+	{.name = "redirect_uris", .type = JSON_T_STRING_ARRAY, .offset = offsetof(client_in, redirect_uris),
+	 .required = true, .max_len = OIDC_REDIRECT_URIS_MAX, .min_len = 1},
+	{.name = "scopes", .type = JSON_T_STRING_ARRAY, .offset = offsetof(client_in, scopes), .max_len = 16,
+	 .min_len = 1},
+};
+
+/* Absolute http(s) URI, no fragment, no spaces or controls. Plain http only
+ * for loopback (native apps and development, RFC 8252). */
+static int redirect_uri_valid(const char *u)
+{
+	const char *p;
+
+	if (strlen(u) > OIDC_REDIRECT_URI_MAX)
+		return 0;
+	for (p = u; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '#' || *p == '\\' || *p == '"' || *p == '<' ||
+		    *p == '>')
+			return 0;
+	if (strncmp(u, "https://", 8) == 0)
+		return u[8] && u[8] != '/';
+	return strncmp(u, "http://127.0.0.1", 16) == 0 || strncmp(u, "http://[::1]", 12) == 0 ||
+	       strncmp(u, "http://localhost", 16) == 0;
+}
+
+static int scope_word_valid(const char *s)
+{
+	const char *p;
+
+	if (!*s || strlen(s) > 64)
+		return 0;
+	for (p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-' ||
+		      *p == ':'))
+			return 0;
+	return 1;
+}
+
+static void write_client(jw *w, const oidc_client *cl, const char *secret)
+{
+	cJSON *uris = cJSON_Parse(cl->redirect_uris);
+	const cJSON *e;
+	const char *p;
+
+	jw_obj_begin(w);
+	jw_kstr(w, "client_id", cl->client_id);
+	if (secret && *secret)
+		jw_kstr(w, "client_secret", secret);
+	jw_kstr(w, "name", cl->name);
+	jw_kstr(w, "type", cl->type == OIDC_CONFIDENTIAL ? "confidential" : "public");
+	jw_key(w, "redirect_uris");
+	jw_arr_begin(w);
+	cJSON_ArrayForEach(e, uris) {
+		if (cJSON_IsString(e))
+			jw_str(w, e->valuestring);
+	}
+	jw_arr_end(w);
+	jw_key(w, "scopes");
+	jw_arr_begin(w);
+	for (p = cl->scopes; *p;) {
+		char word[OIDC_SCOPE_MAX + 1];
+		size_t l;
+		while (*p == ' ')
+			p++;
+		l = strcspn(p, " ");
+		if (!l)
+			break;
+		memcpy(word, p, l);
+		word[l] = '\0';
+		jw_str(w, word);
+		p += l;
+	}
+	jw_arr_end(w);
+	jw_kstr(w, "token_endpoint_auth_method",
+		cl->type == OIDC_CONFIDENTIAL ? "client_secret_basic" : "none");
+	jw_kstr(w, "created_by", cl->created_by);
+	jw_kstr(w, "created_at", cl->created_at);
+	jw_obj_end(w);
+	cJSON_Delete(uris);
+}
+
+static void actor_of(req *r, char *out, size_t len)
+{
+	identity_principal p;
+
+	if (identity_principal_from_req(r, &p) != EGOV_OK)
+		snprintf(out, len, "unknown");
+	else if (p.operator_token)
+		snprintf(out, len, "operator");
+	else
+		snprintf(out, len, "account:%s", p.account_id);
+}
+
+static egov_err client_create(req *r)
+{
+	client_in in = {0};
+	oidc_client cl = {0};
+	char secret[OIDC_TOKEN_LEN + 1] = "", object[96], details[256];
+	db_conn *c = NULL;
+	cJSON *arr = NULL;
+	size_t i, sl = 0;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = req_json(r, client_fields, sizeof client_fields / sizeof client_fields[0], &in)))
+		return err;
+	if (strcmp(in.type, "public") == 0)
+		cl.type = OIDC_PUBLIC;
+	else if (strcmp(in.type, "confidential") == 0)
+		cl.type = OIDC_CONFIDENTIAL;
+	else
+		return resp_problem(r, 400, "validation.invalid_field", "type", "public or confidential");
+	if (in.redirect_uris.n == 0)
+		return resp_problem(r, 400, "validation.invalid_field", "redirect_uris", "at least one");
+	if (!(arr = cJSON_CreateArray()))
+		return EGOV_ENOMEM;
+	for (i = 0; i < in.redirect_uris.n; i++) {
+		if (!redirect_uri_valid(in.redirect_uris.items[i])) {
+			char field[48];
+			cJSON_Delete(arr);
+			snprintf(field, sizeof field, "redirect_uris[%zu]", i);
+			return resp_problem(r, 400, "oidc.redirect_uri_invalid", field,
+					    "https URI without fragment (http only for loopback)");
+		}
+		cJSON_AddItemToArray(arr, cJSON_CreateString(in.redirect_uris.items[i]));
+	}
+	snprintf(cl.name, sizeof cl.name, "%s", in.name);
+	if (in.scopes.n == 0) {
+		snprintf(cl.scopes, sizeof cl.scopes, "openid profile email");
+	} else {
+		for (i = 0; i < in.scopes.n; i++) {
+			size_t l = strlen(in.scopes.items[i]);
+			if (!scope_word_valid(in.scopes.items[i]) || sl + l + 2 > sizeof cl.scopes) {
+				char field[48];
+				cJSON_Delete(arr);
+				snprintf(field, sizeof field, "scopes[%zu]", i);
+				return resp_problem(r, 400, "validation.invalid_field", field, NULL);
+			}
+			if (oidc_scope_has(cl.scopes, in.scopes.items[i]))
+				continue;
+			if (sl)
+				cl.scopes[sl++] = ' ';
+			memcpy(cl.scopes + sl, in.scopes.items[i], l + 1);
+			sl += l;
+		}
+		if (!oidc_scope_has(cl.scopes, "openid")) {
+			cJSON_Delete(arr);
+			return resp_problem(r, 400, "validation.invalid_field", "scopes", "must include openid");
+		}
+	}
+	cl.redirect_uris = cJSON_PrintUnformatted(arr);
+	cJSON_Delete(arr);
+	if (!cl.redirect_uris)
+		return EGOV_ENOMEM;
+	actor_of(r, cl.created_by, sizeof cl.created_by);
+	if ((err = conn(&c)) || (err = oidc_client_create(c, &cl, secret)))
+		goto out;
+	snprintf(object, sizeof object, "oidc_client:%s", cl.client_id);
+	snprintf(details, sizeof details, "{\"type\":\"%s\",\"request_id\":\"%s\"}",
+		 cl.type == OIDC_CONFIDENTIAL ? "confidential" : "public", req_id(r));
+	if ((err = oidc_audit(cl.created_by, "oidc.client.create", object, details)))
+		goto out;
+	buf_init(&b, 64 * 1024);
+	jw_init(&w, &b);
+	write_client(&w, &cl, secret);
+	if (w.err) {
+		err = w.err;
+		buf_release(&b);
+		goto out;
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	{
+		char loc[128];
+		snprintf(loc, sizeof loc, "/api/v1/oidc/clients/%s", cl.client_id);
+		resp_header(r, "Location", loc);
+	}
+	err = resp_json(r, 201, &b);
+out:
+	OPENSSL_cleanse(secret, sizeof secret);
+	oidc_client_release(&cl);
+	return err;
+}
+
+static egov_err client_get(req *r)
+{
+	oidc_client cl = {0};
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = conn(&c)))
+		return err;
+	err = oidc_client_get(c, req_param(r, "id"), &cl);
+	if (err == EGOV_ENOTFOUND)
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	if (err)
+		return err;
+	buf_init(&b, 64 * 1024);
+	jw_init(&w, &b);
+	write_client(&w, &cl, NULL);
+	oidc_client_release(&cl);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	return resp_json(r, 200, &b);
+}
+
+static int list_one(void *ctx, const oidc_client *cl)
+{
+	write_client(ctx, cl, NULL);
+	return ((jw *)ctx)->err ? 1 : 0;
+}
+
+static egov_err client_list(req *r)
+{
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = conn(&c)))
+		return err;
+	buf_init(&b, EGOV_RESPONSE_MAX);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_key(&w, "items");
+	jw_arr_begin(&w);
+	err = oidc_client_list(c, list_one, &w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	if (err || w.err) {
+		buf_release(&b);
+		return err ? err : w.err;
+	}
+	return resp_json(r, 200, &b);
+}
+
+static egov_err client_delete(req *r)
+{
+	const char *id = req_param(r, "id");
+	char actor[64], object[96], details[128];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if (!id || strlen(id) > OIDC_CLIENT_ID_MAX)
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	if ((err = conn(&c)))
+		return err;
+	err = oidc_client_delete(c, id);
+	if (err == EGOV_ENOTFOUND)
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	if (err)
+		return err;
+	actor_of(r, actor, sizeof actor);
+	snprintf(object, sizeof object, "oidc_client:%s", id);
+	snprintf(details, sizeof details, "{\"request_id\":\"%s\"}", req_id(r));
+	if ((err = oidc_audit(actor, "oidc.client.delete", object, details)))
+		return err;
+	return resp_empty(r, 204);
+}
+
+/* ---- command line -------------------------------------------------------- */
+
+static int command(const char *name, int argc, char **argv, db *d)
+{
+	char details[64];
+	db_conn *c = NULL;
+	int64_t n = 0;
+	egov_err err;
+
+	if (strcmp(name, "oidc") != 0)
+		return -1;
+	if (argc != 2 || strcmp(argv[1], "rotate-key") != 0) {
+		fputs("usage: egov oidc rotate-key\n", stderr);
+		return 2;
+	}
+	if ((err = db_conn_open(d, &c))) {
+		fprintf(stderr, "egov: database: %s\n", egov_err_name(err));
+		return 1;
+	}
+	/* The key itself is made by the serving node, in its own data
+	 * directory: private keys are created where they are used. */
+	err = oidc_keys_retire(c, &n);
+	db_conn_close(c);
+	if (err) {
+		fprintf(stderr, "egov: retiring the signing key failed: %s\n", egov_err_name(err));
+		return 1;
+	}
+	snprintf(details, sizeof details, "{\"retired\":%lld}", (long long)n);
+	oidc_audit("operator", "oidc.key.rotate", "oidc_key", details);
+	printf("retired %lld signing key(s); the node signs with a new key within a minute\n", (long long)n);
+	return 0;
+}
+
+/* ---- module ------------------------------------------------------------- */
+
+#define FORM "application/x-www-form-urlencoded"
+
+static const route routes[] = {
+	{.method = HTTP_GET, .path = "/.well-known/openid-configuration", .handler = discovery},
+	{.method = HTTP_GET, .path = "/oidc/jwks", .handler = jwks},
+	{.method = HTTP_GET, .path = "/.well-known/jwks.json", .handler = jwks},
+	{.method = HTTP_GET, .path = "/oidc/authorize", .handler = oidc_authorize_get},
+	{.method = HTTP_POST, .path = "/oidc/authorize/consent", .body_max = 16 * 1024, .content_type = FORM,
+	 .handler = oidc_authorize_consent},
+	{.method = HTTP_POST, .path = "/oidc/token", .body_max = 16 * 1024, .content_type = FORM,
+	 .handler = oidc_token_post},
+	{.method = HTTP_GET, .path = "/oidc/userinfo", .handler = oidc_userinfo},
+	{.method = HTTP_POST, .path = "/oidc/userinfo", .body_max = 16 * 1024, .content_type = FORM,
+	 .handler = oidc_userinfo},
+	{.method = HTTP_POST, .path = "/oidc/revoke", .body_max = 16 * 1024, .content_type = FORM,
+	 .handler = oidc_revoke_post},
+	{.method = HTTP_POST, .path = "/oidc/introspect", .body_max = 16 * 1024, .content_type = FORM,
+	 .handler = oidc_introspect_post},
+	{.method = HTTP_GET, .path = "/api/v1/oidc/clients", .perm = "oidc.client.write", .handler = client_list},
+	{.method = HTTP_POST, .path = "/api/v1/oidc/clients", .perm = "oidc.client.write", .body_max = 16 * 1024,
+	 .handler = client_create},
+	{.method = HTTP_GET, .path = "/api/v1/oidc/clients/{id}", .perm = "oidc.client.write", .handler = client_get},
+	{.method = HTTP_DELETE, .path = "/api/v1/oidc/clients/{id}", .perm = "oidc.client.write",
+	 .handler = client_delete},
+};
+
+/* Identity asks for the bearer hook before any request runs; there is no
+ * start hook in module.h, so install it when the program loads. */
+__attribute__((constructor)) static void install(void)
+{
+	oidc_bearer_install();
+}
+
+const egov_module oidc_module = {
+	.name = "oidc",
+	.routes = routes,
+	.nroutes = sizeof routes / sizeof routes[0],
+	.migrations = oidc_migrations,
+	.command = command,
+};

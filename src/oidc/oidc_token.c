@@ -1,0 +1,690 @@
+/*
+ * oidc_token.c: the token endpoint (authorization_code and refresh_token
+ * grants), UserInfo, revocation (RFC 7009), introspection (RFC 7662) and
+ * the bearer hook that lets access tokens call the egov API.
+ *
+ * Invariants: errors here are OAuth JSON errors (RFC 6749 §5.2), never
+ * problem documents, and every answer carries Cache-Control: no-store; an
+ * access token is believed only after its signature, issuer, expiry, typ
+ * ("at+jwt"), denylist and token family were checked; a replayed code or a
+ * reused refresh token revokes its family and is audited.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "core/app.h"
+#include "core/crypto.h"
+#include "core/timeutil.h"
+#include "core/uri.h"
+#include "identity/identity.h"
+#include "oidc/oidc_int.h"
+
+#define AT_TYP "at+jwt"
+
+/* An OAuth error (RFC 6749 5.2). challenge: the WWW-Authenticate value
+ * for a 401, NULL for the token endpoint's client-auth challenge (Basic). */
+static egov_err oauth_error_challenge(req *r, int status, const char *error, const char *desc,
+				      const char *challenge)
+{
+	buf b;
+	jw w;
+
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "error", error);
+	if (desc)
+		jw_kstr(&w, "error_description", desc);
+	jw_obj_end(&w);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	resp_header(r, "Pragma", "no-cache");
+	if (status == 401 || challenge)
+		resp_header(r, "WWW-Authenticate", challenge ? challenge : "Basic realm=\"egov\"");
+	return resp_json(r, status, &b);
+}
+
+static egov_err oauth_error(req *r, int status, const char *error, const char *desc)
+{
+	return oauth_error_challenge(r, status, error, desc, NULL);
+}
+
+static egov_err form(req *r, uri_query *q)
+{
+	const char *body, *why = NULL;
+	size_t len = 0;
+
+	body = req_body(r, &len);
+	if (!body) {
+		memset(q, 0, sizeof *q);
+		return EGOV_OK;
+	}
+	return uri_query_parse(req_arena(r), body, len, q, &why);
+}
+
+/* A form parameter that must not repeat (RFC 6749 §3.2). */
+static const char *param(const uri_query *q, const char *name, int *dup)
+{
+	const char *v = NULL;
+	size_t i;
+
+	for (i = 0; i < q->n; i++) {
+		if (strcmp(q->params[i].name, name) == 0) {
+			if (v)
+				*dup = 1;
+			v = q->params[i].value;
+		}
+	}
+	return v;
+}
+
+/* Percent-decodes one part of an HTTP Basic credential (RFC 6749 §2.3.1
+ * form-encodes them) with the kernel's form parser. */
+static const char *basic_part(req *r, const char *s, size_t n)
+{
+	char tmp[300];
+	uri_query q;
+	const char *why = NULL;
+
+	if (n + 3 > sizeof tmp)
+		return NULL;
+	tmp[0] = 'v';
+	tmp[1] = '=';
+	memcpy(tmp + 2, s, n);
+	if (uri_query_parse(req_arena(r), tmp, n + 2, &q, &why) || q.n != 1)
+		return n == 0 ? "" : NULL;
+	return q.params[0].value;
+}
+
+/* Authenticates the client: client_secret_basic, client_secret_post, or
+ * (public clients) client_id alone. EGOV_OK fills *cl. */
+static egov_err client_auth(req *r, const uri_query *q, oidc_client *cl, const char **why)
+{
+	const char *h = req_header(r, "Authorization");
+	const char *id = NULL, *secret = NULL;
+	int dup = 0;
+	db_conn *c = NULL;
+	egov_err err;
+
+	memset(cl, 0, sizeof *cl);
+	*why = "client authentication failed";
+	if (h) {
+		unsigned char dec[300];
+		const char *colon;
+		size_t hl;
+		int n;
+		if (strncasecmp(h, "Basic ", 6) != 0)
+			return EGOV_EAUTH;
+		h += 6;
+		hl = strlen(h);
+		if (hl == 0 || hl % 4 || hl > 400)
+			return EGOV_EAUTH;
+		n = EVP_DecodeBlock(dec, (const unsigned char *)h, (int)hl);
+		if (n < 0)
+			return EGOV_EAUTH;
+		/* EVP_DecodeBlock counts padding as zero bytes. */
+		if (hl >= 1 && h[hl - 1] == '=')
+			n--;
+		if (hl >= 2 && h[hl - 2] == '=')
+			n--;
+		dec[n] = '\0';
+		if (memchr(dec, '\0', (size_t)n) || !(colon = strchr((char *)dec, ':')))
+			return EGOV_EAUTH;
+		id = basic_part(r, (const char *)dec, (size_t)(colon - (const char *)dec));
+		secret = basic_part(r, colon + 1, strlen(colon + 1));
+		OPENSSL_cleanse(dec, sizeof dec);
+		if (!id || !secret || param(q, "client_secret", &dup))
+			return EGOV_EAUTH; /* one method at a time (RFC 6749 §2.3) */
+		{
+			const char *bid = param(q, "client_id", &dup);
+			if (bid && strcmp(bid, id) != 0)
+				return EGOV_EAUTH;
+		}
+	} else {
+		id = param(q, "client_id", &dup);
+		secret = param(q, "client_secret", &dup);
+	}
+	if (dup || !id)
+		return EGOV_EAUTH;
+	if ((err = db_thread_conn(app()->db, &c)))
+		return err;
+	err = oidc_client_get(c, id, cl);
+	if (err == EGOV_ENOTFOUND)
+		return EGOV_EAUTH;
+	if (err)
+		return err;
+	if (cl->type == OIDC_CONFIDENTIAL ? !oidc_client_secret_ok(cl, secret) : secret != NULL) {
+		oidc_client_release(cl);
+		return EGOV_EAUTH;
+	}
+	*why = NULL;
+	return EGOV_OK;
+}
+
+static const char *amr_of(int acr)
+{
+	return acr >= 3 ? "[\"swk\"]" : acr == 2 ? "[\"pwd\",\"otp\",\"mfa\"]" : "[\"pwd\"]";
+}
+
+typedef struct grant {
+	const oidc_client *cl;
+	const identity_account *acct;
+	const char *scope;
+	const char *nonce; /* NULL on refresh */
+	const char *family;
+	const char *refresh; /* the refresh token to hand out */
+	int acr;
+	int64_t auth_time;
+} grant;
+
+/* Writes the access token, ID token and the token response. */
+static egov_err issue(req *r, db_conn *c, const grant *g)
+{
+	int64_t now = oidc_now(), exp = now + oidc_token_ttl();
+	char jti[37], acr[16], at_hash[44], actor[64], object[96], details[256];
+	unsigned char h[32];
+	buf claims, at, idt, out;
+	jw w;
+	egov_err err;
+
+	buf_init(&claims, 16 * 1024);
+	buf_init(&at, 16 * 1024);
+	buf_init(&idt, 16 * 1024);
+	buf_init(&out, 64 * 1024);
+	snprintf(acr, sizeof acr, "%d", g->acr);
+	if ((err = uuid_v7(jti)))
+		goto out;
+	jw_init(&w, &claims);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "iss", oidc_issuer());
+	jw_kstr(&w, "sub", g->acct->id);
+	jw_kstr(&w, "aud", g->cl->client_id);
+	jw_kstr(&w, "client_id", g->cl->client_id);
+	jw_kint(&w, "exp", exp);
+	jw_kint(&w, "iat", now);
+	jw_kstr(&w, "jti", jti);
+	jw_kstr(&w, "scope", g->scope);
+	jw_kstr(&w, "acr", acr);
+	jw_kint(&w, "auth_time", g->auth_time);
+	jw_kstr(&w, "fam", g->family);
+	jw_obj_end(&w);
+	if ((err = w.err) || (err = oidc_sign(c, AT_TYP, claims.data, &at)))
+		goto out;
+	/* at_hash: left half of SHA-256 of the access token (OIDC Core §3.1.3.6). */
+	crypto_sha256(at.data, at.len, h);
+	oidc_b64url_encode(h, 16, at_hash);
+	buf_reset(&claims);
+	jw_init(&w, &claims);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "iss", oidc_issuer());
+	jw_kstr(&w, "sub", g->acct->id);
+	jw_kstr(&w, "aud", g->cl->client_id);
+	jw_kstr(&w, "azp", g->cl->client_id);
+	jw_kint(&w, "exp", exp);
+	jw_kint(&w, "iat", now);
+	jw_kint(&w, "auth_time", g->auth_time);
+	if (g->nonce && *g->nonce)
+		jw_kstr(&w, "nonce", g->nonce);
+	jw_kstr(&w, "acr", acr);
+	jw_key(&w, "amr");
+	jw_raw(&w, amr_of(g->acr));
+	jw_kstr(&w, "at_hash", at_hash);
+	jw_obj_end(&w);
+	if ((err = w.err) || (err = oidc_sign(c, "JWT", claims.data, &idt)))
+		goto out;
+	jw_init(&w, &out);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "access_token", at.data);
+	jw_kstr(&w, "token_type", "Bearer");
+	jw_kint(&w, "expires_in", exp - now);
+	jw_kstr(&w, "scope", g->scope);
+	jw_kstr(&w, "id_token", idt.data);
+	if (g->refresh && *g->refresh)
+		jw_kstr(&w, "refresh_token", g->refresh);
+	jw_obj_end(&w);
+	if ((err = w.err))
+		goto out;
+	snprintf(actor, sizeof actor, "account:%s", g->acct->id);
+	snprintf(object, sizeof object, "oidc_client:%s", g->cl->client_id);
+	snprintf(details, sizeof details, "{\"grant\":\"%s\",\"family\":\"%s\",\"jti\":\"%s\",\"request_id\":\"%s\"}",
+		 g->nonce ? "authorization_code" : "refresh_token", g->family, jti, req_id(r));
+	if ((err = oidc_audit(actor, "oidc.token.issue", object, details)))
+		goto out;
+	resp_header(r, "Cache-Control", "no-store");
+	resp_header(r, "Pragma", "no-cache");
+	err = resp_json(r, 200, &out);
+out:
+	buf_release(&claims);
+	buf_release(&at);
+	buf_release(&idt);
+	buf_release(&out);
+	return err;
+}
+
+static egov_err audit_revocation(req *r, const char *action, const oidc_client *cl, const char *account,
+				 const char *family)
+{
+	char actor[96], object[96], details[200];
+
+	snprintf(actor, sizeof actor, "oidc_client:%s", cl->client_id);
+	snprintf(object, sizeof object, "oidc_family:%s", family);
+	snprintf(details, sizeof details, "{\"account\":\"%s\",\"request_id\":\"%s\"}", account, req_id(r));
+	return oidc_audit(actor, action, object, details);
+}
+
+static egov_err grant_code(req *r, db_conn *c, const uri_query *q, const oidc_client *cl)
+{
+	const char *code, *redirect_uri, *verifier;
+	oidc_code_data d;
+	oidc_refresh_data rd;
+	identity_account acct;
+	char refresh[OIDC_TOKEN_LEN + 1] = "";
+	int dup = 0;
+	grant g;
+	egov_err err;
+
+	code = param(q, "code", &dup);
+	redirect_uri = param(q, "redirect_uri", &dup);
+	verifier = param(q, "code_verifier", &dup);
+	if (dup || !code || !redirect_uri)
+		return oauth_error(r, 400, "invalid_request", "code and redirect_uri are required, once each");
+	err = oidc_code_redeem(c, code, &d);
+	if (err == EGOV_ECONFLICT) {
+		/* RFC 6749 §4.1.2: a code used twice revokes what it gave. */
+		if ((err = oidc_family_revoke(c, d.family)) ||
+		    (err = audit_revocation(r, "oidc.code.replay", cl, d.account_id, d.family)))
+			return err;
+		return oauth_error(r, 400, "invalid_grant", "authorization code already used");
+	}
+	if (err == EGOV_ENOTFOUND)
+		return oauth_error(r, 400, "invalid_grant", "unknown or expired authorization code");
+	if (err)
+		return err;
+	if (strcmp(d.client_id, cl->client_id) != 0)
+		return oauth_error(r, 400, "invalid_grant", "code was issued to another client");
+	if (strcmp(d.redirect_uri, redirect_uri) != 0)
+		return oauth_error(r, 400, "invalid_grant", "redirect_uri does not match");
+	if (d.challenge[0]) {
+		char ch[44];
+		if (!verifier || !oidc_pkce_valid(verifier))
+			return oauth_error(r, 400, "invalid_grant", "code_verifier missing or malformed");
+		oidc_pkce_s256(verifier, ch);
+		if (!crypto_streq(ch, d.challenge))
+			return oauth_error(r, 400, "invalid_grant", "PKCE verification failed");
+	} else if (verifier) {
+		return oauth_error(r, 400, "invalid_grant", "code_verifier without code_challenge");
+	}
+	err = identity_account_get(c, d.account_id, &acct);
+	if (err == EGOV_ENOTFOUND || (!err && acct.disabled))
+		return oauth_error(r, 400, "invalid_grant", "account not available");
+	if (err)
+		return err;
+	if ((err = oidc_family_create(c, d.family, cl->client_id, d.account_id)))
+		return err == EGOV_ECONFLICT ? oauth_error(r, 400, "invalid_grant", "code already used") : err;
+	memset(&rd, 0, sizeof rd);
+	snprintf(rd.family, sizeof rd.family, "%s", d.family);
+	snprintf(rd.client_id, sizeof rd.client_id, "%s", cl->client_id);
+	snprintf(rd.account_id, sizeof rd.account_id, "%s", d.account_id);
+	snprintf(rd.scope, sizeof rd.scope, "%s", d.scope);
+	rd.acr = d.acr;
+	rd.auth_time = d.auth_time;
+	if ((err = oidc_refresh_issue(c, &rd, refresh)))
+		return err;
+	g = (grant){.cl = cl, .acct = &acct, .scope = d.scope, .nonce = d.nonce, .family = d.family,
+		    .refresh = refresh, .acr = d.acr, .auth_time = d.auth_time};
+	err = issue(r, c, &g);
+	OPENSSL_cleanse(refresh, sizeof refresh);
+	return err;
+}
+
+static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc_client *cl)
+{
+	const char *token, *scope;
+	oidc_refresh_data d;
+	identity_account acct;
+	char refresh[OIDC_TOKEN_LEN + 1] = "";
+	int64_t exp = 0;
+	int dup = 0;
+	grant g;
+	egov_err err;
+
+	token = param(q, "refresh_token", &dup);
+	scope = param(q, "scope", &dup);
+	if (dup || !token)
+		return oauth_error(r, 400, "invalid_request", "refresh_token is required, once");
+	/* Checks that must not spend the token come first. */
+	if (oidc_refresh_lookup(c, token, &d, &exp) == EGOV_OK) {
+		if (strcmp(d.client_id, cl->client_id) != 0)
+			return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
+		if (scope && (!*scope || !oidc_scopes_subset(scope, d.scope)))
+			return oauth_error(r, 400, "invalid_scope", "scope may only narrow");
+	}
+	err = oidc_refresh_rotate(c, token, &d, refresh);
+	if (err == EGOV_ECONFLICT) {
+		if ((err = audit_revocation(r, "oidc.refresh.reuse", cl, d.account_id, d.family)))
+			return err;
+		return oauth_error(r, 400, "invalid_grant", "refresh token reused; its family is revoked");
+	}
+	if (err == EGOV_ENOTFOUND)
+		return oauth_error(r, 400, "invalid_grant", "unknown, expired or revoked refresh token");
+	if (err)
+		return err;
+	if (strcmp(d.client_id, cl->client_id) != 0) {
+		/* Raced with a rotation between lookup and here: treat as theft. */
+		oidc_family_revoke(c, d.family);
+		return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
+	}
+	err = identity_account_get(c, d.account_id, &acct);
+	if (err == EGOV_ENOTFOUND || (!err && acct.disabled)) {
+		oidc_family_revoke(c, d.family);
+		return oauth_error(r, 400, "invalid_grant", "account not available");
+	}
+	if (err)
+		return err;
+	g = (grant){.cl = cl, .acct = &acct, .scope = scope ? scope : d.scope, .nonce = NULL, .family = d.family,
+		    .refresh = refresh, .acr = d.acr, .auth_time = d.auth_time};
+	err = issue(r, c, &g);
+	OPENSSL_cleanse(refresh, sizeof refresh);
+	return err;
+}
+
+egov_err oidc_token_post(req *r)
+{
+	uri_query q;
+	oidc_client cl;
+	const char *gt, *why = NULL;
+	db_conn *c = NULL;
+	int dup = 0;
+	egov_err err;
+
+	if (form(r, &q))
+		return oauth_error(r, 400, "invalid_request", "malformed form body");
+	gt = param(&q, "grant_type", &dup);
+	if (dup || !gt)
+		return oauth_error(r, 400, "invalid_request", "grant_type is required, once");
+	if ((err = client_auth(r, &q, &cl, &why)))
+		return err == EGOV_EAUTH ? oauth_error(r, 401, "invalid_client", why) : err;
+	if ((err = db_thread_conn(app()->db, &c)))
+		goto out;
+	if (strcmp(gt, "authorization_code") == 0)
+		err = grant_code(r, c, &q, &cl);
+	else if (strcmp(gt, "refresh_token") == 0)
+		err = grant_refresh(r, c, &q, &cl);
+	else
+		err = oauth_error(r, 400, "unsupported_grant_type", NULL);
+out:
+	oidc_client_release(&cl);
+	return err;
+}
+
+/* ---- access tokens ---------------------------------------------------- */
+
+/* Verifies an access token completely. *payload owned by the caller. */
+static egov_err access_check(db_conn *c, const char *tok, cJSON **payload, const char **why)
+{
+	const cJSON *jti, *fam, *sub;
+	bool denied = true, revoked = true;
+	egov_err err;
+
+	if ((err = oidc_verify(c, tok, AT_TYP, NULL, payload, why)))
+		return err;
+	jti = cJSON_GetObjectItemCaseSensitive(*payload, "jti");
+	fam = cJSON_GetObjectItemCaseSensitive(*payload, "fam");
+	sub = cJSON_GetObjectItemCaseSensitive(*payload, "sub");
+	*why = "jwt.claims";
+	if (!cJSON_IsString(jti) || !cJSON_IsString(fam) || !cJSON_IsString(sub) ||
+	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(*payload, "scope")))
+		goto fail;
+	if ((err = oidc_deny_has(c, jti->valuestring, &denied)) ||
+	    (err = oidc_family_revoked(c, fam->valuestring, &revoked)))
+		goto fail_err;
+	*why = "jwt.revoked";
+	if (denied || revoked)
+		goto fail;
+	*why = NULL;
+	return EGOV_OK;
+fail:
+	err = EGOV_EAUTH;
+fail_err:
+	cJSON_Delete(*payload);
+	*payload = NULL;
+	return err;
+}
+
+static const char *claim_str(const cJSON *p, const char *name)
+{
+	const cJSON *j = cJSON_GetObjectItemCaseSensitive(p, name);
+	return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static egov_err bearer_error(req *r, const char *error)
+{
+	char h[128];
+
+	/* RFC 6750 3: the resource server's challenge is Bearer, once. */
+	snprintf(h, sizeof h, "Bearer realm=\"egov\", error=\"%s\"", error);
+	return oauth_error_challenge(r, strcmp(error, "insufficient_scope") == 0 ? 403 : 401, error, NULL, h);
+}
+
+egov_err oidc_userinfo(req *r)
+{
+	const char *h = req_header(r, "Authorization"), *why = NULL, *scope, *sub;
+	identity_account acct;
+	cJSON *p = NULL;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return oauth_error_challenge(r, 401, "invalid_token", "bearer access token required",
+					     "Bearer realm=\"egov\"");
+	if ((err = db_thread_conn(app()->db, &c)))
+		return err;
+	err = access_check(c, h + 7, &p, &why);
+	if (err == EGOV_EAUTH)
+		return bearer_error(r, "invalid_token");
+	if (err)
+		return err;
+	scope = claim_str(p, "scope");
+	sub = claim_str(p, "sub");
+	if (!oidc_scope_has(scope, "openid")) {
+		cJSON_Delete(p);
+		return bearer_error(r, "insufficient_scope");
+	}
+	err = identity_account_get(c, sub, &acct);
+	if (err == EGOV_ENOTFOUND || (!err && acct.disabled)) {
+		cJSON_Delete(p);
+		return bearer_error(r, "invalid_token");
+	}
+	if (err) {
+		cJSON_Delete(p);
+		return err;
+	}
+	buf_init(&b, 16 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "sub", acct.id);
+	if (oidc_scope_has(scope, "email")) {
+		jw_kstr(&w, "email", acct.email);
+		jw_kbool(&w, "email_verified", acct.email_verified);
+	}
+	if (oidc_scope_has(scope, "profile")) {
+		jw_kstr(&w, "name", acct.display_name);
+		jw_kstr(&w, "locale", acct.locale);
+	}
+	jw_obj_end(&w);
+	cJSON_Delete(p);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	return resp_json(r, 200, &b);
+}
+
+egov_err oidc_revoke_post(req *r)
+{
+	uri_query q;
+	oidc_client cl;
+	oidc_refresh_data d;
+	const char *tok, *why = NULL;
+	cJSON *p = NULL;
+	db_conn *c = NULL;
+	int64_t exp = 0;
+	int dup = 0;
+	egov_err err;
+
+	if (form(r, &q))
+		return oauth_error(r, 400, "invalid_request", "malformed form body");
+	if ((err = client_auth(r, &q, &cl, &why)))
+		return err == EGOV_EAUTH ? oauth_error(r, 401, "invalid_client", why) : err;
+	tok = param(&q, "token", &dup);
+	if (!tok || dup) {
+		err = oauth_error(r, 400, "invalid_request", "token is required, once");
+		goto out;
+	}
+	if ((err = db_thread_conn(app()->db, &c)))
+		goto out;
+	if (oidc_refresh_lookup(c, tok, &d, &exp) == EGOV_OK) {
+		if (strcmp(d.client_id, cl.client_id) == 0) {
+			if ((err = oidc_family_revoke(c, d.family)) ||
+			    (err = audit_revocation(r, "oidc.token.revoke", &cl, d.account_id, d.family)))
+				goto out;
+		}
+	} else if (access_check(c, tok, &p, &why) == EGOV_OK) {
+		const char *cid = claim_str(p, "client_id"), *jti = claim_str(p, "jti");
+		const cJSON *e = cJSON_GetObjectItemCaseSensitive(p, "exp");
+		if (cid && jti && cJSON_IsNumber(e) && strcmp(cid, cl.client_id) == 0) {
+			char actor[96], object[64];
+			if ((err = oidc_deny_add(c, jti, (int64_t)e->valuedouble)))
+				goto out;
+			snprintf(actor, sizeof actor, "oidc_client:%s", cl.client_id);
+			snprintf(object, sizeof object, "oidc_access:%s", jti);
+			if ((err = oidc_audit(actor, "oidc.token.revoke", object, NULL)))
+				goto out;
+		}
+	}
+	/* RFC 7009 §2.2: unknown and foreign tokens are answered alike. */
+	resp_header(r, "Cache-Control", "no-store");
+	err = resp_empty(r, 200);
+out:
+	cJSON_Delete(p);
+	oidc_client_release(&cl);
+	return err;
+}
+
+egov_err oidc_introspect_post(req *r)
+{
+	uri_query q;
+	oidc_client cl;
+	oidc_refresh_data d;
+	const char *tok, *why = NULL;
+	cJSON *p = NULL;
+	db_conn *c = NULL;
+	int64_t exp = 0;
+	int dup = 0;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if (form(r, &q))
+		return oauth_error(r, 400, "invalid_request", "malformed form body");
+	if ((err = client_auth(r, &q, &cl, &why)))
+		return err == EGOV_EAUTH ? oauth_error(r, 401, "invalid_client", why) : err;
+	if (cl.type != OIDC_CONFIDENTIAL) {
+		oidc_client_release(&cl);
+		return oauth_error(r, 401, "invalid_client", "introspection needs a confidential client");
+	}
+	tok = param(&q, "token", &dup);
+	if (!tok || dup) {
+		oidc_client_release(&cl);
+		return oauth_error(r, 400, "invalid_request", "token is required, once");
+	}
+	if ((err = db_thread_conn(app()->db, &c))) {
+		oidc_client_release(&cl);
+		return err;
+	}
+	buf_init(&b, 16 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	if (oidc_refresh_lookup(c, tok, &d, &exp) == EGOV_OK) {
+		jw_kbool(&w, "active", true);
+		jw_kstr(&w, "token_type", "refresh_token");
+		jw_kstr(&w, "scope", d.scope);
+		jw_kstr(&w, "client_id", d.client_id);
+		jw_kstr(&w, "sub", d.account_id);
+		jw_kint(&w, "exp", exp);
+		jw_kstr(&w, "iss", oidc_issuer());
+	} else if (access_check(c, tok, &p, &why) == EGOV_OK) {
+		static const char *const strs[] = {"scope", "client_id", "sub", "aud", "iss", "jti", "acr"};
+		static const char *const nums[] = {"exp", "iat", "auth_time"};
+		size_t i;
+		jw_kbool(&w, "active", true);
+		jw_kstr(&w, "token_type", "Bearer");
+		for (i = 0; i < sizeof strs / sizeof strs[0]; i++)
+			if (claim_str(p, strs[i]))
+				jw_kstr(&w, strs[i], claim_str(p, strs[i]));
+		for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+			const cJSON *e = cJSON_GetObjectItemCaseSensitive(p, nums[i]);
+			if (cJSON_IsNumber(e))
+				jw_kint(&w, nums[i], (int64_t)e->valuedouble);
+		}
+	} else {
+		jw_kbool(&w, "active", false);
+	}
+	jw_obj_end(&w);
+	cJSON_Delete(p);
+	oidc_client_release(&cl);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	return resp_json(r, 200, &b);
+}
+
+/* ---- the egov API with bearer tokens ------------------------------------- */
+
+/* Scopes gate what a token may do beyond the account's own rights:
+ * "egov.api" lets it act with all of them, a permission name as a scope
+ * (e.g. "info.notice.write") with that one. */
+static egov_err bearer_resolve(req *r, const char *token, const char *perm, identity_principal *out)
+{
+	const char *why = NULL, *scope, *sub, *acr;
+	cJSON *p = NULL;
+	db_conn *c = NULL;
+	egov_err err;
+
+	memset(out, 0, sizeof *out);
+	if (!app()->db || db_thread_conn(app()->db, &c))
+		return EGOV_EAUTH;
+	if (access_check(c, token, &p, &why))
+		return EGOV_EAUTH;
+	scope = claim_str(p, "scope");
+	sub = claim_str(p, "sub");
+	acr = claim_str(p, "acr");
+	err = EGOV_EAUTH;
+	if (!sub || strlen(sub) >= sizeof out->account_id)
+		goto out;
+	if (perm && strcmp(perm, IDENTITY_PERM_SIGNED_IN) != 0 && !oidc_scope_has(scope, "egov.api") &&
+	    !oidc_scope_has(scope, perm))
+		goto out;
+	memcpy(out->account_id, sub, strlen(sub) + 1);
+	out->acr = acr && acr[0] >= '1' && acr[0] <= '3' && !acr[1] ? acr[0] - '0' : 1;
+	err = EGOV_OK;
+out:
+	cJSON_Delete(p);
+	return err;
+}
+
+void oidc_bearer_install(void)
+{
+	identity_set_bearer_resolver(bearer_resolve);
+}
