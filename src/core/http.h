@@ -86,6 +86,11 @@ egov_err req_json(req *r, const json_field *fields, size_t nfields, void *out);
 /* ---- response ------------------------------------------------------- */
 /* Adds a response header (copied). */
 egov_err resp_header(req *r, const char *name, const char *value);
+/* Widens this response's CSP form-action to also allow origin (a page whose
+ * form POST is answered with a redirect elsewhere, like OAuth consent:
+ * browsers apply form-action to the redirect too). origin is
+ * "scheme://host[:port]"; anything else is refused with EGOV_EINVAL. */
+egov_err resp_csp_form_action(req *r, const char *origin);
 /* Answers with a JSON body. Takes the buf's bytes (b is left empty). */
 egov_err resp_json(req *r, int status, buf *b);
 /* Answers with a buf's bytes of a given type, taking them (b is left empty). */

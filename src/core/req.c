@@ -18,8 +18,10 @@
 
 /* One policy for every page and API answer: nothing inline, nothing from
  * elsewhere, no framing. */
-#define CSP "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
-	    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+#define CSP_HEAD "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " \
+	    "object-src 'none'; base-uri 'none'; form-action 'self'"
+#define CSP_TAIL "; frame-ancestors 'none'"
+#define CSP CSP_HEAD CSP_TAIL
 
 http_method req_method(const req *r) { return r->method; }
 const char *req_method_name(const req *r) { return r->method_name; }
@@ -258,6 +260,24 @@ egov_err resp_problem(req *r, int status, const char *code, const char *field, c
 	return err;
 }
 
+egov_err resp_csp_form_action(req *r, const char *origin)
+{
+	const char *p = strstr(origin, "://");
+	size_t i;
+
+	if (!p || (strncmp(origin, "https://", 8) != 0 && strncmp(origin, "http://", 7) != 0) || !p[3])
+		return EGOV_EINVAL;
+	for (i = 0; origin[i]; i++) {
+		char c = origin[i];
+		/* No path, no spaces, quotes or ';' that could end the directive. */
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '-' || c == ':' || c == '[' || c == ']' || (c == '/' && origin + i < p + 3)))
+			return EGOV_EINVAL;
+	}
+	r->csp_form_action = arena_strdup(&r->arena, origin);
+	return r->csp_form_action ? EGOV_OK : EGOV_ENOMEM;
+}
+
 egov_err req_finish_response(req *r)
 {
 	struct MHD_Response *resp = r->resp;
@@ -278,9 +298,16 @@ egov_err req_finish_response(req *r)
 	const char *ctype = MHD_get_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE);
 	size_t i;
 
-	for (i = 0; i < sizeof always / sizeof always[0]; i++)
-		if (MHD_add_response_header(resp, always[i][0], always[i][1]) != MHD_YES)
+	for (i = 0; i < sizeof always / sizeof always[0]; i++) {
+		const char *value = always[i][1];
+		char csp[sizeof CSP + 256];
+		if (i == 0 && r->csp_form_action) {
+			snprintf(csp, sizeof csp, "%s %s%s", CSP_HEAD, r->csp_form_action, CSP_TAIL);
+			value = csp;
+		}
+		if (MHD_add_response_header(resp, always[i][0], value) != MHD_YES)
 			return EGOV_ENOMEM;
+	}
 	if (ctype && strncmp(ctype, "text/html", 9) == 0)
 		for (i = 0; i < sizeof documents / sizeof documents[0]; i++)
 			if (MHD_add_response_header(resp, documents[i][0], documents[i][1]) != MHD_YES)

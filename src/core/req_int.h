@@ -58,6 +58,7 @@ struct req {
 	resp_hdr extra[REQ_EXTRA_HEADERS_MAX];
 	size_t nextra;
 	char allow[64];
+	const char *csp_form_action; /* extra form-action source, or NULL */
 };
 
 /* Adds the headers every response carries (security, id, language, extras). */

@@ -358,7 +358,18 @@ static egov_err render_consent(req *r, authz *a, const identity_session *s)
 		return err;
 	}
 	resp_header(r, "Cache-Control", "no-store");
-	resp_header(r, "Content-Language", lang);
+	/* The consent POST is answered with a redirect to the client: let the
+	 * browser follow it (CSP form-action covers redirects). */
+	{
+		char origin[OIDC_REDIRECT_URI_MAX + 1];
+		const char *p3 = strstr(a->redirect_uri, "://");
+		size_t n = p3 ? (size_t)(p3 + 3 - a->redirect_uri) + strcspn(p3 + 3, "/?#") : 0;
+		if (n && n < sizeof origin) {
+			memcpy(origin, a->redirect_uri, n);
+			origin[n] = '\0';
+			resp_csp_form_action(r, origin); /* refused origins keep 'self' only */
+		}
+	}
 	return resp_buf(r, 200, "text/html; charset=utf-8", &b);
 }
 
