@@ -46,6 +46,10 @@ typedef struct route {
 	const char *content_type;  /* accepted request type when body_max > 0; NULL = application/json */
 	route_handler handler;
 	const char *name;          /* metrics label; NULL = path */
+	/* The handler may block for long (password hashing, key generation):
+	 * it runs on the kernel's blocking pool while the connection is
+	 * suspended, so the HTTP workers keep serving everyone else. */
+	bool blocking;
 } route;
 
 /* ---- request -------------------------------------------------------- */

@@ -6,6 +6,7 @@
 #define EGOV_CORE_REQ_INT_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 #include "core/arena.h"
@@ -59,6 +60,12 @@ struct req {
 	size_t nextra;
 	char allow[64];
 	const char *csp_form_action; /* extra form-action source, or NULL */
+
+	/* blocking routes (server.c): the handler runs on the blocking pool */
+	pthread_mutex_t off_mu;
+	int off_state;         /* 0 none, 1 queued/running, 2 done */
+	bool off_suspended;    /* the MHD worker suspended the connection */
+	bool off_init;         /* off_mu was initialised */
 };
 
 /* Adds the headers every response carries (security, id, language, extras). */

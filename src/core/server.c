@@ -379,6 +379,8 @@ static void serve_static(req *r)
 	resp_bytes(r, 200, f->mime, f->data, f->len, false);
 }
 
+static void run_handler(req *r);
+
 static void dispatch(req *r)
 {
 	egov_err err;
@@ -405,7 +407,15 @@ static void dispatch(req *r)
 			return;
 		}
 	}
-	err = r->match.route->handler(r);
+	if (r->match.route->blocking)
+		return; /* access_cb hands it to the blocking pool */
+	run_handler(r);
+}
+
+static void run_handler(req *r)
+{
+	egov_err err = r->match.route->handler(r);
+
 	if (!r->resp) {
 		if (!err) {
 			log_error("http.no_response", "handler for %s answered nothing", r->match.route->path);
@@ -438,6 +448,98 @@ static enum MHD_Result queue(req *r)
 	r->resp = NULL;
 	r->phase = 2;
 	return ret;
+}
+
+/* ---- the blocking pool ----------------------------------------------------
+ * Routes marked .blocking (Argon2id, PKCS#12 key wrapping) would hold an
+ * HTTP worker for tens of milliseconds to seconds, and with workers sized to
+ * the cores a few of them stall every other request. Their handlers run
+ * here instead: the worker hands the request over, suspends the connection
+ * and goes on serving; the pool thread builds the response and resumes it.
+ * The queue is bounded: past it the request gets 503 at once. */
+#define BLOCKING_QUEUE_MAX 1024
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	req *queue[BLOCKING_QUEUE_MAX];
+	size_t head, len;
+	pthread_t *threads;
+	size_t nthreads;
+	bool stop;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void *pool_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		req *r;
+		pthread_mutex_lock(&pool.mu);
+		while (!pool.len && !pool.stop)
+			pthread_cond_wait(&pool.cv, &pool.mu);
+		if (!pool.len) {
+			pthread_mutex_unlock(&pool.mu);
+			return NULL;
+		}
+		r = pool.queue[pool.head];
+		pool.head = (pool.head + 1) % BLOCKING_QUEUE_MAX;
+		pool.len--;
+		pthread_mutex_unlock(&pool.mu);
+
+		run_handler(r);
+		pthread_mutex_lock(&r->off_mu);
+		r->off_state = 2;
+		if (r->off_suspended)
+			MHD_resume_connection(r->conn);
+		pthread_mutex_unlock(&r->off_mu);
+	}
+}
+
+static egov_err pool_start(size_t n)
+{
+	size_t i;
+
+	pool.threads = calloc(n, sizeof *pool.threads);
+	if (!pool.threads)
+		return EGOV_ENOMEM;
+	pool.stop = false;
+	for (i = 0; i < n; i++) {
+		if (pthread_create(&pool.threads[i], NULL, pool_main, NULL) != 0)
+			break;
+		pool.nthreads++;
+	}
+	return pool.nthreads ? EGOV_OK : EGOV_EINTERNAL;
+}
+
+static void pool_stop(void)
+{
+	size_t i;
+
+	pthread_mutex_lock(&pool.mu);
+	pool.stop = true;
+	pthread_cond_broadcast(&pool.cv);
+	pthread_mutex_unlock(&pool.mu);
+	for (i = 0; i < pool.nthreads; i++)
+		pthread_join(pool.threads[i], NULL);
+	free(pool.threads);
+	pool.threads = NULL;
+	pool.nthreads = 0;
+}
+
+/* Hands r to the pool; false if the queue is full. */
+static bool pool_submit(req *r)
+{
+	bool ok;
+
+	pthread_mutex_lock(&pool.mu);
+	ok = pool.len < BLOCKING_QUEUE_MAX && !pool.stop;
+	if (ok) {
+		pool.queue[(pool.head + pool.len) % BLOCKING_QUEUE_MAX] = r;
+		pool.len++;
+		pthread_cond_signal(&pool.cv);
+	}
+	pthread_mutex_unlock(&pool.mu);
+	return ok;
 }
 
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -485,8 +587,33 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	if (r->off_state == 2)
+		return queue(r); /* resumed: the pool built the response */
+	if (r->off_state == 1)
+		return MHD_YES;
 	dispatch(r);
-	return queue(r);
+	if (r->resp || r->match_status != 200 || !r->match.route->blocking)
+		return queue(r);
+	pthread_mutex_init(&r->off_mu, NULL);
+	r->off_init = true;
+	r->off_state = 1;
+	if (!pool_submit(r)) {
+		r->off_state = 0;
+		resp_problem(r, 503, "unavailable", NULL, "blocking pool full");
+		return queue(r);
+	}
+	/* The pool may finish before we get here: then answer at once. */
+	{
+		bool done;
+		pthread_mutex_lock(&r->off_mu);
+		done = r->off_state == 2;
+		if (!done) {
+			MHD_suspend_connection(conn);
+			r->off_suspended = true;
+		}
+		pthread_mutex_unlock(&r->off_mu);
+		return done ? queue(r) : MHD_YES;
+	}
 }
 
 /* ---- completion: metrics and access log --------------------------------- */
@@ -605,6 +732,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	buf_release(&r->body);
+	if (r->off_init)
+		pthread_mutex_destroy(&r->off_mu);
 	*con_cls = NULL;
 	req_put(r);
 	atomic_fetch_sub(&inflight, 1);
@@ -655,7 +784,8 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	socklen_t sslen;
 	server *s = NULL;
 	egov_err err = EGOV_OK;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME;
 	unsigned threads;
 	size_t i, n;
 	long ncpu;
@@ -703,6 +833,10 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
+	/* Blocking handlers mostly wait on admission control (hashing slots =
+	 * cores) or answer 429 at once; 4 per core keeps the refusals quick. */
+	if ((err = pool_start((size_t)(ncpu > 0 ? ncpu : 1) * 4)))
+		goto out;
 	s->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, access_cb, s,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -733,6 +867,8 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	s = NULL;
 out:
 	if (s) {
+		if (pool.nthreads)
+			pool_stop();
 		server_tls_close();
 		the_server = NULL;
 		metrics_free();
@@ -757,6 +893,7 @@ void server_stop(server *s, int drain_s)
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
+	pool_stop();
 	if (atomic_load(&inflight) > 0)
 		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", atomic_load(&inflight),
 			 drain_s);

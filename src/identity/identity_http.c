@@ -784,13 +784,16 @@ static egov_err api_recovery_regenerate(req *r)
 #define P "/api/v1/identity"
 
 const route identity_routes[] = {
-	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register},
+	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register,
+	 .blocking = true},
 	{.method = HTTP_POST, .path = P "/verify-email", .body_max = SMALL_BODY, .handler = api_verify_email},
-	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login},
+	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login,
+	 .blocking = true},
 	{.method = HTTP_POST, .path = P "/login/totp", .body_max = SMALL_BODY, .handler = api_login_totp},
 	{.method = HTTP_POST, .path = P "/logout", .body_max = SMALL_BODY, .handler = api_logout},
 	{.method = HTTP_POST, .path = P "/password/reset", .body_max = SMALL_BODY, .handler = api_reset_request},
-	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm},
+	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm,
+	 .blocking = true},
 	{.method = HTTP_GET, .path = P "/me", .handler = api_me},
 	{.method = HTTP_GET, .path = P "/sessions", .handler = api_sessions},
 	{.method = HTTP_DELETE, .path = P "/sessions/{id}", .handler = api_session_revoke},

@@ -170,8 +170,20 @@ static void admission_defaults_locked(void)
 	}
 }
 
+/* sodium_init() picks libsodium's Argon2 implementation for this CPU
+ * (AVX2/AVX-512); without it every hash runs the portable code, measured
+ * 1.4-1.7x slower. Idempotent and thread-safe; called before any hash. */
+static pthread_once_t sodium_once = PTHREAD_ONCE_INIT;
+static bool sodium_ok;
+
+static void sodium_setup(void)
+{
+	sodium_ok = sodium_init() >= 0; /* fails only without a random source */
+}
+
 void identity_admission_init(int slots, int queue)
 {
+	pthread_once(&sodium_once, sodium_setup);
 	pthread_mutex_lock(&adm_mu);
 	if (slots <= 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -202,6 +214,9 @@ static egov_err admit(int64_t *retry_after_ms)
 {
 	egov_err err = EGOV_OK;
 
+	pthread_once(&sodium_once, sodium_setup);
+	if (!sodium_ok)
+		return EGOV_EINTERNAL;
 	pthread_mutex_lock(&adm_mu);
 	admission_defaults_locked();
 	if (adm_running >= adm_slots && adm_waiting >= adm_queue_max) {

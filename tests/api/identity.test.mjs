@@ -4,6 +4,7 @@
 // Retry-After in seconds and Retry-After-Ms).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { backends, startEgov } from '../lib/egov.mjs';
 import { assertConforms } from './lib/openapi.mjs';
@@ -195,9 +196,41 @@ for (const backend of backends()) {
       assert.equal((await login('eve@example.mo', 'amber-quartz-meadow')).status, 200);
     });
 
+    // The flood is made truly simultaneous: 48 connections are opened first,
+    // then every request is written in the same tick, so the hashing slots
+    // and queue (2 x cores) overflow whatever the client machine's load.
     test('a login flood gets 429 with Retry-After from admission control', async () => {
       await registerVerified('flo@example.mo');
-      const rs = await Promise.all(Array.from({ length: 40 }, () => login('flo@example.mo')));
+      const body = JSON.stringify({ email: 'flo@example.mo', password: PW });
+      const reqText = `POST /api/v1/identity/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n`
+        + `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+      const socks = await Promise.all(Array.from({ length: 48 }, () => new Promise((resolve, reject) => {
+        const s = net.connect(node.port, '127.0.0.1', () => resolve(s));
+        s.on('error', reject);
+      })));
+      const answers = socks.map((s) => new Promise((resolve) => {
+        let data = '';
+        s.setEncoding('utf8');
+        s.on('data', (d) => { data += d; });
+        s.on('close', () => resolve(data));
+        s.on('error', () => resolve(data));
+      }));
+      for (const s of socks) s.write(reqText);
+      const texts = await Promise.all(answers);
+      const rs = texts.map((t) => {
+        const [head, ...rest] = t.split('\r\n\r\n');
+        const lines = head.split('\r\n');
+        const status = Number(lines[0].split(' ')[1]);
+        const headers = new Headers();
+        for (const l of lines.slice(1)) {
+          const i = l.indexOf(':');
+          if (i > 0) headers.append(l.slice(0, i).trim(), l.slice(i + 1).trim());
+        }
+        const text = rest.join('\r\n\r\n');
+        let json = null;
+        try { json = JSON.parse(text); } catch { /* not JSON */ }
+        return { status, headers, text, json };
+      });
       const busy = rs.filter((r) => r.status === 429);
       assert.ok(rs.some((r) => r.status === 200), 'some got through');
       assert.ok(busy.length > 0, `statuses: ${rs.map((r) => r.status).join(',')}`);
