@@ -451,6 +451,10 @@ static const route routes[] = {
 	{.method = HTTP_GET, .path = "/api/v1/oidc/clients/{id}", .perm = "oidc.client.write", .handler = client_get},
 	{.method = HTTP_DELETE, .path = "/api/v1/oidc/clients/{id}", .perm = "oidc.client.write",
 	 .handler = client_delete},
+	/* The signed-in person's grants (oidc_grants.c): session and CSRF
+	 * checked by the handlers. */
+	{.method = HTTP_GET, .path = "/api/v1/identity/me/grants", .handler = oidc_grants_list},
+	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/grants/{client_id}", .handler = oidc_grants_withdraw},
 };
 
 /* Identity asks for the bearer hook before any request runs; there is no

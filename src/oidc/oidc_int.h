@@ -11,6 +11,7 @@
  *   oidc_http.c       discovery, JWKS, client admin API, module descriptor
  *   oidc_authorize.c  the authorization endpoint and the consent form
  *   oidc_token.c      token, userinfo, revocation, introspection, bearer hook
+ *   oidc_grants.c     the signed-in person's granted applications (list, withdraw)
  */
 #ifndef EGOV_OIDC_INT_H
 #define EGOV_OIDC_INT_H
@@ -174,6 +175,23 @@ int oidc_scope_has(const char *scopes, const char *word);
 egov_err oidc_grant_covers(db_conn *c, const char *account_id, const char *client_id, const char *scope, bool *covers);
 egov_err oidc_grant_save(db_conn *c, const char *account_id, const char *client_id, const char *scope);
 
+typedef struct oidc_grant_info {
+	char client_id[OIDC_CLIENT_ID_MAX + 1];
+	char name[OIDC_CLIENT_NAME_MAX * 4 + 1]; /* the client's name; "" if it is gone */
+	char scopes[OIDC_SCOPE_MAX + 1];
+	char granted_at[32];
+} oidc_grant_info;
+/* The remembered grants of an account, newest first; fn returning
+ * non-zero stops. */
+egov_err oidc_grant_list(db_conn *c, const char *account_id, int (*fn)(void *ctx, const oidc_grant_info *g),
+			 void *ctx);
+/* Withdraws an account's consent for a client: deletes the remembered
+ * grant and revokes every token family the account holds for the client
+ * (their refresh tokens stop working), in one transaction. *families
+ * (optional) = families revoked. EGOV_ENOTFOUND when there was neither a
+ * grant nor a live family. */
+egov_err oidc_grant_withdraw(db_conn *c, const char *account_id, const char *client_id, int64_t *families);
+
 typedef struct oidc_code_data {
 	char client_id[OIDC_CLIENT_ID_MAX + 1];
 	char account_id[37];
@@ -230,6 +248,9 @@ egov_err oidc_token_post(req *r);
 egov_err oidc_userinfo(req *r);
 egov_err oidc_revoke_post(req *r);
 egov_err oidc_introspect_post(req *r);
+/* The signed-in person's granted applications (oidc_grants.c). */
+egov_err oidc_grants_list(req *r);
+egov_err oidc_grants_withdraw(req *r);
 /* Installs the bearer-token hook into identity (oidc_token.c). */
 void oidc_bearer_install(void);
 

@@ -287,6 +287,66 @@ egov_err oidc_grant_save(db_conn *c, const char *account_id, const char *client_
 		       (db_param[]){DBP_S(account_id), DBP_S(client_id), DBP_S(scope), DBP_S(now)}, 4, NULL);
 }
 
+egov_err oidc_grant_list(db_conn *c, const char *account_id, int (*fn)(void *ctx, const oidc_grant_info *g),
+			 void *ctx)
+{
+	db_rows *rows = NULL;
+	bool has = false;
+	egov_err err;
+
+	if ((err = db_query(c,
+			    "SELECT g.client_id, cl.name, g.scopes, g.created_at FROM oidc_grant g"
+			    " LEFT JOIN oidc_client cl ON cl.client_id = g.client_id"
+			    " WHERE g.account_id = ? ORDER BY g.created_at DESC, g.client_id",
+			    (db_param[]){DBP_S(account_id)}, 1, &rows)))
+		return err;
+	while (!(err = db_rows_next(rows, &has)) && has) {
+		oidc_grant_info g;
+
+		memset(&g, 0, sizeof g);
+		copy(g.client_id, sizeof g.client_id, db_rows_text(rows, 0));
+		copy(g.name, sizeof g.name, db_rows_text(rows, 1));
+		copy(g.scopes, sizeof g.scopes, db_rows_text(rows, 2));
+		copy(g.granted_at, sizeof g.granted_at, db_rows_text(rows, 3));
+		if (fn(ctx, &g))
+			break;
+	}
+	db_rows_free(rows);
+	return err;
+}
+
+egov_err oidc_grant_withdraw(db_conn *c, const char *account_id, const char *client_id, int64_t *families)
+{
+	int64_t grants = 0, fams = 0;
+	egov_err err;
+
+	if (families)
+		*families = 0;
+	if ((err = db_begin(c)))
+		return err;
+	if ((err = db_exec(c, "DELETE FROM oidc_grant WHERE account_id = ? AND client_id = ?",
+			   (db_param[]){DBP_S(account_id), DBP_S(client_id)}, 2, &grants)) ||
+	    (err = db_exec(c, "UPDATE oidc_family SET revoked = 1 WHERE account_id = ? AND client_id = ? AND revoked = 0",
+			   (db_param[]){DBP_S(account_id), DBP_S(client_id)}, 2, &fams)) ||
+	    /* Spent, so a later use reads as reuse (as oidc_family_revoke). */
+	    (err = db_exec(c, "UPDATE oidc_refresh SET used = 1 WHERE account_id = ? AND client_id = ?",
+			   (db_param[]){DBP_S(account_id), DBP_S(client_id)}, 2, NULL)) ||
+	    (err = db_exec(c, "DELETE FROM oidc_code WHERE account_id = ? AND client_id = ?",
+			   (db_param[]){DBP_S(account_id), DBP_S(client_id)}, 2, NULL)))
+		goto out;
+	if (grants == 0 && fams == 0) {
+		err = EGOV_ENOTFOUND;
+		goto out;
+	}
+	err = db_commit(c);
+out:
+	if (err)
+		db_rollback(c);
+	else if (families)
+		*families = fams;
+	return err;
+}
+
 /* ---- codes ------------------------------------------------------------ */
 
 egov_err oidc_code_issue(db_conn *c, const oidc_code_data *d, char code_out[OIDC_TOKEN_LEN + 1])

@@ -516,6 +516,46 @@ out:
 	return err;
 }
 
+egov_err pki_cert_list_by_owner(db_conn *c, const char *owner, int (*fn)(void *ctx, const pki_cert_info *ci),
+				void *ctx)
+{
+	db_rows *rows = NULL;
+	bool has = false;
+	egov_err err;
+
+	{
+		db_param prm[] = {DBP_S(owner)};
+		if ((err = db_query(c,
+				    "SELECT serial, owner, profile, subject, not_before, not_after, status,"
+				    " revoked_at, reason FROM pki_cert WHERE owner = ?"
+				    " ORDER BY not_before DESC, serial",
+				    prm, 1, &rows)))
+			goto out;
+	}
+	while (!(err = db_rows_next(rows, &has)) && has) {
+		pki_cert_info ci;
+
+		memset(&ci, 0, sizeof ci);
+#define COPY(field, col)                                                                         \
+	snprintf(ci.field, sizeof ci.field, "%s", db_rows_text(rows, col) ? db_rows_text(rows, col) : "")
+		COPY(serial, 0);
+		COPY(owner, 1);
+		COPY(profile, 2);
+		COPY(subject, 3);
+		COPY(not_before, 4);
+		COPY(not_after, 5);
+		COPY(status, 6);
+		COPY(revoked_at, 7);
+		COPY(reason, 8);
+#undef COPY
+		if (fn(ctx, &ci))
+			break;
+	}
+out:
+	db_rows_free(rows);
+	return err;
+}
+
 egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const char *actor, const char **code)
 {
 	char norm[PKI_SERIAL_HEX], now[32], object[64], details[128];

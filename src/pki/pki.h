@@ -95,6 +95,12 @@ egov_err pki_issue_pkcs12(db_conn *c, const char *owner, const char *profile, co
 /* A certificate by serial (hex, any case). EGOV_ENOTFOUND if unknown. */
 egov_err pki_cert_get(db_conn *c, const char *serial, pki_cert_info *out);
 
+/* Calls fn for each certificate of owner, newest first (by not_before),
+ * with pem NULL (fetch one with pki_cert_get). fn returning non-zero
+ * stops the walk. */
+egov_err pki_cert_list_by_owner(db_conn *c, const char *owner, int (*fn)(void *ctx, const pki_cert_info *ci),
+				void *ctx);
+
 /* ---- revocation ------------------------------------------------------ */
 
 /* Whether name is a revocation reason: unspecified, keyCompromise,

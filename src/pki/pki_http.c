@@ -1,7 +1,8 @@
 /*
  * pki_http.c: the CA's HTTP face: public CA certificates, CRL, OCSP and TSA
  * under /pki/, the certificates API under /api/v1/certificates, the
- * module's migrations and its descriptor.
+ * routes of the self-service API (handlers in pki_self.c), the module's
+ * migrations and its descriptor.
  *
  * Invariants: everything under /pki/ is public and speaks the binary protocols (DER) their
  * RFCs define; protocol errors there are protocol answers (OCSP
@@ -368,10 +369,20 @@ static const route routes[] = {
 	{.method = HTTP_POST, .path = "/api/v1/certificates", .perm = "pki.cert.issue", .body_max = 32 * 1024,
 	 .handler = cert_issue},
 	{.method = HTTP_POST, .path = "/api/v1/certificates/pkcs12", .perm = "pki.cert.issue", .body_max = 8 * 1024,
-	 .handler = cert_issue_p12},
+	 .handler = cert_issue_p12, .blocking = true},
 	{.method = HTTP_GET, .path = "/api/v1/certificates/{serial}", .perm = "pki.cert.read", .handler = cert_get},
 	{.method = HTTP_POST, .path = "/api/v1/certificates/{serial}/revoke", .perm = "pki.cert.revoke",
 	 .body_max = 1024, .handler = cert_revoke},
+	/* The signed-in person's own certificates (pki_self.c): the handlers
+	 * check the session and CSRF themselves, bearer tokens not accepted. */
+	{.method = HTTP_GET, .path = "/api/v1/identity/me/certificates", .handler = pki_self_list},
+	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificates", .body_max = 32 * 1024,
+	 .handler = pki_self_issue},
+	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificates/pkcs12", .body_max = 8 * 1024,
+	 .handler = pki_self_issue_p12, .blocking = true},
+	{.method = HTTP_GET, .path = "/api/v1/identity/me/certificates/{serial}", .handler = pki_self_get},
+	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificates/{serial}/revoke", .body_max = 1024,
+	 .handler = pki_self_revoke},
 };
 
 static const db_migration migrations[] = {

@@ -67,4 +67,14 @@ void pki_crl_invalidate(void);
 /* RFC 5280 reason code of a reason name, -1 if unknown. */
 int pki_reason_code(const char *name);
 
+/* Self-service (pki_self.c): the most live (not revoked) certificates one
+ * account may hold, so a session cannot fill the table or the CRL. */
+#define PKI_SELF_LIVE_MAX 10
+struct req; /* core/http.h: not included here, ocsp.c names a variable req */
+egov_err pki_self_list(struct req *r);
+egov_err pki_self_issue(struct req *r);
+egov_err pki_self_issue_p12(struct req *r);
+egov_err pki_self_get(struct req *r);
+egov_err pki_self_revoke(struct req *r);
+
 #endif

@@ -29,6 +29,16 @@
     }, function () { return { status: 0, data: null }; });
   }
 
+  // For answers that are not JSON (a PKCS#12 download): the fetch
+  // Response itself, or null on a network failure.
+  function apiRaw(method, path, body) {
+    var headers = { 'Content-Type': 'application/json' };
+    if (csrf) headers['X-CSRF-Token'] = csrf;
+    return fetch(API + path, {
+      method: method, headers: headers, credentials: 'same-origin', body: JSON.stringify(body),
+    }).then(function (r) { return r; }, function () { return null; });
+  }
+
   function msg(name) {
     var el = document.querySelector('[data-msg="' + name + '"]');
     return el ? el.textContent.trim() : '';
@@ -137,7 +147,7 @@
   }
 
   window.egovAccount = {
-    api: api, setCsrf: setCsrf, msg: msg, safeReturn: safeReturn, query: query,
+    api: api, apiRaw: apiRaw, setCsrf: setCsrf, msg: msg, safeReturn: safeReturn, query: query,
     clearErrors: clearErrors, showErrors: showErrors, problemError: problemError,
     missing: missing, showStep: showStep, busy: busy,
   };

@@ -1,0 +1,422 @@
+/*
+ * pki_self.c: the signed-in person's own certificates, under
+ * /api/v1/identity/me/certificates: list, request from a CSR, request as a
+ * PKCS#12 bundle, download, revoke.
+ *
+ * Invariants:
+ * - The caller is the full session of the egov_sid cookie (bearer tokens
+ *   are not accepted here: a certificate is a credential, and an
+ *   application acting for a person must not mint one). Every POST also
+ *   passes identity_csrf_check.
+ * - The owner of what is issued is the account id, and the subject is built
+ *   from the account (CN = display name, UID = account id): nothing of the
+ *   CSR's subject is used.
+ * - Someone else's serial answers 404 exactly like an unknown one, so the
+ *   API does not reveal which serials exist.
+ * - Residents may use the person_* profiles only. An account with a second
+ *   factor must have used it in this session before it may get a
+ *   certificate (a certificate logs in at level 3, so it must not be
+ *   obtainable with the password alone).
+ * - Issuing and revoking are audited with actor "account:<id>".
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "audit/audit.h"
+#include "core/app.h"
+#include "core/limits.h"
+#include "identity/identity.h"
+#include "pki/pki_int.h"
+
+#define SELF_PREFIX "/api/v1/identity/me/certificates"
+
+static egov_err conn(db_conn **c)
+{
+	return db_thread_conn(app()->db, c);
+}
+
+/* The caller's session; for POSTs also the CSRF token. On failure the
+ * answer is already queued and the error is returned for the handler to
+ * pass up. */
+static egov_err need_session(req *r, identity_session *s, bool csrf)
+{
+	egov_err err = identity_session_from_req(r, s);
+
+	if (err == EGOV_EAUTH) {
+		resp_problem(r, 401, "unauthorized", NULL, NULL);
+		return EGOV_EAUTH;
+	}
+	if (err)
+		return err;
+	if (csrf && identity_csrf_check(r, s)) {
+		resp_problem(r, 403, "identity.csrf", NULL, NULL);
+		return EGOV_EPERM;
+	}
+	return EGOV_OK;
+}
+
+static void actor_of(const identity_session *s, char out[48])
+{
+	snprintf(out, 48, "account:%s", s->account_id);
+}
+
+/* The CN for an account: its display name cut to 64 characters (at a
+ * character boundary), the most issue.c accepts. out holds 64 characters
+ * of up to 4 bytes, so only the character count ever cuts. */
+static void cn_of(const identity_account *a, char *out, size_t outlen)
+{
+	size_t i = 0, chars = 0;
+	const char *p = a->display_name;
+
+	while (p[i] && i + 1 < outlen) {
+		if (((unsigned char)p[i] & 0xc0) != 0x80 && ++chars > 64)
+			break;
+		out[i] = p[i];
+		i++;
+	}
+	out[i] = '\0';
+}
+
+static void write_cert(jw *w, const pki_cert_info *ci)
+{
+	jw_obj_begin(w);
+	jw_kstr(w, "serial", ci->serial);
+	jw_kstr(w, "profile", ci->profile);
+	jw_kstr(w, "subject", ci->subject);
+	jw_kstr(w, "not_before", ci->not_before);
+	jw_kstr(w, "not_after", ci->not_after);
+	jw_kstr(w, "status", ci->status);
+	jw_key(w, "revoked_at");
+	jw_str(w, ci->revoked_at[0] ? ci->revoked_at : NULL);
+	jw_key(w, "reason");
+	jw_str(w, ci->reason[0] ? ci->reason : NULL);
+	if (ci->pem)
+		jw_kstr(w, "certificate", ci->pem);
+	jw_obj_end(w);
+}
+
+static egov_err answer_cert(req *r, int status, const pki_cert_info *ci)
+{
+	char loc[128];
+	buf b;
+	jw w;
+
+	buf_init(&b, EGOV_RESPONSE_MAX);
+	jw_init(&w, &b);
+	write_cert(&w, ci);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	if (status == 201) {
+		snprintf(loc, sizeof loc, SELF_PREFIX "/%s", ci->serial);
+		resp_header(r, "Location", loc);
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	return resp_json(r, status, &b);
+}
+
+static egov_err audit_issue(req *r, const identity_session *s, const pki_cert_info *ci, const char *how)
+{
+	char object[64], actor[48];
+	buf d;
+	egov_err err;
+
+	if (!app()->audit)
+		return EGOV_OK;
+	actor_of(s, actor);
+	snprintf(object, sizeof object, "cert:%s", ci->serial);
+	buf_init(&d, 1024);
+	err = buf_adds(&d, "{\"profile\":\"");
+	if (!err)
+		err = buf_add_json_str(&d, ci->profile);
+	if (!err)
+		err = buf_addf(&d, "\",\"owner\":\"%s\",\"via\":\"%s\",\"request_id\":\"%s\"}", s->account_id, how,
+			       req_id(r));
+	if (!err)
+		err = audit_append(app()->audit, actor, "pki.cert.issue", object, d.data, NULL);
+	buf_release(&d);
+	return err;
+}
+
+/* The caller's account, and whether it may have a certificate of profile
+ * now. Queues the refusal and returns an error when not. */
+static egov_err may_issue(req *r, db_conn *c, const identity_session *s, const char *profile,
+			  identity_account *a)
+{
+	int64_t live = 0;
+	bool found = false;
+	egov_err err;
+
+	if ((err = identity_account_get(c, s->account_id, a))) {
+		if (err == EGOV_ENOTFOUND) {
+			resp_problem(r, 401, "unauthorized", NULL, NULL);
+			return EGOV_EAUTH;
+		}
+		return err;
+	}
+	if (!pki_profile_valid(profile)) {
+		resp_problem(r, 400, "pki.profile_unknown", "profile", NULL);
+		return EGOV_EINVAL;
+	}
+	if (a->kind == IDENTITY_RESIDENT && strncmp(profile, "person_", 7) != 0) {
+		resp_problem(r, 403, "pki.profile_forbidden", "profile", NULL);
+		return EGOV_EPERM;
+	}
+	if (a->totp_enabled && s->acr < 2) {
+		resp_problem(r, 403, "pki.step_up_required", NULL, NULL);
+		return EGOV_EPERM;
+	}
+	{
+		db_param p[] = {DBP_S(s->account_id)};
+		if ((err = db_query_int(c, "SELECT COUNT(*) FROM pki_cert WHERE owner = ? AND status = 'good'", p, 1,
+					&live, &found)))
+			return err;
+	}
+	if (live >= PKI_SELF_LIVE_MAX) {
+		resp_problem(r, 409, "pki.cert_limit", NULL, NULL);
+		return EGOV_ECONFLICT;
+	}
+	return EGOV_OK;
+}
+
+/* ---- list ------------------------------------------------------------- */
+
+static int list_one(void *ctx, const pki_cert_info *ci)
+{
+	write_cert(ctx, ci);
+	return 0;
+}
+
+egov_err pki_self_list(req *r)
+{
+	identity_session s;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = need_session(r, &s, false)) || (err = conn(&c)))
+		return err;
+	buf_init(&b, EGOV_RESPONSE_MAX);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_key(&w, "items");
+	jw_arr_begin(&w);
+	err = pki_cert_list_by_owner(c, s.account_id, list_one, &w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	if (err || w.err) {
+		buf_release(&b);
+		return err ? err : w.err;
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	return resp_json(r, 200, &b);
+}
+
+/* ---- issue from a CSR --------------------------------------------------- */
+
+typedef struct csr_in {
+	const char *profile, *csr;
+} csr_in;
+
+static const json_field csr_fields[] = {
+	{.name = "profile", .type = JSON_T_STRING, .offset = offsetof(csr_in, profile), .required = true,
+	 .min_len = 1, .max_len = 32},
+	{.name = "csr", .type = JSON_T_STRING, .offset = offsetof(csr_in, csr), .required = true, .min_len = 1,
+	 .max_len = 16 * 1024},
+};
+
+egov_err pki_self_issue(req *r)
+{
+	identity_session s;
+	identity_account a;
+	csr_in in = {0};
+	pki_cert_info ci = {0};
+	const char *code = NULL;
+	char cn[260];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)))
+		return err;
+	if (!pki_g.open)
+		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
+	if ((err = req_json(r, csr_fields, sizeof csr_fields / sizeof csr_fields[0], &in)) || (err = conn(&c)) ||
+	    (err = may_issue(r, c, &s, in.profile, &a)))
+		return err;
+	cn_of(&a, cn, sizeof cn);
+	err = pki_issue_from_csr(c, in.csr, strlen(in.csr), in.profile, a.id, cn, &ci, &code);
+	if (err == EGOV_EINVAL && code)
+		return resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : "csr", NULL);
+	if (!err && !(err = audit_issue(r, &s, &ci, "csr")))
+		err = answer_cert(r, 201, &ci);
+	pki_cert_info_release(&ci);
+	return err;
+}
+
+/* ---- issue as PKCS#12 -------------------------------------------------- */
+
+typedef struct p12_in {
+	const char *profile, *passphrase;
+} p12_in;
+
+static const json_field p12_fields[] = {
+	{.name = "profile", .type = JSON_T_STRING, .offset = offsetof(p12_in, profile), .required = true,
+	 .min_len = 1, .max_len = 32},
+	{.name = "passphrase", .type = JSON_T_STRING, .offset = offsetof(p12_in, passphrase), .required = true,
+	 .min_len = 8, .max_len = 1024},
+};
+
+egov_err pki_self_issue_p12(req *r)
+{
+	identity_session s;
+	identity_account a;
+	p12_in in = {0};
+	pki_cert_info ci = {0};
+	const char *code = NULL;
+	unsigned char *p12 = NULL;
+	size_t len = 0;
+	char cn[260], disp[96];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)))
+		return err;
+	if (!pki_g.open)
+		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
+	if ((err = req_json(r, p12_fields, sizeof p12_fields / sizeof p12_fields[0], &in)) || (err = conn(&c)) ||
+	    (err = may_issue(r, c, &s, in.profile, &a)))
+		return err;
+	cn_of(&a, cn, sizeof cn);
+	err = pki_issue_pkcs12(c, a.id, in.profile, cn, in.passphrase, &p12, &len, &ci, &code);
+	if (err == EGOV_EINVAL && code) {
+		err = resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : NULL, NULL);
+		goto out;
+	}
+	if (!err && !(err = audit_issue(r, &s, &ci, "pkcs12"))) {
+		char loc[128];
+		snprintf(loc, sizeof loc, SELF_PREFIX "/%s", ci.serial);
+		snprintf(disp, sizeof disp, "attachment; filename=\"egov-%s.p12\"", ci.serial);
+		resp_header(r, "Location", loc);
+		resp_header(r, "X-Certificate-Serial", ci.serial);
+		resp_header(r, "Content-Disposition", disp);
+		resp_header(r, "Cache-Control", "no-store");
+		err = resp_bytes(r, 201, "application/pkcs12", p12, len, true);
+	}
+out:
+	if (p12)
+		OPENSSL_cleanse(p12, len);
+	free(p12);
+	pki_cert_info_release(&ci);
+	return err;
+}
+
+/* ---- one certificate --------------------------------------------------- */
+
+/* The caller's certificate named by the path; 404 queued (and
+ * EGOV_ENOTFOUND returned) when there is none or it is someone else's. */
+static egov_err own_cert(req *r, db_conn *c, const identity_session *s, pki_cert_info *ci)
+{
+	egov_err err = pki_cert_get(c, req_param(r, "serial"), ci);
+
+	if (!err && strcmp(ci->owner, s->account_id) != 0) {
+		pki_cert_info_release(ci);
+		err = EGOV_ENOTFOUND;
+	}
+	if (err == EGOV_ENOTFOUND)
+		resp_problem(r, 404, "not_found", NULL, NULL);
+	return err;
+}
+
+egov_err pki_self_get(req *r)
+{
+	identity_session s;
+	pki_cert_info ci = {0};
+	char disp[96];
+	const char *accept = req_header(r, "Accept");
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, false)) || (err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
+		return err;
+	if (accept && strstr(accept, "application/json") && !strstr(accept, "application/x-pem-file")) {
+		err = answer_cert(r, 200, &ci);
+	} else {
+		snprintf(disp, sizeof disp, "attachment; filename=\"egov-%s.pem\"", ci.serial);
+		resp_header(r, "Content-Disposition", disp);
+		resp_header(r, "Cache-Control", "no-store");
+		err = resp_bytes(r, 200, "application/x-pem-file", ci.pem, strlen(ci.pem), true);
+	}
+	pki_cert_info_release(&ci);
+	return err;
+}
+
+/* ---- revoke ------------------------------------------------------------ */
+
+typedef struct revoke_in {
+	const char *reason;
+} revoke_in;
+
+static const json_field revoke_fields[] = {
+	{.name = "reason", .type = JSON_T_STRING, .offset = offsetof(revoke_in, reason), .max_len = 32},
+};
+
+/* The reasons a holder can state about their own certificate; the others
+ * (cACompromise, privilegeWithdrawn) are the CA's to give. */
+static bool holder_reason(const char *reason)
+{
+	static const char *const ok[] = {"unspecified", "keyCompromise", "affiliationChanged", "superseded",
+					 "cessationOfOperation"};
+	size_t i;
+
+	for (i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (strcmp(ok[i], reason) == 0)
+			return true;
+	return false;
+}
+
+egov_err pki_self_revoke(req *r)
+{
+	identity_session s;
+	revoke_in in = {0};
+	pki_cert_info ci = {0};
+	const char *code = NULL;
+	char actor[48], serial[PKI_SERIAL_HEX];
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = need_session(r, &s, true)))
+		return err;
+	if (!pki_g.open)
+		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
+	if ((err = req_json(r, revoke_fields, 1, &in)))
+		return err;
+	if (!in.reason)
+		in.reason = "unspecified";
+	if ((err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
+		return err;
+	snprintf(serial, sizeof serial, "%s", ci.serial);
+	pki_cert_info_release(&ci);
+	if (!pki_reason_valid(in.reason))
+		return resp_problem(r, 400, "pki.reason_unknown", "reason", NULL);
+	if (!holder_reason(in.reason))
+		return resp_problem(r, 400, "pki.reason_forbidden", "reason", NULL);
+	actor_of(&s, actor);
+	err = pki_revoke(c, serial, in.reason, actor, &code);
+	if (err == EGOV_EINVAL && code)
+		return resp_problem(r, 400, code, "reason", NULL);
+	if (err == EGOV_ENOTFOUND)
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	if (err == EGOV_ECONFLICT)
+		return resp_problem(r, 409, "pki.cert_already_revoked", NULL, NULL);
+	if (err)
+		return err;
+	if (!(err = pki_cert_get(c, serial, &ci)))
+		err = answer_cert(r, 200, &ci);
+	pki_cert_info_release(&ci);
+	return err;
+}
