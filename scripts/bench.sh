@@ -14,6 +14,9 @@
 #             >= 50,000 durable appends/s; verify 1,000,000 records <= 10 s
 #             (raw write+fdatasync rate of the disk beside it).
 #   json      bench/json_bench, if its source is present.
+#   trust     bench/trust_bench.sh: password logins against the Argon2id
+#             hashing ceiling, 10x overload (429 latency, memory), refresh
+#             grants per core, idle memory with 10,000 sessions.
 #
 # Output: a report on stdout, and in build/bench-results/<UTC time>/ the raw
 # wrk outputs, server logs, report.txt and summary.txt (key=value lines).
@@ -23,7 +26,9 @@
 # BENCH_STARTS (10), BENCH_AUDIT_SECONDS (5), BENCH_AUDIT_VERIFY (1000000),
 # BENCH_AUDIT_VERIFY_PG (1000000; lower it where filling PostgreSQL is slow),
 # BENCH_PG (1: also PostgreSQL), BENCH_ACCESS_OFF (1: extra round with
-# EGOV_LOG_ACCESS=off), BENCH_STRICT (1: exit 1 if a target is missed).
+# EGOV_LOG_ACCESS=off), BENCH_STRICT (1: exit 1 if a target is missed),
+# BENCH_TRUST (1; 0 skips the trust-layer section, whose own knobs are
+# listed in bench/trust_bench.sh).
 #
 # Invariants: every server listens on 127.0.0.1 only, on a port below 32768
 # checked to be owned by the process we started; every process started here
@@ -516,14 +521,17 @@ say "  disk reference: 4 KiB write+fdatasync $FS_OVER/s in place, $FS_APP/s appe
 kv fsync.overwrite_ops_per_s "$FS_OVER"
 kv fsync.append_ops_per_s "$FS_APP"
 
-# run_audit LABEL URL VERIFY_RECORDS: 16 writers, then 64 writers + fill to
+# run_audit LABEL URL VERIFY_RECORDS: 16, 64, then 256 writers + fill to
 # VERIFY_RECORDS + verify. The verify verdict needs >= 1,000,000 records.
+# Every append waits until it is durable, so the rate is bounded by
+# writers / fsync latency: 16 and 64 writers are printed for the shape of
+# that curve, and the >= 50,000/s target is judged at 256 concurrent writers.
 run_audit() {
 	local label=$1 url=$2 nverify=$3 w out rate recs secs equiv ok fill fault verify
-	for w in 16 64; do
+	for w in 16 64 256; do
 		out=$RES/audit-$label-w$w.txt
 		verify=0
-		[ "$w" = 64 ] && verify=$nverify
+		[ "$w" = 256 ] && verify=$nverify
 		if ! timeout 180 "$AUDIT_BENCH" "$url" "$w" "$AUDIT_SECONDS" "$verify" >"$out" 2>&1; then
 			say "  $label: audit_bench $w writers failed:"
 			sed 's/^/    /' "$out" | tail -n 5
@@ -531,12 +539,17 @@ run_audit() {
 			continue
 		fi
 		rate=$(awk '/^audit.append/ { for (i = 2; i <= NF; i++) if ($i ~ /^durable_records_per_s=/) { sub(/.*=/, "", $i); print $i } }' "$out")
-		ok=0
-		fcmp "${rate:-0}" '>=' 50000 && ok=1
-		printf '  %-8s append, %2d writers: %8s durable records/s   %s (>= 50,000)\n' "$label" "$w" "${rate:-?}" \
-			"$(verdict "audit.$label.append_w$w" $ok)"
+		if [ "$w" = 256 ]; then
+			ok=0
+			fcmp "${rate:-0}" '>=' 50000 && ok=1
+			printf '  %-8s append, %3d writers: %8s durable records/s   %s (>= 50,000)\n' "$label" "$w" \
+				"${rate:-?}" "$(verdict "audit.$label.append_w$w" $ok)"
+		else
+			printf '  %-8s append, %3d writers: %8s durable records/s   (shape of the curve, no target)\n' \
+				"$label" "$w" "${rate:-?}"
+		fi
 		kv "audit.$label.append_w$w.records_per_s" "${rate:-0}"
-		if [ "$w" = 64 ]; then
+		if [ "$w" = 256 ]; then
 			fill=$(awk '/^audit.fill/ { print $0 }' "$out")
 			[ -n "$fill" ] && say "           fill: ${fill#audit.fill }"
 			recs=$(awk '/^audit.verify/ { for (i = 2; i <= NF; i++) if ($i ~ /^records=/) { sub(/.*=/, "", $i); print $i } }' "$out")
@@ -595,6 +608,18 @@ else
 	say "  skipped (bench/json_bench.c missing, not compiling or libjansson-dev missing)"
 fi
 
+# ---------------------------------------------------------------- trust layer
+
+# Logins against the Argon2id ceiling, overload, refresh grants, idle memory
+# with 10,000 sessions: bench/trust_bench.sh (BENCH_TRUST=0 skips it).
+if [ "${BENCH_TRUST:-1}" != 0 ] && [ -f bench/trust_bench.sh ]; then
+	# shellcheck source=bench/trust_bench.sh
+	. bench/trust_bench.sh
+else
+	section "trust layer"
+	say "  skipped (BENCH_TRUST=0 or bench/trust_bench.sh missing)"
+fi
+
 # ---------------------------------------------------------------- summary
 
 section "summary"
@@ -611,9 +636,11 @@ row "  non-2xx + socket errors" "$(sv http.egov_row.errors)" "0" http.egov_row.e
 row "RSS idle / after load" "$(mib "$EGOV_RSS_IDLE")/$(mib "$EGOV_RSS_LOADED") MiB" "<= 16 MiB" memory
 row "start-up, median" "$E_MED ms" "<= 100 ms" startup
 for label in sqlite postgres; do
-	for w in 16 64; do
+	for w in 16 64 256; do
 		v=$(grep -m1 "^audit.$label.append_w$w.records_per_s=" "$SUMMARY" | cut -d= -f2 || true)
-		[ -n "$v" ] && row "audit append $label, $w writers" "$v/s" ">= 50,000/s" "audit.$label.append_w$w"
+		t="(curve)"
+		[ "$w" = 256 ] && t=">= 50,000/s"
+		[ -n "$v" ] && row "audit append $label, $w writers" "$v/s" "$t" "audit.$label.append_w$w"
 	done
 	v=$(grep -m1 "^audit.$label.verify_s_per_1m=" "$SUMMARY" | cut -d= -f2 || true)
 	[ -n "$v" ] && row "audit verify $label, per 1M records" "$v s" "<= 10 s" "audit.$label.verify"

@@ -1,0 +1,285 @@
+# trust_bench.sh: the "trust layer" section of scripts/bench.sh, sourced by
+# it (uses its helpers: say, kv, section, verdict, fcmp, fdiv, mib,
+# pick_port, owns_port, stop_pid, rss_kb, status_field, start_egov, and its
+# PIDS, RES, TMP, EGOV, READY, NCPU, PKGS, WARN, BUILD, SUMMARY).
+#
+# Measured in one run, each beside its reference:
+#   argon2    bench/trust_bench hash: Argon2id (t=2, m=19 MiB, p=1) through
+#             libsodium, median of 20, before and after the login runs; the
+#             hashing ceiling is NCPU / hash time (the faster of the two
+#             medians: noise only ever slows a run down).
+#   logins    POST /api/v1/identity/login, correct passwords, 8 accounts
+#             round robin, CONC = NCPU (judged) and 2 x NCPU (shape): logins/s
+#             >= 0.8 x ceiling, p50 <= 1.2 x hash time.
+#   overload  10 x (slots + queue) = 30 x NCPU connections for 10 s: process
+#             alive and /healthz answering during and after, VmRSS/VmHWM
+#             sampled every 100 ms <= 64 MiB + 19 MiB x NCPU, every 429 with
+#             Retry-After, 429 latency p50/p99/max <= 5 ms. Judged with
+#             server.threads = 4 x NCPU (EGOV_SERVER_THREADS); repeated with
+#             the default (one thread per core) for information.
+#   refresh   a confidential client, one refresh token per worker from a full
+#             code flow (bench/trust_bench.mjs), each worker rotating its own
+#             chain for 10 s: grants/s per core >= 2,000.
+#   sessions  10,000 live sessions made by real logins (there is no cheaper
+#             legitimate path, and no test-only one), each then used once
+#             (GET /api/v1/identity/me) on a freshly started node, whose idle
+#             VmRSS must be <= 64 MiB.
+#   glewlwyd  skipped with the reason printed (see docs/benchmarks.md).
+#
+# Knobs: BENCH_TRUST (1; 0 skips the section), BENCH_TRUST_SECONDS (10),
+# BENCH_TRUST_SESSIONS (10000), BENCH_TRUST_SESSIONS_MAX_S (600: bound on
+# the logins that make the sessions), BENCH_TRUST_REFRESH_WORKERS (16),
+# BENCH_TRUST_THREADS (4 x NCPU).
+#
+# Invariants: the nodes listen on 127.0.0.1 (start_egov checks the port is
+# theirs), run on their own data directory under $TMP, and are stopped by
+# PID before the section ends; every load run is bounded in time.
+# shellcheck shell=bash disable=SC2154,SC2034,SC2086,SC2046
+
+TRUST_SECS=${BENCH_TRUST_SECONDS:-10}
+TRUST_SESSIONS=${BENCH_TRUST_SESSIONS:-10000}
+TRUST_SESSIONS_MAX_S=${BENCH_TRUST_SESSIONS_MAX_S:-600}
+TRUST_REFRESH_WORKERS=${BENCH_TRUST_REFRESH_WORKERS:-16}
+TRUST_THREADS=${BENCH_TRUST_THREADS:-$((4 * NCPU))}
+TRUST_ACCOUNTS=8
+TRUST_PW=violet-harbour-lantern-bench
+TRUST_ADMIN=trust-bench-admin-token-0123456789abcdefghijkl
+TRUST_BIN=$ROOT/$BUILD/trust_bench
+TRUST_DATA=$TMP/trust-data
+TRUST_COOKIES=$TMP/trust-cookies.txt
+TRUST_SLOTS=$NCPU
+TRUST_QUEUE=$((2 * NCPU))
+
+# tv FILE LINE_PREFIX KEY: the value of KEY= on the line starting with
+# LINE_PREFIX (trust_bench's output format).
+tv() {
+	awk -v p="$2" -v k="$3" '$1 == p { for (i = 2; i <= NF; i++) { n = index($i, "="); if (substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' "$1" 2>/dev/null || true
+}
+# tn: the same, 0 when missing (for arithmetic and numeric tests).
+tn() { local v; v=$(tv "$@"); echo "${v:-0}"; }
+tsv() { grep -m1 "^$1=" "$SUMMARY" | cut -d= -f2 || true; }
+
+trust_start() { # LOG THREADS: a node on the trust data dir; sets EGOV_PID/PORT
+	local saved=$DATA log=$1 threads=$2
+	DATA=$TRUST_DATA
+	start_egov "$log" EGOV_SERVER_ADMIN_TOKEN="$TRUST_ADMIN" EGOV_SERVER_THREADS="$threads"
+	DATA=$saved
+}
+
+trust_hash() { # OUT: the reference, 20 hashes
+	"$TRUST_BIN" hash 20 >"$1"
+	say "  argon2id reference: median $(tv "$1" argon2.hash median_ms) ms wall, $(tv "$1" argon2.hash cpu_median_ms) ms CPU (min $(tv "$1" argon2.hash min_ms), max $(tv "$1" argon2.hash max_ms))"
+}
+
+# trust_login_line OUT LABEL: one line of a login run's figures.
+trust_login_line() {
+	local o=$1
+	printf '  %-28s %7.1f ok/s  p50 %7.2f ms  p99 %7.2f ms  429 %5s  other %4s  errors %3s  srv-CPU %5.1f s  gen-CPU %4.2f s\n' \
+		"$2" "$(tv "$o" trust.ok per_s)" "$(tv "$o" trust.ok p50_ms)" "$(tv "$o" trust.ok p99_ms)" \
+		"$(tv "$o" trust.busy count)" "$(tv "$o" trust.other count)" "$(tv "$o" trust.run errors)" \
+		"$(tv "$o" trust.run server_cpu_s)" "$(tv "$o" trust.run gen_cpu_s)"
+}
+
+trust_overload() { # LABEL OUT: 10x load against the running node
+	local label=$1 o=$2 conc=$((10 * (TRUST_SLOTS + TRUST_QUEUE)))
+	"$TRUST_BIN" login -p "$EGOV_PORT" -c "$conc" -d "$TRUST_SECS" -W 1 -a "$TRUST_ACCOUNTS" -w "$TRUST_PW" \
+		-o "$TRUST_COOKIES" -P "$EGOV_PID" -H >"$o" 2>&1 || true
+	T_ALIVE=0
+	kill -0 "$EGOV_PID" 2>/dev/null && curl -fsS -m 2 "http://127.0.0.1:$EGOV_PORT/healthz" >/dev/null 2>&1 && T_ALIVE=1
+	trust_login_line "$o" "$label, c=$conc"
+	say "    429: $(tv "$o" trust.busy count) answers, $(tv "$o" trust.busy per_s)/s, p50 $(tv "$o" trust.busy p50_ms) ms, p99 $(tv "$o" trust.busy p99_ms) ms, max $(tv "$o" trust.busy max_ms) ms, without Retry-After: $(tv "$o" trust.busy no_retry_after)"
+	say "    memory: VmRSS max $(mib "$(tv "$o" trust.mem rss_max_kb)") MiB, VmHWM $(mib "$(tv "$o" trust.mem hwm_kb)") MiB, threads $(tv "$o" trust.mem threads_max); /healthz during: $(tv "$o" trust.probe ok) ok, $(tv "$o" trust.probe fail) failed, max $(tv "$o" trust.probe max_ms) ms; alive after: $([ "$T_ALIVE" = 1 ] && echo yes || echo NO)"
+}
+
+section "trust layer (logins, overload, refresh grants, sessions; ${TRUST_SECS}s per load run)"
+if ! gcc -std=c11 -D_GNU_SOURCE $WARN -O2 -g $(pkg-config --cflags libsodium) -o "$TRUST_BIN" \
+	bench/trust_bench.c $(pkg-config --libs libsodium) -lpthread >"$RES/trust_bench.build.log" 2>&1; then
+	say "  trust_bench does not compile, section skipped (see $RES/trust_bench.build.log)"
+	return 0
+fi
+"${EGOV_ENV[@]}" "$EGOV" init --demo --data "$TRUST_DATA" >"$RES/trust-init.log" 2>&1 ||
+	{ say "  egov init failed, section skipped (see $RES/trust-init.log)"; return 0; }
+for i in $(seq 0 $((TRUST_ACCOUNTS - 1))); do
+	printf '%s\n' "$TRUST_PW" | "${EGOV_ENV[@]}" "$EGOV" user add --email "trust-bench-$i@example.mo" \
+		--name "Bench $i" --kind resident --password-stdin --data "$TRUST_DATA" >>"$RES/trust-init.log" 2>&1 ||
+		{ say "  egov user add failed, section skipped (see $RES/trust-init.log)"; return 0; }
+done
+: >"$TRUST_COOKIES"
+
+# ---- Argon2id reference and password logins (node A: threads = 4 x cores)
+trust_hash "$RES/trust-hash-1.txt"
+trust_start trust-egov-a.log "$TRUST_THREADS"
+say "  node A: pid $EGOV_PID, port $EGOV_PORT, server.threads=$TRUST_THREADS, hashing slots $TRUST_SLOTS, queue $TRUST_QUEUE (defaults: cores, 2 x cores)"
+for c in "$NCPU" $((2 * NCPU)); do
+	"$TRUST_BIN" login -p "$EGOV_PORT" -c "$c" -d "$TRUST_SECS" -W 2 -a "$TRUST_ACCOUNTS" -w "$TRUST_PW" \
+		-o "$TRUST_COOKIES" -P "$EGOV_PID" >"$RES/trust-login-c$c.txt" 2>&1 || true
+	trust_login_line "$RES/trust-login-c$c.txt" "logins, c=$c"
+done
+trust_hash "$RES/trust-hash-2.txt"
+H1=$(tv "$RES/trust-hash-1.txt" argon2.hash median_ms)
+H2=$(tv "$RES/trust-hash-2.txt" argon2.hash median_ms)
+HASH_MS=$(awk -v a="${H1:-0}" -v b="${H2:-0}" 'BEGIN { print (a > 0 && (a < b || b <= 0)) ? a : b }')
+HASH_CPU=$(tv "$RES/trust-hash-1.txt" argon2.hash cpu_median_ms)
+CEIL=$(awk -v h="$HASH_MS" -v n="$NCPU" 'BEGIN { if (h > 0) printf "%.1f", n * 1000 / h; else print 0 }')
+L=$RES/trust-login-c$NCPU.txt
+L_RPS=$(tv "$L" trust.ok per_s)
+L_P50=$(tv "$L" trust.ok p50_ms)
+L_RATIO=$(fdiv "${L_RPS:-0}" "$CEIL")
+L_LAT=$(fdiv "${L_P50:-0}" "$HASH_MS")
+# Robust to other work on the machine: logins per server CPU-second against
+# hashes per CPU-second of the reference.
+L_N=$(tv "$L" trust.run answers_all)
+L_CPU=$(tv "$L" trust.run server_cpu_s)
+L_EFF=$(awk -v n="${L_N:-0}" -v c="${L_CPU:-0}" -v h="${HASH_CPU:-0}" 'BEGIN { if (c > 0 && h > 0) printf "%.2f", n / c * h / 1000; else print "nan" }')
+say "  hashing ceiling: $NCPU cores / $HASH_MS ms = $CEIL hashes/s; logins at c=$NCPU: $L_RPS/s = ${L_RATIO}x ceiling, p50 = ${L_LAT}x hash time"
+say "  CPU view: the server spent $L_CPU CPU-s on $L_N logins (warm-up included): ${L_EFF}x the reference's hashes per CPU-s ($HASH_CPU ms CPU each)"
+"$TRUST_BIN" hash 10 noinit >"$RES/trust-hash-noinit.txt" 2>&1 || true
+say "  diagnostic: the same hash without sodium_init() (libsodium's portable Argon2 code): median $(tv "$RES/trust-hash-noinit.txt" argon2.hash_noinit median_ms) ms wall, $(tv "$RES/trust-hash-noinit.txt" argon2.hash_noinit cpu_median_ms) ms CPU"
+kv trust.hash_noinit_cpu_ms "$(tv "$RES/trust-hash-noinit.txt" argon2.hash_noinit cpu_median_ms)"
+kv trust.hash_ms "$HASH_MS"
+kv trust.hash_cpu_ms "$HASH_CPU"
+kv trust.hash_ms_before "$H1"
+kv trust.hash_ms_after "$H2"
+kv trust.ceiling_per_s "$CEIL"
+kv trust.login.conc "$NCPU"
+kv trust.login.per_s "$L_RPS"
+kv trust.login.p50_ms "$L_P50"
+kv trust.login.p99_ms "$(tv "$L" trust.ok p99_ms)"
+kv trust.login.ratio_ceiling "$L_RATIO"
+kv trust.login.p50_ratio_hash "$L_LAT"
+kv trust.login.cpu_efficiency "$L_EFF"
+kv trust.login.non_ok "$(( $(tn "$L" trust.busy count) + $(tn "$L" trust.other count) + $(tn "$L" trust.run errors) ))"
+kv trust.login_c$((2 * NCPU)).per_s "$(tv "$RES/trust-login-c$((2 * NCPU)).txt" trust.ok per_s)"
+kv trust.login_c$((2 * NCPU)).p50_ms "$(tv "$RES/trust-login-c$((2 * NCPU)).txt" trust.ok p50_ms)"
+ok=0; fcmp "$L_RATIO" '>=' 0.8 && ok=1; verdict trust.login.rate $ok >/dev/null
+ok=0; fcmp "$L_LAT" '<=' 1.2 && ok=1; verdict trust.login.p50 $ok >/dev/null
+ok=0; [ "$(tv "$L" trust.busy count)" = 0 ] && [ "$(tv "$L" trust.other count)" = 0 ] && ok=1
+verdict trust.login.no_throttle $ok >/dev/null
+
+# ---- overload, judged configuration
+O=$RES/trust-overload-a.txt
+trust_overload "overload, threads=$TRUST_THREADS" "$O"
+MEM_CAP=$((64 * 1024 + 19 * 1024 * NCPU))
+O_RSS=$(tv "$O" trust.mem rss_max_kb)
+O_HWM=$(tv "$O" trust.mem hwm_kb)
+O_P50=$(tv "$O" trust.busy p50_ms)
+O_P99=$(tv "$O" trust.busy p99_ms)
+O_MAX=$(tv "$O" trust.busy max_ms)
+kv trust.overload.conc $((10 * (TRUST_SLOTS + TRUST_QUEUE)))
+kv trust.overload.threads "$TRUST_THREADS"
+kv trust.overload.ok_per_s "$(tv "$O" trust.ok per_s)"
+kv trust.overload.busy_count "$(tv "$O" trust.busy count)"
+kv trust.overload.busy_p50_ms "$O_P50"
+kv trust.overload.busy_p99_ms "$O_P99"
+kv trust.overload.busy_max_ms "$O_MAX"
+kv trust.overload.busy_no_retry_after "$(tv "$O" trust.busy no_retry_after)"
+kv trust.overload.other "$(tv "$O" trust.other count)"
+kv trust.overload.errors "$(tv "$O" trust.run errors)"
+kv trust.overload.rss_max_kb "$O_RSS"
+kv trust.overload.hwm_kb "$O_HWM"
+kv trust.overload.probe_fail "$(tv "$O" trust.probe fail)"
+kv trust.overload.probe_max_ms "$(tv "$O" trust.probe max_ms)"
+ok=0; [ "$T_ALIVE" = 1 ] && [ "$(tv "$O" trust.probe fail)" = 0 ] && ok=1; verdict trust.overload.alive $ok >/dev/null
+ok=0; [ "${O_RSS:-999999999}" -le "$MEM_CAP" ] && [ "${O_HWM:-999999999}" -le "$MEM_CAP" ] && ok=1
+verdict trust.overload.memory $ok >/dev/null
+ok=0; [ "$(tn "$O" trust.busy count)" -gt 0 ] && [ "$(tv "$O" trust.busy no_retry_after)" = 0 ] &&
+	[ "$(tv "$O" trust.other count)" = 0 ] && ok=1
+verdict trust.overload.429 $ok >/dev/null
+ok=0; fcmp "$O_P50" '<=' 5 && fcmp "$O_P99" '<=' 5 && fcmp "$O_MAX" '<=' 5 && ok=1
+verdict trust.overload.429_latency $ok >/dev/null
+
+# ---- refresh-token grants
+R=$RES/trust-refresh.txt
+if node bench/trust_bench.mjs "http://127.0.0.1:$EGOV_PORT" "$TRUST_ADMIN" trust-bench-0@example.mo "$TRUST_PW" \
+	"$TRUST_REFRESH_WORKERS" "$TMP" >"$RES/trust-refresh-setup.txt" 2>&1; then
+	"$TRUST_BIN" refresh -p "$EGOV_PORT" -d "$TRUST_SECS" -W 2 -t "$TMP/refresh-tokens.txt" \
+		-A "$(cat "$TMP/client-authz.txt")" -P "$EGOV_PID" >"$R" 2>&1 || true
+	R_RPS=$(tv "$R" trust.ok per_s)
+	R_CORE=$(awk -v r="${R_RPS:-0}" -v n="$NCPU" 'BEGIN { printf "%.0f", r / n }')
+	R_CPU=$(tv "$R" trust.run server_cpu_s)
+	R_PCPU=$(awk -v n="$(tn "$R" trust.run answers_all)" -v c="${R_CPU:-0}" 'BEGIN { if (c > 0) printf "%.0f", n / c; else print 0 }')
+	say "  refresh grants, $TRUST_REFRESH_WORKERS rotating chains: $R_RPS/s = $R_CORE/s per core (p50 $(tv "$R" trust.ok p50_ms) ms, p99 $(tv "$R" trust.ok p99_ms) ms, max $(tv "$R" trust.ok max_ms) ms); failures $(tv "$R" trust.other count), broken chains $(tv "$R" trust.run broken_chains)"
+	say "    server CPU $R_CPU s over $((TRUST_SECS + 2)) s (warm-up included): about $R_PCPU grants per server CPU-s; generator CPU $(tv "$R" trust.run gen_cpu_s) s"
+	kv trust.refresh.workers "$TRUST_REFRESH_WORKERS"
+	kv trust.refresh.per_s "$R_RPS"
+	kv trust.refresh.per_core "$R_CORE"
+	kv trust.refresh.per_cpu_s "$R_PCPU"
+	kv trust.refresh.p50_ms "$(tv "$R" trust.ok p50_ms)"
+	kv trust.refresh.p99_ms "$(tv "$R" trust.ok p99_ms)"
+	kv trust.refresh.failures "$(( $(tn "$R" trust.other count) + $(tn "$R" trust.run errors) ))"
+	ok=0; fcmp "$R_CORE" '>=' 2000 && [ "$(tv "$R" trust.run broken_chains)" = 0 ] && ok=1
+	verdict trust.refresh $ok >/dev/null
+else
+	say "  refresh setup failed (see $RES/trust-refresh-setup.txt)"
+	kv trust.refresh.verdict ERROR
+fi
+
+# ---- 10,000 sessions by real logins, then node A's idle memory
+have=$(wc -l <"$TRUST_COOKIES")
+need=$((TRUST_SESSIONS - have))
+if [ "$need" -gt 0 ]; then
+	S=$RES/trust-sessions-logins.txt
+	"$TRUST_BIN" login -p "$EGOV_PORT" -c $((2 * NCPU)) -n "$need" -d "$TRUST_SESSIONS_MAX_S" \
+		-a "$TRUST_ACCOUNTS" -w "$TRUST_PW" -o "$TRUST_COOKIES" -P "$EGOV_PID" >"$S" 2>&1 || true
+	trust_login_line "$S" "logins for sessions, c=$((2 * NCPU))"
+	say "    $(tv "$S" trust.ok count) logins in $(tv "$S" trust.run elapsed_s) s (bounded at ${TRUST_SESSIONS_MAX_S}s)"
+fi
+SESSIONS=$(wc -l <"$TRUST_COOKIES")
+sleep 2
+A_IDLE=$(rss_kb "$EGOV_PID")
+A_HWM=$(status_field "$EGOV_PID" VmHWM)
+say "  node A after all of the above, idle: VmRSS $(mib "$A_IDLE") MiB (VmHWM $(mib "$A_HWM") MiB, $(status_field "$EGOV_PID" Threads) threads)"
+kv trust.node_a.idle_kb "$A_IDLE"
+kv trust.node_a.hwm_kb "$A_HWM"
+stop_pid "$EGOV_PID"
+
+# ---- node B (default threads): use every session once, idle memory, then
+# the overload again for information.
+trust_start trust-egov-b.log 0
+G=$RES/trust-sessions-me.txt
+"$TRUST_BIN" get -p "$EGOV_PORT" -c $((2 * NCPU)) -u /api/v1/identity/me -k "$TRUST_COOKIES" -P "$EGOV_PID" >"$G" 2>&1 || true
+LIVE=$(tv "$G" trust.ok count)
+sleep 2
+B_IDLE=$(rss_kb "$EGOV_PID")
+B_HWM=$(status_field "$EGOV_PID" VmHWM)
+say "  node B (server.threads default = $NCPU): $LIVE of $SESSIONS session cookies answered 200 on GET /api/v1/identity/me ($(tv "$G" trust.ok per_s)/s)"
+say "  idle with $LIVE live sessions: VmRSS $(mib "$B_IDLE") MiB (VmHWM $(mib "$B_HWM") MiB)"
+kv trust.sessions.made "$SESSIONS"
+kv trust.sessions.live "$LIVE"
+kv trust.sessions.idle_kb "$B_IDLE"
+kv trust.sessions.hwm_kb "$B_HWM"
+ok=0; [ "${LIVE:-0}" -ge "$TRUST_SESSIONS" ] && [ "$B_IDLE" -le 65536 ] && ok=1
+verdict trust.sessions.idle $ok >/dev/null
+O2=$RES/trust-overload-b.txt
+trust_overload "overload, threads=default ($NCPU)" "$O2"
+kv trust.overload_default.busy_p50_ms "$(tv "$O2" trust.busy p50_ms)"
+kv trust.overload_default.busy_p99_ms "$(tv "$O2" trust.busy p99_ms)"
+kv trust.overload_default.busy_max_ms "$(tv "$O2" trust.busy max_ms)"
+kv trust.overload_default.ok_per_s "$(tv "$O2" trust.ok per_s)"
+kv trust.overload_default.probe_fail "$(tv "$O2" trust.probe fail)"
+kv trust.overload_default.probe_max_ms "$(tv "$O2" trust.probe max_ms)"
+kv trust.overload_default.rss_max_kb "$(tv "$O2" trust.mem rss_max_kb)"
+kv trust.overload_default.alive "$T_ALIVE"
+stop_pid "$EGOV_PID"
+
+# ---- glewlwyd
+GLEW_REASON="not automated: glewlwyd needs its SQL schema loaded, a database user backend, the password scheme and an OIDC plugin instance created through its admin API before a login or a refresh grant can be measured; no such setup is written yet"
+command -v glewlwyd >/dev/null || GLEW_REASON="glewlwyd is not installed (Debian package glewlwyd), and $GLEW_REASON"
+say "  glewlwyd: skipped ($GLEW_REASON)"
+kv trust.glewlwyd skipped
+
+# ---- table
+say ""
+printf '  %-44s %-22s %-22s %s\n' "trust figure" measured target verdict
+trow() { printf '  %-44s %-22s %-22s %s\n' "$1" "$2" "$3" "$(grep -m1 "^$4.verdict=" "$SUMMARY" | cut -d= -f2)"; }
+trow "argon2id hash (ref.), ceiling $NCPU cores" "$HASH_MS ms, $CEIL/s" "reference" none
+trow "logins/s at c=$NCPU, x ceiling" "$L_RPS/s = ${L_RATIO}x" ">= 0.8x" trust.login.rate
+trow "  p50, x hash time" "$L_P50 ms = ${L_LAT}x" "<= 1.2x" trust.login.p50
+trow "  429/other answers to correct logins" "$(tsv trust.login.non_ok)" "0" trust.login.no_throttle
+trow "overload c=$((10 * (TRUST_SLOTS + TRUST_QUEUE))) threads=$TRUST_THREADS: alive" "probe fail $(tsv trust.overload.probe_fail)" "alive, /healthz ok" trust.overload.alive
+trow "  VmRSS max / VmHWM" "$(mib "${O_RSS:-0}")/$(mib "${O_HWM:-0}") MiB" "<= $(mib "$MEM_CAP") MiB" trust.overload.memory
+trow "  excess answered 429 + Retry-After" "$(tsv trust.overload.busy_count) x 429" "all" trust.overload.429
+trow "  429 latency p50/p99/max" "$O_P50/$O_P99/$O_MAX ms" "<= 5 ms" trust.overload.429_latency
+trow "refresh grants/s per core" "${R_CORE:-?}/s" ">= 2,000/s" trust.refresh
+trow "idle VmRSS, $LIVE live sessions" "$(mib "$B_IDLE") MiB" "<= 64 MiB" trust.sessions.idle
+trow "glewlwyd beside egov" "skipped" "ratio if possible" none
