@@ -26,6 +26,7 @@
 
 #include "audit/audit.h"
 #include "audit/audit_int.h"
+#include "core/utf8.h"
 #include "core/timeutil.h"
 
 /* Records one transaction may carry. Bounds the writer's scratch memory and
@@ -219,40 +220,7 @@ bool audit_hex_decode(const char *hex, unsigned char out[AUDIT_HASH_LEN])
  * caller's bad bytes must not fail the whole batch it shares with others. */
 static bool valid_utf8(const unsigned char *s, size_t n)
 {
-	size_t i = 0, k, len;
-	uint32_t cp;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return false;
-		}
-		if (n - i < len)
-			return false;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return false;
-		i += len;
-	}
-	return true;
+	return utf8_valid((const char *)s, n);
 }
 
 static bool valid_name(const char *s)

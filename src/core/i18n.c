@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/utf8.h"
 #include "core/i18n.h"
 
 /* A catalogue is written by us, but it is still parsed defensively: a few
@@ -70,42 +71,6 @@ static int key_cmp(const void *key, const void *e)
 	return strcmp(key, ((const entry *)e)->key);
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
-static int utf8_valid(const unsigned char *s)
-{
-	while (*s) {
-		unsigned c = *s;
-		int n, i;
-		unsigned cp;
-
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		for (i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i] & 0x3f);
-		}
-		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return 0;
-		s += n + 1;
-	}
-	return 1;
-}
 
 static egov_err read_file(const char *path, char **out, size_t *len_out, char *errmsg, size_t errlen)
 {
@@ -184,8 +149,8 @@ static egov_err catalogue_load(catalogue *c, const char *path, char *errmsg, siz
 			err = EGOV_EINVAL;
 			goto out;
 		}
-		if (!utf8_valid((const unsigned char *)it->string) ||
-		    !utf8_valid((const unsigned char *)it->valuestring)) {
+		if (!utf8_valid_str(it->string) ||
+		    !utf8_valid_str(it->valuestring)) {
 			snprintf(errmsg, errlen, "%s: \"%s\" is not valid UTF-8", path, it->string);
 			err = EGOV_EINVAL;
 			goto out;

@@ -30,6 +30,7 @@
 
 #include <cJSON.h>
 
+#include "core/utf8.h"
 #include "core/json.h"
 #include "core/limits.h"
 
@@ -39,36 +40,7 @@
  * overlongs, no surrogates, nothing above U+10FFFF), or 0 if invalid. */
 static size_t utf8_seq(const unsigned char *p, size_t left)
 {
-	unsigned char c = p[0];
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t n, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xC2 && c <= 0xDF)
-		n = 2;
-	else if (c >= 0xE0 && c <= 0xEF)
-		n = 3;
-	else if (c >= 0xF0 && c <= 0xF4)
-		n = 4;
-	else
-		return 0;
-	if (c == 0xE0)
-		lo = 0xA0;
-	else if (c == 0xED)
-		hi = 0x9F;
-	else if (c == 0xF0)
-		lo = 0x90;
-	else if (c == 0xF4)
-		hi = 0x8F;
-	if (left < n)
-		return 0;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xBF)
-			return 0;
-	return n;
+	return utf8_seq_len(p, left);
 }
 
 static int is_digit(unsigned char c)

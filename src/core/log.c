@@ -28,6 +28,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/utf8.h"
 
 /* PIPE_BUF on Linux: a write of at most this many bytes to a pipe (stderr
  * under a supervisor) is atomic too, not only to an O_APPEND file. */
@@ -148,41 +149,11 @@ static void write_all(int fd, const char *p, size_t n)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. */
+/* Length of the valid UTF-8 sequence at p (1-4) in a NUL-terminated
+ * string, or 0 if invalid: a sequence is at most 4 bytes. */
 static size_t utf8_len(const unsigned char *p)
 {
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (p[0] >= 0xe0 && p[0] <= 0xef) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80)
-			return 0;
-		if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0))
-			return 0; /* overlong, or a UTF-16 surrogate */
-		return 3;
-	}
-	if (p[0] >= 0xf0 && p[0] <= 0xf4) {
-		if ((p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-			return 0;
-		if ((p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
-			return 0; /* overlong, or past U+10FFFF */
-		return 4;
-	}
-	return 0;
-}
-
-static bool utf8_valid(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-
-	while (*p) {
-		size_t n = utf8_len(p);
-		if (!n)
-			return false;
-		p += n;
-	}
-	return true;
+	return utf8_seq_len(p, strnlen((const char *)p, 4));
 }
 
 /* Appends s as a JSON string body to out, which has a cap. Returns true if
@@ -193,7 +164,7 @@ static bool add_json_capped(buf *out, const char *s)
 	size_t mark = out->len;
 	char ch[5];
 
-	if (utf8_valid(s)) {
+	if (utf8_valid_str(s)) {
 		if (buf_add_json_str(out, s) == EGOV_OK)
 			return true;
 		out->len = mark;

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/utf8.h"
 #include "core/limits.h"
 #include "core/uri.h"
 
@@ -31,45 +32,6 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
-/* Strict UTF-8 (no overlongs, no surrogates, <= U+10FFFF), as json.c. */
-static int utf8_valid(const unsigned char *p, size_t len)
-{
-	size_t i = 0;
-
-	while (i < len) {
-		unsigned char c = p[i];
-		unsigned char lo = 0x80, hi = 0xBF;
-		size_t n, k;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-			n = 2;
-		else if (c >= 0xE0 && c <= 0xEF)
-			n = 3;
-		else if (c >= 0xF0 && c <= 0xF4)
-			n = 4;
-		else
-			return 0;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-		else if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-		if (len - i < n || p[i + 1] < lo || p[i + 1] > hi)
-			return 0;
-		for (k = 2; k < n; k++)
-			if (p[i + k] < 0x80 || p[i + k] > 0xBF)
-				return 0;
-		i += n;
-	}
-	return 1;
-}
 
 enum { DEC_PATH = 1, DEC_FORM = 2 };
 
@@ -109,7 +71,7 @@ static const char *decode(const char *src, size_t n, char *dst, int mode, size_t
 		dst[o++] = (char)c;
 	}
 	dst[o] = '\0';
-	if (!utf8_valid((const unsigned char *)dst, o))
+	if (!utf8_valid(dst, o))
 		return "uri.invalid_utf8";
 	*outlen = o;
 	return NULL;

@@ -20,6 +20,7 @@
 
 #include <sodium.h>
 
+#include "core/utf8.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
 
@@ -95,36 +96,6 @@ int identity_password_is_common(const char *pw)
 	return common && bsearch(&key, common, ncommon, sizeof *common, cmp_str) != NULL;
 }
 
-/* Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
-static int utf8_valid(const unsigned char *s)
-{
-	while (*s) {
-		unsigned c = *s;
-		int n;
-		unsigned cp;
-		if (c < 0x80) {
-			s++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf)
-			n = 1, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			n = 2, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			n = 3, cp = c & 0x07;
-		else
-			return 0;
-		for (int i = 1; i <= n; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (s[i] & 0x3f);
-		}
-		if ((n == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return 0;
-		s += n + 1;
-	}
-	return 1;
-}
 
 egov_err identity_password_policy(const char *pw, const char **code)
 {
@@ -139,7 +110,7 @@ egov_err identity_password_policy(const char *pw, const char **code)
 		*code = "identity.password_too_long";
 		return EGOV_EINVAL;
 	}
-	if (!utf8_valid((const unsigned char *)pw)) {
+	if (!utf8_valid_str(pw)) {
 		*code = "identity.password_invalid";
 		return EGOV_EINVAL;
 	}

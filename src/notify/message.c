@@ -12,6 +12,7 @@
 
 #include <openssl/evp.h>
 
+#include "core/utf8.h"
 #include "notify/notify_int.h"
 
 /* Longest run of header text bytes put into one encoded-word: 39 bytes are
@@ -195,39 +196,6 @@ void notify_date_format(int64_t us, char out[40])
 		 months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-/* 1 if s is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-static int utf8_valid(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t k;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF)
-			k = 1, cp = c & 0x1F;
-		else if (c >= 0xE0 && c <= 0xEF)
-			k = 2, cp = c & 0x0F;
-		else if (c >= 0xF0 && c <= 0xF4)
-			k = 3, cp = c & 0x07;
-		else
-			return 0;
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n || (s[i + j] & 0xC0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + j] & 0x3F);
-		}
-		if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return 0;
-		i += k + 1;
-	}
-	return 1;
-}
 
 /* ASCII without controls other than CR, LF and TAB, lines <= 998 bytes:
  * can go as 7bit. */
@@ -282,8 +250,8 @@ egov_err notify_message_format(const notify_message *m, int64_t now_us, buf *out
 	buf_init(&from, 4096);
 	if ((err = notify_address_parse(m->from, addr, name)))
 		goto out;
-	if (!notify_address_valid(m->to) || !utf8_valid((const unsigned char *)m->body, blen) ||
-	    !utf8_valid((const unsigned char *)m->subject, strlen(m->subject)) || strpbrk(m->id, "\r\n<>@ ")) {
+	if (!notify_address_valid(m->to) || !utf8_valid(m->body, blen) ||
+	    !utf8_valid_str(m->subject) || strpbrk(m->id, "\r\n<>@ ")) {
 		err = EGOV_EINVAL;
 		goto out;
 	}
