@@ -20,7 +20,9 @@
  *
  * Tables (migrations in identity_store.c), on both backends:
  *   identity_account, identity_dept, identity_grant, identity_session,
- *   identity_recovery, identity_token, identity_throttle, and
+ *   identity_recovery, identity_token, identity_throttle,
+ *   identity_cert_link (certificates of external CAs linked to accounts,
+ *   identity_cert.c), and
  *   notify_outbox(id, to_addr, subject, body, template, lang, created_at,
  *   sent_at, attempts): mail queued for delivery. Identity inserts rows
  *   (sent_at NULL, attempts 0); the notify module delivers them, sets
@@ -203,8 +205,10 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 
 /* The certificate step of a login (assurance level 3): verifies cert (DER
  * or PEM, len bytes; from req_client_cert()) with pki_verify_chain() into
- * *res and maps it to the account named by its subject UID. Only
- * certificates issued by this platform's CA map to accounts. On success
+ * *res and maps it to an account: a certificate of this platform's CA by
+ * its subject UID, one of an external anchor (pki.trust_anchors) through
+ * its identity_cert_link row (issuer and serial, and the stored public-key
+ * hash must match). On success
  * fills *out and returns EGOV_OK. Failures, with *code:
  *   EGOV_EAUTH  a pki.cert_* code of pki_verify_chain() (pki.cert_invalid,
  *               pki.cert_untrusted, pki.cert_expired, pki.cert_revoked,
@@ -306,6 +310,12 @@ void identity_set_cookie_secure(bool secure);
  * application/x-www-form-urlencoded body, compared in constant time.
  * EGOV_OK or EGOV_EPERM (answer 403 identity.csrf). */
 egov_err identity_csrf_check(req *r, const identity_session *s);
+/* For handlers that act for the signed-in person: fills *s from the
+ * request's session cookie and, when csrf is true (state changes), checks
+ * the CSRF token. On failure the answer is already queued (401
+ * unauthorized, or 403 identity.csrf) and the error is returned for the
+ * handler to pass up. */
+egov_err identity_require_session(req *r, identity_session *s, bool csrf);
 
 /* ---- TOTP and recovery codes -------------------------------------------- */
 /* RFC 4226/6238 HOTP value of key at counter, truncated to digits (6..8). */

@@ -5,15 +5,22 @@
  * acr 3. Routes:
  *   GET|POST /api/v1/identity/login/certificate  JSON, as the password login
  *   GET      /login/certificate?return=/path     303 to the same-origin path
+ *   POST     /api/v1/identity/me/certificate-link            link the presented
+ *            external certificate to the session's account (acr >= 2, CSRF)
+ *   GET      /api/v1/identity/me/certificate-links           the account's links
+ *   DELETE   /api/v1/identity/me/certificate-links/{serial}  unlink (CSRF)
  *
  * Invariants:
  * - Trust is decided by pki_verify_chain() only (chain to the platform root
  *   or a configured anchor, validity now, EKU clientAuth, revocation in our
  *   database), never by the TLS library or the proxy.
- * - Only certificates this platform issued map to accounts: their subject
- *   UID is the owner the PKI recorded, an account id. A foreign anchor's
- *   UID means nothing here, so such certificates are refused
- *   (identity.cert_unknown_account) until an explicit mapping exists.
+ * - A certificate this platform issued maps to the account named by its
+ *   subject UID (the owner the PKI recorded). A foreign anchor's UID means
+ *   nothing here: a certificate from an external anchor maps only through
+ *   an explicit link (identity_cert_link, by issuer and serial, with the
+ *   public key's hash matching), which the account's owner made from a
+ *   session of acr >= 2 while presenting that certificate. Anything else
+ *   is identity.cert_unknown_account.
  * - Every attempt that presents a certificate is audited, success as
  *   "identity.login.certificate", failure as
  *   "identity.login.certificate_failed" with the problem code.
@@ -34,6 +41,16 @@
 #define RETURN_DEFAULT "/account.html"
 #define RETURN_MAX 1024
 
+/* The serial as links store it: hex without leading zeros (OpenSSL pads
+ * to whole bytes, a person types what the certificate viewer shows).
+ * A serial that is not plain hex (negative, against RFC 5280) is kept as
+ * the PKI wrote it. */
+static void link_serial(const pki_verify_result *res, char out[66])
+{
+	if (!identity_serial_norm(res->serial, out, 66))
+		identity_copy(out, 66, res->serial);
+}
+
 egov_err identity_login_certificate(db_conn *c, const void *cert, size_t len, identity_account *out,
 				    struct pki_verify_result *res, const char **code)
 {
@@ -47,12 +64,23 @@ egov_err identity_login_certificate(db_conn *c, const void *cert, size_t len, id
 	}
 	if (err)
 		goto out;
-	if (!res->platform || !uuid_valid(res->uid)) {
-		*code = "identity.cert_unknown_account";
-		err = EGOV_EAUTH;
-		goto out;
+	if (res->platform && uuid_valid(res->uid)) {
+		err = identity_account_get(c, res->uid, out);
+	} else if (!res->platform && res->external) {
+		identity_cert_link l;
+		char serial[66];
+
+		link_serial(res, serial);
+		err = identity_cert_link_find(c, res->issuer, serial, &l);
+		/* Same issuer and serial, another key: not the certificate
+		 * that was linked, whatever the anchor signed. */
+		if (!err && strcmp(l.spki_sha256, res->spki_sha256) != 0)
+			err = EGOV_ENOTFOUND;
+		if (!err)
+			err = identity_account_get(c, l.account_id, out);
+	} else {
+		err = EGOV_ENOTFOUND;
 	}
-	err = identity_account_get(c, res->uid, out);
 	if (err == EGOV_ENOTFOUND) {
 		*code = "identity.cert_unknown_account";
 		err = EGOV_EAUTH;
@@ -96,6 +124,8 @@ static egov_err audit_cert(req *r, const char *actor, const char *action, const 
 		jw_kstr(&w, "serial", res->serial);
 		jw_kstr(&w, "subject", res->subject);
 		jw_kstr(&w, "issuer", res->issuer);
+		if (res->spki_sha256[0])
+			jw_kstr(&w, "spki_sha256", res->spki_sha256);
 	}
 	if (code)
 		jw_kstr(&w, "code", code);
@@ -242,15 +272,174 @@ static egov_err page_login_certificate(req *r)
 	return resp_empty(r, 303);
 }
 
+/* ---- links to certificates of external CAs ---------------------------- */
+
+static void write_link(jw *w, const identity_cert_link *l)
+{
+	jw_obj_begin(w);
+	jw_kstr(w, "issuer", l->issuer);
+	jw_kstr(w, "serial", l->serial);
+	jw_kstr(w, "subject", l->subject);
+	jw_kstr(w, "spki_sha256", l->spki_sha256);
+	jw_kstr(w, "created_at", l->created_at);
+	jw_obj_end(w);
+}
+
+static egov_err answer_link(req *r, int status, const identity_cert_link *l)
+{
+	buf b;
+	jw w;
+
+	buf_init(&b, 4096);
+	jw_init(&w, &b);
+	write_link(&w, l);
+	if (w.err) {
+		buf_release(&b);
+		return w.err;
+	}
+	return resp_json(r, status, &b);
+}
+
+/* Links the certificate presented with this request to the session's
+ * account. The session must carry the second factor (acr >= 2): the link
+ * lets the certificate alone log in at acr 3, so a password alone must not
+ * be able to make one. Only certificates of external anchors are linked;
+ * the platform's own map by their UID. Refusals are audited too. */
+static egov_err api_link_add(req *r)
+{
+	identity_session s;
+	pki_verify_result res;
+	identity_cert_link in, existing;
+	const void *cert;
+	const char *code = NULL;
+	char actor[48];
+	size_t len = 0;
+	int status = 0;
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = identity_require_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
+		return err;
+	snprintf(actor, sizeof actor, "account:%s", s.account_id);
+	if (s.acr < 2)
+		return resp_problem(r, 403, "identity.aal2_required", NULL, NULL);
+	if (!(cert = req_client_cert(r, &len)))
+		return resp_problem(r, 400, "identity.cert_missing", NULL, NULL);
+	err = pki_verify_chain(c, cert, len, &res);
+	if (err == EGOV_EAUTH) {
+		code = res.code ? res.code : "pki.cert_untrusted";
+		status = 403;
+	} else if (err) {
+		return err;
+	} else if (res.platform || !res.external) {
+		code = "identity.cert_platform";
+		status = 400;
+	}
+	if (!code) {
+		memset(&in, 0, sizeof in);
+		identity_copy(in.account_id, sizeof in.account_id, s.account_id);
+		identity_copy(in.issuer, sizeof in.issuer, res.issuer);
+		link_serial(&res, in.serial);
+		identity_copy(in.spki_sha256, sizeof in.spki_sha256, res.spki_sha256);
+		identity_copy(in.subject, sizeof in.subject, res.subject);
+		err = identity_cert_link_add(c, &in, &existing);
+		if (err == EGOV_ECONFLICT && strcmp(existing.account_id, s.account_id) == 0 &&
+		    strcmp(existing.spki_sha256, res.spki_sha256) == 0)
+			return answer_link(r, 200, &existing); /* linked already: nothing changes */
+		if (err == EGOV_ECONFLICT) {
+			code = "identity.cert_linked_elsewhere";
+			status = 409;
+		} else if (err == EGOV_ELIMIT) {
+			code = "identity.cert_links_full";
+			status = 409;
+		} else if (err) {
+			return err;
+		}
+	}
+	if (code) {
+		if ((err = audit_cert(r, actor, "identity.cert.link_failed", actor, &res, code)))
+			return err;
+		return resp_problem(r, status, code, NULL, NULL);
+	}
+	if ((err = identity_cert_link_find(c, in.issuer, in.serial, &existing)) ||
+	    (err = audit_cert(r, actor, "identity.cert.link", actor, &res, NULL)))
+		return err;
+	return answer_link(r, 201, &existing);
+}
+
+static int add_link(void *ctx, const identity_cert_link *l)
+{
+	write_link(ctx, l);
+	return 0;
+}
+
+static egov_err api_link_list(req *r)
+{
+	identity_session s;
+	db_conn *c = NULL;
+	buf b;
+	jw w;
+	egov_err err;
+
+	if ((err = identity_require_session(r, &s, false)) || (err = db_thread_conn(app()->db, &c)))
+		return err;
+	buf_init(&b, 64 * 1024);
+	jw_init(&w, &b);
+	jw_obj_begin(&w);
+	jw_key(&w, "items");
+	jw_arr_begin(&w);
+	err = identity_cert_link_list(c, s.account_id, add_link, &w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	if (!err)
+		err = w.err;
+	if (err) {
+		buf_release(&b);
+		return err;
+	}
+	resp_header(r, "Cache-Control", "no-store");
+	return resp_json(r, 200, &b);
+}
+
+static egov_err api_link_remove(req *r)
+{
+	identity_session s;
+	pki_verify_result res;
+	char serial[66], actor[48];
+	int64_t n = 0;
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = identity_require_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
+		return err;
+	if (!identity_serial_norm(req_param(r, "serial"), serial, sizeof serial))
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	if ((err = identity_cert_link_remove(c, s.account_id, serial, &n)))
+		return err;
+	if (n == 0)
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	memset(&res, 0, sizeof res);
+	identity_copy(res.serial, sizeof res.serial, serial);
+	snprintf(actor, sizeof actor, "account:%s", s.account_id);
+	if ((err = audit_cert(r, actor, "identity.cert.unlink", actor, &res, NULL)))
+		return err;
+	return resp_empty(r, 204);
+}
+
 static const route cert_routes[] = {
 	{.method = HTTP_GET, .path = "/api/v1/identity/login/certificate", .handler = api_login_certificate},
 	{.method = HTTP_POST, .path = "/api/v1/identity/login/certificate", .body_max = SMALL_BODY,
 	 .handler = api_login_certificate},
 	{.method = HTTP_GET, .path = "/login/certificate", .handler = page_login_certificate},
+	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificate-link", .body_max = SMALL_BODY,
+	 .handler = api_link_add},
+	{.method = HTTP_GET, .path = "/api/v1/identity/me/certificate-links", .handler = api_link_list},
+	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/certificate-links/{serial}", .handler = api_link_remove},
 };
 
 /* A module of its own (after pki in src/modules.c) so that the PKI is open
- * and the identity tables exist; it keeps no tables. */
+ * and the identity tables exist; identity_cert_link is among the identity
+ * module's migrations. */
 const egov_module identity_cert_module = {
 	.name = "identity_cert",
 	.routes = cert_routes,

@@ -110,22 +110,6 @@ static int status_for(egov_err err)
 	}
 }
 
-/* The caller's full session, CSRF-checked unless the method is safe. */
-static egov_err need_session(req *r, identity_session *s, bool csrf)
-{
-	egov_err err = identity_session_from_req(r, s);
-
-	if (err == EGOV_EAUTH)
-		return resp_problem(r, 401, "unauthorized", NULL, NULL) ? EGOV_ENOMEM : EGOV_EAUTH;
-	if (err)
-		return err;
-	if (csrf && identity_csrf_check(r, s)) {
-		resp_problem(r, 403, "identity.csrf", NULL, NULL);
-		return EGOV_EPERM;
-	}
-	return EGOV_OK;
-}
-
 static void write_account(jw *w, const identity_account *a)
 {
 	jw_obj_begin(w);
@@ -427,7 +411,7 @@ static egov_err api_logout(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)))
+	if ((err = identity_require_session(r, &s, true)))
 		return err;
 	if ((err = conn(&c)) || (err = identity_session_revoke(c, s.account_id, s.id)))
 		return err;
@@ -543,7 +527,7 @@ static egov_err api_me(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, false)))
+	if ((err = identity_require_session(r, &s, false)))
 		return err;
 	if ((err = conn(&c)) || (err = identity_account_get(c, s.account_id, &a)))
 		return err;
@@ -589,7 +573,7 @@ static egov_err api_sessions(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, false)) || (err = conn(&c)))
+	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
@@ -616,7 +600,7 @@ static egov_err api_session_revoke(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)) || (err = conn(&c)))
+	if ((err = identity_require_session(r, &s, true)) || (err = conn(&c)))
 		return err;
 	if (!uuid_valid(id))
 		return resp_problem(r, 404, "not_found", NULL, NULL);
@@ -639,7 +623,7 @@ static egov_err api_session_revoke_all(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)) || (err = conn(&c)))
+	if ((err = identity_require_session(r, &s, true)) || (err = conn(&c)))
 		return err;
 	actor_of(s.account_id, actor);
 	if ((err = identity_session_revoke_all(c, s.account_id, s.id, &n)) ||
@@ -677,7 +661,7 @@ static egov_err api_totp_enrol(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)) || (err = conn(&c)))
+	if ((err = identity_require_session(r, &s, true)) || (err = conn(&c)))
 		return err;
 	buf_init(&uri, 4096);
 	buf_init(&svg, 1 << 20);
@@ -712,7 +696,7 @@ static egov_err api_totp_confirm(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)))
+	if ((err = identity_require_session(r, &s, true)))
 		return err;
 	if ((err = req_json(r, totp_fields, 1, &in)) || (err = conn(&c)))
 		return err;
@@ -738,7 +722,7 @@ static egov_err api_totp_disable(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)))
+	if ((err = identity_require_session(r, &s, true)))
 		return err;
 	if ((err = req_json(r, totp_fields, 1, &in)) || (err = conn(&c)))
 		return err;
@@ -763,7 +747,7 @@ static egov_err api_recovery_regenerate(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)) || (err = conn(&c)) || (err = identity_account_get(c, s.account_id, &a)))
+	if ((err = identity_require_session(r, &s, true)) || (err = conn(&c)) || (err = identity_account_get(c, s.account_id, &a)))
 		return err;
 	if (!a.totp_enabled)
 		return resp_problem(r, 409, "identity.totp_not_enabled", NULL, NULL);

@@ -321,3 +321,20 @@ egov_err identity_authorizer(req *r, const char *perm)
 		return err;
 	return allowed ? EGOV_OK : EGOV_EPERM;
 }
+
+egov_err identity_require_session(req *r, identity_session *s, bool csrf)
+{
+	egov_err err = identity_session_from_req(r, s);
+
+	if (err == EGOV_EAUTH) {
+		resp_problem(r, 401, "unauthorized", NULL, NULL);
+		return EGOV_EAUTH;
+	}
+	if (err)
+		return err;
+	if (csrf && identity_csrf_check(r, s)) {
+		resp_problem(r, 403, "identity.csrf", NULL, NULL);
+		return EGOV_EPERM;
+	}
+	return EGOV_OK;
+}

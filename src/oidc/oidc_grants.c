@@ -19,23 +19,6 @@
 #include "identity/identity.h"
 #include "oidc/oidc_int.h"
 
-static egov_err need_session(req *r, identity_session *s, bool csrf)
-{
-	egov_err err = identity_session_from_req(r, s);
-
-	if (err == EGOV_EAUTH) {
-		resp_problem(r, 401, "unauthorized", NULL, NULL);
-		return EGOV_EAUTH;
-	}
-	if (err)
-		return err;
-	if (csrf && identity_csrf_check(r, s)) {
-		resp_problem(r, 403, "identity.csrf", NULL, NULL);
-		return EGOV_EPERM;
-	}
-	return EGOV_OK;
-}
-
 static void write_scopes(jw *w, const char *scopes)
 {
 	const char *p = scopes;
@@ -77,7 +60,7 @@ egov_err oidc_grants_list(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, false)) || (err = db_thread_conn(app()->db, &c)))
+	if ((err = identity_require_session(r, &s, false)) || (err = db_thread_conn(app()->db, &c)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
@@ -104,7 +87,7 @@ egov_err oidc_grants_withdraw(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
+	if ((err = identity_require_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
 		return err;
 	if (!id || !*id || strlen(id) > OIDC_CLIENT_ID_MAX)
 		return resp_problem(r, 404, "not_found", NULL, NULL);

@@ -38,26 +38,6 @@ static egov_err conn(db_conn **c)
 	return db_thread_conn(app()->db, c);
 }
 
-/* The caller's session; for POSTs also the CSRF token. On failure the
- * answer is already queued and the error is returned for the handler to
- * pass up. */
-static egov_err need_session(req *r, identity_session *s, bool csrf)
-{
-	egov_err err = identity_session_from_req(r, s);
-
-	if (err == EGOV_EAUTH) {
-		resp_problem(r, 401, "unauthorized", NULL, NULL);
-		return EGOV_EAUTH;
-	}
-	if (err)
-		return err;
-	if (csrf && identity_csrf_check(r, s)) {
-		resp_problem(r, 403, "identity.csrf", NULL, NULL);
-		return EGOV_EPERM;
-	}
-	return EGOV_OK;
-}
-
 static void actor_of(const identity_session *s, char out[48])
 {
 	snprintf(out, 48, "account:%s", s->account_id);
@@ -199,7 +179,7 @@ egov_err pki_self_list(req *r)
 	jw w;
 	egov_err err;
 
-	if ((err = need_session(r, &s, false)) || (err = conn(&c)))
+	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
@@ -241,7 +221,7 @@ egov_err pki_self_issue(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)))
+	if ((err = identity_require_session(r, &s, true)))
 		return err;
 	if (!pki_g.open)
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
@@ -284,7 +264,7 @@ egov_err pki_self_issue_p12(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)))
+	if ((err = identity_require_session(r, &s, true)))
 		return err;
 	if (!pki_g.open)
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
@@ -341,7 +321,7 @@ egov_err pki_self_get(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, false)) || (err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
+	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
 		return err;
 	if (accept && strstr(accept, "application/json") && !strstr(accept, "application/x-pem-file")) {
 		err = answer_cert(r, 200, &ci);
@@ -389,7 +369,7 @@ egov_err pki_self_revoke(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = need_session(r, &s, true)))
+	if ((err = identity_require_session(r, &s, true)))
 		return err;
 	if (!pki_g.open)
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
