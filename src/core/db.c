@@ -172,6 +172,8 @@ egov_err db_open(const char *url, db **out, char *errmsg, size_t errlen)
 	}
 
 	d = calloc(1, sizeof *d);
+	if (d)
+		d->batcher_once = (pthread_once_t)PTHREAD_ONCE_INIT;
 	if (!d || !(d->target = strdup(target))) {
 		err = EGOV_ENOMEM;
 		goto out;
@@ -217,6 +219,7 @@ void db_close(db *d)
 	db_conn *c, *next;
 	if (!d)
 		return;
+	db_batch_stop(d);
 	/* Callers stop their worker threads first; deleting the key means no
 	 * thread-exit destructor runs for this handle afterwards. */
 	pthread_key_delete(d->key);

@@ -92,6 +92,19 @@ void db_rows_free(db_rows *r);
 egov_err db_query_text(db_conn *c, const char *sql, const db_param *params, int nparams, char **out);
 egov_err db_query_int(db_conn *c, const char *sql, const db_param *params, int nparams, int64_t *out, bool *found);
 
+/* Group commit for short writes. Runs fn(c, ctx) inside a transaction that
+ * it shares with other callers' functions, on the database's batch writer
+ * connection, and returns once that transaction is durable: many
+ * concurrent writers share one commit and one fsync instead of taking
+ * turns at SQLite's single write lock. Each fn runs inside its own
+ * SAVEPOINT: if it returns an error its changes are rolled back and the
+ * error comes back to its caller only; the others commit. fn must be quick
+ * and must not block (no audit_append, no nested db_batch, no network).
+ * It sees the changes of functions batched before it. On PostgreSQL, which
+ * groups concurrent commits itself, fn runs in its own transaction on the
+ * calling thread's connection. */
+egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
+
 egov_err db_begin(db_conn *c);  /* SQLite: BEGIN IMMEDIATE */
 egov_err db_commit(db_conn *c);
 egov_err db_rollback(db_conn *c);

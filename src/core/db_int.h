@@ -55,7 +55,12 @@ struct db {
 	_Atomic uint64_t queries;
 	_Atomic uint64_t errors;
 	_Atomic uint64_t time_ns;
+	struct db_batcher *batcher; /* db_batch.c; started on first use */
+	pthread_once_t batcher_once;
 };
+
+/* Stops the batch writer, if one was started (db_close calls it). */
+void db_batch_stop(db *d);
 
 struct db_conn {
 	const struct db_backend *be;

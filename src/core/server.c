@@ -833,9 +833,11 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	}
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	threads = cfg->threads > 0 ? (unsigned)cfg->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
-	/* Blocking handlers mostly wait on admission control (hashing slots =
-	 * cores) or answer 429 at once; 4 per core keeps the refusals quick. */
-	if ((err = pool_start((size_t)(ncpu > 0 ? ncpu : 1) * 4)))
+	/* Blocking handlers wait on admission control (hashing slots = cores)
+	 * or on group commits (db_batch, the audit log), or answer 429 at once:
+	 * 8 threads per core keep enough of them waiting together that commits
+	 * are shared. */
+	if ((err = pool_start((size_t)(ncpu > 0 ? ncpu : 1) * 8)))
 		goto out;
 	s->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, access_cb, s,

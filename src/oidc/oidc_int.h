@@ -232,6 +232,9 @@ egov_err oidc_refresh_issue(db_conn *c, const oidc_refresh_data *d, char token_o
  * EGOV_ECONFLICT (with *d filled); unknown, expired or revoked:
  * EGOV_ENOTFOUND. */
 egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d, char token_out[OIDC_TOKEN_LEN + 1]);
+/* The same through db_batch(): concurrent rotations share one commit. */
+egov_err oidc_refresh_rotate_batch(db *dbh, const char *token, oidc_refresh_data *d,
+				   char token_out[OIDC_TOKEN_LEN + 1]);
 /* Looks a live refresh token up without spending it. EGOV_ENOTFOUND if not live. */
 egov_err oidc_refresh_lookup(db_conn *c, const char *token, oidc_refresh_data *d, int64_t *expires_at);
 

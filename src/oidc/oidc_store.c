@@ -516,50 +516,81 @@ egov_err oidc_refresh_lookup(db_conn *c, const char *token, oidc_refresh_data *d
 	return EGOV_OK;
 }
 
-egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d, char token_out[OIDC_TOKEN_LEN + 1])
+typedef struct rotate_ctx {
+	const char *token;
+	oidc_refresh_data *d;
+	char *token_out;
+	egov_err result; /* EGOV_OK, EGOV_ENOTFOUND or EGOV_ECONFLICT (reuse) */
+} rotate_ctx;
+
+/* The rotation inside a transaction the caller owns. Returns a database
+ * error, or EGOV_OK with the outcome in x->result, so that the family
+ * revocation a reuse triggers is committed although the request fails. */
+static egov_err rotate_in_txn(db_conn *c, void *arg)
 {
+	rotate_ctx *x = arg;
 	char h[65];
 	bool found = false;
 	int used = 0;
 	int64_t exp = 0, n = 0;
 	egov_err err;
 
-	memset(d, 0, sizeof *d);
-	token_out[0] = '\0';
-	if (!token || strlen(token) != OIDC_TOKEN_LEN)
-		return EGOV_ENOTFOUND;
-	crypto_sha256_hex(token, strlen(token), h);
+	memset(x->d, 0, sizeof *x->d);
+	x->token_out[0] = '\0';
+	x->result = EGOV_ENOTFOUND;
+	if (!x->token || strlen(x->token) != OIDC_TOKEN_LEN)
+		return EGOV_OK;
+	crypto_sha256_hex(x->token, strlen(x->token), h);
+	if ((err = refresh_row(c, h, x->d, &exp, &used, &found)))
+		return err;
+	if (!found || used == 2 || exp <= oidc_now())
+		return EGOV_OK;
+	if (used == 0 && (err = db_exec(c, "UPDATE oidc_refresh SET used = 1 WHERE token_hash = ? AND used = 0",
+					(db_param[]){DBP_S(h)}, 1, &n)))
+		return err;
+	if (used || n != 1) {
+		/* Reuse of a spent token: someone holds a copy. Kill the family. */
+		if ((err = oidc_family_revoke(c, x->d->family)))
+			return err;
+		x->result = EGOV_ECONFLICT;
+		return EGOV_OK;
+	}
+	if ((err = oidc_refresh_issue(c, x->d, x->token_out)))
+		return err;
+	x->result = EGOV_OK;
+	return EGOV_OK;
+}
+
+egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d, char token_out[OIDC_TOKEN_LEN + 1])
+{
+	rotate_ctx x = {.token = token, .d = d, .token_out = token_out};
+	egov_err err;
+
 	if ((err = db_begin(c)))
 		return err;
-	if ((err = refresh_row(c, h, d, &exp, &used, &found)))
-		goto out;
-	if (!found || used == 2 || exp <= oidc_now()) {
-		err = EGOV_ENOTFOUND;
-		goto out;
-	}
-	if (used == 0) {
-		if ((err = db_exec(c, "UPDATE oidc_refresh SET used = 1 WHERE token_hash = ? AND used = 0",
-				   (db_param[]){DBP_S(h)}, 1, &n)))
-			goto out;
-	}
-	if (used || n != 1) {
-		/* Reuse of a spent token: someone holds a copy. Kill the family
-		 * and keep that decision even though this request fails. */
-		if (!(err = oidc_family_revoke(c, d->family)) && !(err = db_commit(c)))
-			err = EGOV_ECONFLICT;
-		else
-			db_rollback(c);
-		return err;
-	}
-	if ((err = oidc_refresh_issue(c, d, token_out)))
-		goto out;
-	err = db_commit(c);
-out:
-	if (err) {
+	if ((err = rotate_in_txn(c, &x)) || (err = db_commit(c))) {
 		db_rollback(c);
 		token_out[0] = '\0';
+		return err;
 	}
-	return err;
+	if (x.result)
+		token_out[0] = '\0';
+	return x.result;
+}
+
+egov_err oidc_refresh_rotate_batch(db *dbh, const char *token, oidc_refresh_data *d,
+				   char token_out[OIDC_TOKEN_LEN + 1])
+{
+	rotate_ctx x = {.token = token, .d = d, .token_out = token_out};
+	egov_err err = db_batch(dbh, rotate_in_txn, &x);
+
+	if (err) {
+		token_out[0] = '\0';
+		return err;
+	}
+	if (x.result)
+		token_out[0] = '\0';
+	return x.result;
 }
 
 /* ---- denylist --------------------------------------------------------- */

@@ -365,7 +365,7 @@ static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc
 		if (scope && (!*scope || !oidc_scopes_subset(scope, d.scope)))
 			return oauth_error(r, 400, "invalid_scope", "scope may only narrow");
 	}
-	err = oidc_refresh_rotate(c, token, &d, refresh);
+	err = oidc_refresh_rotate_batch(app()->db, token, &d, refresh);
 	if (err == EGOV_ECONFLICT) {
 		if ((err = audit_revocation(r, "oidc.refresh.reuse", cl, d.account_id, d.family)))
 			return err;
