@@ -221,6 +221,18 @@ static const key_def keys[] = {
 			"means only the platform CA.",
 	},
 	{
+		.section = "pki", .name = "trust_anchor_crls", .type = KEY_STRING,
+		.offset = OFF(pki_trust_anchor_crls), .str_default = "",
+		.expect = "\"\" or a path to a PEM or DER CRL file",
+		.desc = "Certificate revocation lists of the pki.trust_anchors CAs: "
+			"a PEM bundle of CRLs or one DER CRL. Read at start and again "
+			"whenever the file changes (replace it with a rename). A "
+			"certificate whose issuer has a CRL here is refused when "
+			"listed, or when the CRL is stale or badly signed. Empty "
+			"means the revocation of external certificates is not "
+			"checked.",
+	},
+	{
 		.section = "pki", .name = "checkpoint_every", .type = KEY_INT,
 		.offset = OFF(pki_checkpoint_every), .int_default = 1000, .min = 1, .max = 100000000,
 		.desc = "Audit records between two signed, timestamped checkpoints of "

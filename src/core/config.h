@@ -46,6 +46,7 @@ typedef struct egov_config {
 	/* [pki] */
 	char *pki_public_url;    /* base URL put in certificates (CRL, OCSP) */
 	char *pki_trust_anchors; /* PEM bundle of extra trust anchors; "" = none */
+	char *pki_trust_anchor_crls; /* CRLs (PEM bundle or DER) of those anchors; "" = none */
 	int pki_checkpoint_every; /* audit records between timestamped checkpoints */
 	char *pki_tsa_policy;    /* TSA policy OID */
 	/* [oidc] */

@@ -4,6 +4,7 @@
 #ifndef EGOV_IDENTITY_INT_H
 #define EGOV_IDENTITY_INT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -33,6 +34,32 @@ const db_migration *identity_migrations(size_t *n);
 int identity_command(const char *name, int argc, char **argv, db *d);
 /* Demo data: departments and a demo resident/civil servant. */
 egov_err identity_demo(db_conn *c);
+
+/* Links between accounts and certificates of external CAs
+ * (identity_certlink.c). Strings as pki_verify_chain() writes them. */
+#define IDENTITY_CERT_LINKS_MAX 10 /* per account: a session cannot fill the table */
+typedef struct identity_cert_link {
+	char account_id[37];
+	char issuer[512];     /* RFC 2253 */
+	char serial[66];      /* lower-case hex, no leading zeros */
+	char spki_sha256[65]; /* hex */
+	char subject[512];
+	char created_at[32];
+} identity_cert_link;
+/* EGOV_ENOTFOUND if (issuer, serial) is linked to no account. */
+egov_err identity_cert_link_find(db_conn *c, const char *issuer, const char *serial, identity_cert_link *out);
+/* Inserts in (created_at is set here). EGOV_ELIMIT when the account has
+ * IDENTITY_CERT_LINKS_MAX links; EGOV_ECONFLICT when (issuer, serial) is
+ * linked already, with that link in *existing (zeroed if it went away). */
+egov_err identity_cert_link_add(db_conn *c, const identity_cert_link *in, identity_cert_link *existing);
+/* The account's links, oldest first; fn returning non-zero stops. */
+egov_err identity_cert_link_list(db_conn *c, const char *account_id,
+				 int (*fn)(void *ctx, const identity_cert_link *l), void *ctx);
+/* Removes the account's links of serial (any issuer); *removed = rows. */
+egov_err identity_cert_link_remove(db_conn *c, const char *account_id, const char *serial, int64_t *removed);
+/* A serial from a client (hex, any case) as stored; false if not hex or
+ * longer than outlen - 1 digits. */
+bool identity_serial_norm(const char *in, char *out, size_t outlen);
 
 /* The route table (identity_http.c). */
 extern const route identity_routes[];

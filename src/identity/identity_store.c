@@ -180,6 +180,18 @@ static const db_migration migrations[] = {
 		" sent_at TEXT,"
 		" attempts INTEGER NOT NULL DEFAULT 0);"
 		"CREATE INDEX notify_outbox_unsent ON notify_outbox (sent_at, created_at);"},
+	{.version = 2,
+	 .name = "links between accounts and certificates of external CAs",
+	 .sql = "CREATE TABLE identity_cert_link ("
+		" account_id TEXT NOT NULL REFERENCES identity_account (id),"
+		" issuer_dn TEXT NOT NULL,"
+		" serial_hex TEXT NOT NULL,"
+		" spki_sha256 TEXT NOT NULL,"
+		" subject_dn TEXT NOT NULL,"
+		" created_at TEXT NOT NULL,"
+		" PRIMARY KEY (issuer_dn, serial_hex));"
+		"CREATE INDEX identity_cert_link_spki ON identity_cert_link (spki_sha256);"
+		"CREATE INDEX identity_cert_link_account ON identity_cert_link (account_id);"},
 };
 
 const db_migration *identity_migrations(size_t *n)

@@ -482,7 +482,8 @@ egov_err pki_open(const egov_config *cfg, char *errmsg, size_t errlen)
 	if ((err = to_der(pki_g.root, &pki_g.root_der, &pki_g.root_der_len)) ||
 	    (err = to_der(pki_g.issuing, &pki_g.issuing_der, &pki_g.issuing_der_len)))
 		goto out;
-	if ((err = load_anchors(cfg->pki_trust_anchors, errmsg, errlen)))
+	if ((err = load_anchors(cfg->pki_trust_anchors, errmsg, errlen)) ||
+	    (err = pki_anchor_crls_open(cfg->pki_trust_anchor_crls, errmsg, errlen)))
 		goto out;
 	pki_g.open = true;
 	err = EGOV_OK;
@@ -506,6 +507,7 @@ void pki_close(void)
 	OPENSSL_free(pki_g.root_der);
 	OPENSSL_free(pki_g.issuing_der);
 	sk_X509_pop_free(pki_g.anchors, X509_free);
+	pki_anchor_crls_close();
 	free(pki_g.crl_der);
 	pki_g.root = pki_g.issuing = pki_g.tsa = NULL;
 	pki_g.issuing_key = pki_g.tsa_key = NULL;

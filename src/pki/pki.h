@@ -44,7 +44,7 @@ struct audit_log;
 egov_err pki_ca_init(const char *data_dir, char *errmsg, size_t errlen);
 
 /* Loads the CA for this process from cfg->data_dir and reads the pki.*
- * keys (public_url, trust_anchors, tsa_policy). EGOV_ENOTFOUND if
+ * keys (public_url, trust_anchors, trust_anchor_crls, tsa_policy). EGOV_ENOTFOUND if
  * pki_ca_init() never ran there. errmsg says what failed. */
 egov_err pki_open(const egov_config *cfg, char *errmsg, size_t errlen);
 void pki_close(void);
@@ -164,14 +164,21 @@ typedef struct pki_verify_result {
 	char cn[128];
 	char uid[256];         /* subject UID (our owner), "" if none */
 	bool platform;         /* issued by this platform's CA */
+	bool external;         /* the chain ends at a pki.trust_anchors anchor,
+				* not at the platform root */
 	char profile[32];      /* our profile, "" for foreign certificates */
+	char spki_sha256[65];  /* SHA-256 of the SubjectPublicKeyInfo (DER), hex */
 } pki_verify_result;
 
 /* Verifies a client certificate (DER or PEM, len bytes) for login: the
  * chain to the platform root or a configured trust anchor (the issuing CA
  * is supplied as intermediate), validity at this moment, EKU clientAuth
  * with digitalSignature, and for our own certificates their status in the
- * database. Returns EGOV_OK if valid; EGOV_EAUTH with res->code if not;
+ * database. A certificate not issued by the platform is checked against
+ * the CRLs of pki.trust_anchor_crls when that bundle holds one from its
+ * issuer (then a missing, stale or badly signed CRL fails the check as
+ * pki.cert_untrusted); with no such CRL its revocation is not checked.
+ * Returns EGOV_OK if valid; EGOV_EAUTH with res->code if not;
  * other errors (database) as themselves. res is filled as far as the
  * certificate could be read. */
 egov_err pki_verify_chain(db_conn *c, const void *cert, size_t len, pki_verify_result *res);

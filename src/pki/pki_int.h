@@ -49,6 +49,16 @@ extern int64_t pki_test_not_before, pki_test_not_after;
 /* Most certificates asked about in one OCSP request. */
 #define PKI_OCSP_MAX_IDS 16
 
+/* CRLs of the external anchors (anchor_crl.c), from pki.trust_anchor_crls
+ * (PEM bundle or one DER CRL). open: loads the file ("" or NULL = none);
+ * a file that cannot be read or holds no CRL is an error naming the key.
+ * for: the CRLs issued by name, reloading the file first when it changed
+ * on disk (a failed reload keeps the last good set); NULL when there is
+ * none. The caller frees the stack with sk_X509_CRL_pop_free(.., X509_CRL_free). */
+egov_err pki_anchor_crls_open(const char *path, char *errmsg, size_t errlen);
+void pki_anchor_crls_close(void);
+STACK_OF(X509_CRL) *pki_anchor_crls_for(const X509_NAME *name);
+
 /* ASN1_TIME to unix seconds; -1 if unreadable. */
 int64_t pki_asn1_time_unix(const ASN1_TIME *t);
 /* Serial as lower-case hex into out (at least PKI_SERIAL_HEX * 2 bytes). */

@@ -5,9 +5,10 @@
  * anchors; the issuing CA is offered as an untrusted intermediate, never
  * as an anchor. Checks run in a fixed order (parse, chain and time, usage,
  * revocation) so a certificate gets one stable code: the first failure.
- * Revocation is looked up in pki_cert for our own certificates; foreign
- * anchors' revocation is not checked here (no network fetches on the login
- * path).
+ * Revocation is looked up in pki_cert for our own certificates; for a
+ * foreign issuer it is checked against that issuer's CRL when
+ * pki.trust_anchor_crls holds one (anchor_crl.c), and not at all otherwise
+ * (no network fetches on the login path).
  */
 #include <stdio.h>
 #include <string.h>
@@ -71,11 +72,28 @@ static void name_text(const X509_NAME *n, char *out, size_t outlen)
 	BIO_free(b);
 }
 
+/* Hex SHA-256 of the certificate's SubjectPublicKeyInfo, "" if unreadable. */
+static void spki_hash(X509 *x, char out[65])
+{
+	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	int n;
+
+	out[0] = '\0';
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	if (n > 0 && EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL) && mdlen == 32)
+		for (i = 0; i < mdlen; i++)
+			snprintf(out + 2 * i, 3, "%02x", md[i]);
+	OPENSSL_free(der);
+}
+
 static const char *chain_code(int verr)
 {
 	switch (verr) {
 	case X509_V_OK:
 		return NULL;
+	case X509_V_ERR_CERT_REVOKED:
+		return "pki.cert_revoked";
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		return "pki.cert_expired";
@@ -92,6 +110,8 @@ egov_err pki_verify_chain(db_conn *c, const void *cert, size_t len, pki_verify_r
 	X509_STORE *store = NULL;
 	X509_STORE_CTX *ctx = NULL;
 	STACK_OF(X509) *untrusted = NULL;
+	STACK_OF(X509) *chain;
+	STACK_OF(X509_CRL) *crls = NULL;
 	uint32_t ku, xku;
 	int i;
 	egov_err err = EGOV_EAUTH;
@@ -111,6 +131,7 @@ egov_err pki_verify_chain(db_conn *c, const void *cert, size_t len, pki_verify_r
 	pki_serial_hex(X509_get0_serialNumber(x), res->serial, sizeof res->serial);
 	entry_text(X509_get_subject_name(x), NID_commonName, res->cn, sizeof res->cn);
 	entry_text(X509_get_subject_name(x), NID_userId, res->uid, sizeof res->uid);
+	spki_hash(x, res->spki_sha256);
 
 	err = EGOV_ENOMEM;
 	if (!(store = X509_STORE_new()) || !X509_STORE_add_cert(store, pki_g.root) ||
@@ -122,6 +143,15 @@ egov_err pki_verify_chain(db_conn *c, const void *cert, size_t len, pki_verify_r
 	if (!(ctx = X509_STORE_CTX_new()) || !X509_STORE_CTX_init(ctx, store, x, untrusted))
 		goto out;
 	X509_STORE_CTX_set_purpose(ctx, X509_PURPOSE_SSL_CLIENT);
+	/* Our own certificates' status is in the database; a foreign one is
+	 * checked against its issuer's CRL when the operator provides one.
+	 * CRL_CHECK covers the leaf only: an external intermediate is
+	 * configured as an anchor, and anchors are trusted as configured. */
+	if (X509_check_issued(pki_g.issuing, x) != X509_V_OK &&
+	    (crls = pki_anchor_crls_for(X509_get_issuer_name(x)))) {
+		X509_STORE_CTX_set0_crls(ctx, crls);
+		X509_STORE_CTX_set_flags(ctx, X509_V_FLAG_CRL_CHECK);
+	}
 	err = EGOV_EAUTH;
 	if (X509_verify_cert(ctx) != 1) {
 		res->code = chain_code(X509_STORE_CTX_get_error(ctx));
@@ -130,8 +160,10 @@ egov_err pki_verify_chain(db_conn *c, const void *cert, size_t len, pki_verify_r
 		goto out;
 	}
 	/* The chain ran through our issuing CA iff it is the direct issuer. */
-	res->platform = X509_check_issued(pki_g.issuing, x) == X509_V_OK &&
-			sk_X509_num(X509_STORE_CTX_get0_chain(ctx)) == 3;
+	chain = X509_STORE_CTX_get0_chain(ctx);
+	res->platform = X509_check_issued(pki_g.issuing, x) == X509_V_OK && sk_X509_num(chain) == 3;
+	res->external = sk_X509_num(chain) > 0 &&
+			X509_cmp(sk_X509_value(chain, sk_X509_num(chain) - 1), pki_g.root) != 0;
 	/* The purpose check accepts a certificate with no EKU; login does not. */
 	ku = X509_get_key_usage(x);
 	xku = X509_get_extended_key_usage(x);
@@ -178,6 +210,7 @@ egov_err pki_verify_chain(db_conn *c, const void *cert, size_t len, pki_verify_r
 out:
 	ERR_clear_error();
 	X509_STORE_CTX_free(ctx);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
 	sk_X509_free(untrusted);
 	X509_STORE_free(store);
 	X509_free(x);
