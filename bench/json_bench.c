@@ -2,7 +2,7 @@
  * json_bench.c: the measurement behind egov's JSON parser choice.
  *
  *   gcc -std=c11 -D_GNU_SOURCE -O2 -Isrc $(pkg-config --cflags libcjson jansson) \
- *       -o build/json_bench bench/json_bench.c src/core/json.c src/core/buf.c \
+ *       -o build/json_bench bench/json_bench.c src/core/json.c src/core/utf8.c src/core/buf.c \
  *       src/core/arena.c src/core/err.c $(pkg-config --libs libcjson jansson)
  *   build/json_bench [seconds_per_case]       (needs libjansson-dev)
  *

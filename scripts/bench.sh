@@ -200,7 +200,7 @@ if [ -f bench/json_bench.c ]; then
 	if ! pkg-config --exists jansson; then
 		say "json_bench: libjansson-dev missing, skipped"
 	elif gcc -std=c11 -D_GNU_SOURCE -O2 -g -Isrc $(pkg-config --cflags libcjson jansson) \
-		-o $BUILD/json_bench bench/json_bench.c src/core/json.c src/core/buf.c \
+		-o $BUILD/json_bench bench/json_bench.c src/core/json.c src/core/utf8.c src/core/buf.c \
 		src/core/arena.c src/core/err.c $(pkg-config --libs libcjson jansson) \
 		>"$RES/json_bench.build.log" 2>&1; then
 		JSON_BENCH=$ROOT/$BUILD/json_bench

@@ -161,6 +161,45 @@ static unsigned line_of(const char *start, const char *p)
 	return line;
 }
 
+/* Partials: web/partials/NAME.html, included with {{>NAME}}. They are
+ * templates themselves (one level: a partial cannot include another) and
+ * are not served. root_dir is set while web_load() runs. */
+#define PARTIALS_DIR "partials"
+#define PARTIAL_NAME_MAX 64
+static const char *root_dir;
+
+static egov_err render(const char *rel, const char *src, size_t len, const char *lang, buf *out,
+		       char *errmsg, size_t errlen, int depth);
+static egov_err read_fd(int fd, const char *rel, char **out, size_t *len_out, char *errmsg, size_t errlen);
+
+static egov_err include_partial(const char *rel, const char *name, const char *lang, buf *out, char *errmsg,
+				size_t errlen, int depth)
+{
+	char path[PATH_MAX], prel[PARTIAL_NAME_MAX + 32];
+	char *src = NULL;
+	size_t len = 0;
+	int fd = -1;
+	egov_err err;
+
+	if (depth > 0) {
+		snprintf(errmsg, errlen, "%s: partial {{>%s}} inside a partial", rel, name);
+		return EGOV_EINVAL;
+	}
+	snprintf(prel, sizeof prel, "/" PARTIALS_DIR "/%s.html", name);
+	snprintf(path, sizeof path, "%s%s", root_dir ? root_dir : ".", prel);
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(errmsg, errlen, "%s: partial {{>%s}}: %s: %s", rel, name, prel, strerror(errno));
+		return EGOV_ENOTFOUND;
+	}
+	err = read_fd(fd, prel, &src, &len, errmsg, errlen);
+	close(fd);
+	if (!err)
+		err = render(prel, src, len, lang, out, errmsg, errlen, depth + 1);
+	free(src);
+	return err;
+}
+
 /*
  * Renders template src for language lang into out. Placeholders:
  *   {{key}}           catalogue text, HTML-escaped
@@ -168,11 +207,12 @@ static unsigned line_of(const char *start, const char *p)
  *   {{dir}}           "ltr" (all our languages are)
  *   {{current:TAG}}   "page" when TAG is the language, else "false"; for
  *                     aria-current on the language switch
+ *   {{>NAME}}         the partial web/partials/NAME.html, rendered here
  * Anything else that starts with "{{" is an error, so no page can ship with
  * an unresolved placeholder.
  */
 static egov_err render(const char *rel, const char *src, size_t len, const char *lang, buf *out,
-		       char *errmsg, size_t errlen)
+		       char *errmsg, size_t errlen, int depth)
 {
 	egov_err err = EGOV_OK;
 	const char *p = src, *end = src + len;
@@ -190,6 +230,27 @@ static egov_err render(const char *rel, const char *src, size_t len, const char 
 		if ((err = buf_add(out, p, (size_t)(open - p))))
 			goto out;
 		k = open + 2;
+		if (k < end && *k == '>') {
+			char name[PARTIAL_NAME_MAX + 1];
+			size_t nlen;
+			for (close = k + 1; close < end && ((*close >= 'a' && *close <= 'z') ||
+							    (*close >= '0' && *close <= '9') || *close == '-');
+			     close++)
+				;
+			nlen = (size_t)(close - k - 1);
+			if (nlen == 0 || nlen > PARTIAL_NAME_MAX || end - close < 2 || close[0] != '}' ||
+			    close[1] != '}') {
+				snprintf(errmsg, errlen, "%s:%u: malformed partial", rel, line_of(src, open));
+				err = EGOV_EINVAL;
+				goto out;
+			}
+			memcpy(name, k + 1, nlen);
+			name[nlen] = '\0';
+			if ((err = include_partial(rel, name, lang, out, errmsg, errlen, depth)))
+				goto out;
+			p = close + 2;
+			continue;
+		}
 		for (close = k; close < end && key_char(*close); close++)
 			;
 		klen = (size_t)(close - k);
@@ -346,7 +407,7 @@ static egov_err add_file(web_table *t, int fd, const char *rel, char *errmsg, si
 		char *page;
 
 		buf_init(&b, WEB_TOTAL_BYTES_MAX - t->total);
-		err = render(rel, src, len, i18n_langs[i], &b, errmsg, errlen);
+		err = render(rel, src, len, i18n_langs[i], &b, errmsg, errlen, 0);
 		if (err) {
 			buf_release(&b);
 			goto out;
@@ -406,6 +467,8 @@ static egov_err walk(web_table *t, const char *root_real, const char *rel, int d
 		 * site, except RFC 8615's /.well-known/ at the top. */
 		if (de->d_name[0] == '.' && !(depth == 0 && strcmp(de->d_name, ".well-known") == 0))
 			continue;
+		if (depth == 0 && strcmp(de->d_name, PARTIALS_DIR) == 0)
+			continue; /* included by pages, not served */
 		w = snprintf(childrel, sizeof childrel, "%s/%s", rel, de->d_name);
 		if (w < 0 || (size_t)w >= sizeof childrel) {
 			snprintf(errmsg, errlen, "%s/%s: path longer than %d", rel, de->d_name, WEB_PATH_MAX);
@@ -487,7 +550,10 @@ egov_err web_load(const char *dir, char *errmsg, size_t errlen)
 		err = EGOV_EIO;
 		goto out;
 	}
-	if ((err = walk(&t, root_real, "", 0, errmsg, errlen)))
+	root_dir = root_real;
+	err = walk(&t, root_real, "", 0, errmsg, errlen);
+	root_dir = NULL;
+	if (err)
 		goto out;
 	qsort(t.v, t.n, sizeof *t.v, entry_cmp);
 	site = t;
