@@ -487,11 +487,19 @@ static void *pool_main(void *arg)
 		pthread_mutex_unlock(&pool.mu);
 
 		run_handler(r);
-		pthread_mutex_lock(&r->off_mu);
-		r->off_state = 2;
-		if (r->off_suspended)
-			MHD_resume_connection(r->conn);
-		pthread_mutex_unlock(&r->off_mu);
+		{
+			/* Decide under the lock, resume outside it: once resumed,
+			 * the worker may answer, complete and reuse r at once, so
+			 * r must not be touched after MHD_resume_connection. */
+			struct MHD_Connection *conn = r->conn;
+			bool suspended;
+			pthread_mutex_lock(&r->off_mu);
+			r->off_state = 2;
+			suspended = r->off_suspended;
+			pthread_mutex_unlock(&r->off_mu);
+			if (suspended)
+				MHD_resume_connection(conn);
+		}
 	}
 }
 
