@@ -678,11 +678,13 @@ static void access_log(req *r, int64_t dur_us)
 {
 	static _Thread_local int64_t cached_sec = -1;
 	static _Thread_local char cached_ts[32];
-	int64_t now = time_now_us();
-	line l = {.len = 0};
+	int64_t now;
+	line l; /* not zero-initialised: only buf[0..len) is ever read */
 
 	if (!log_access_enabled())
 		return;
+	now = time_now_us();
+	l.len = 0;
 	if (now / 1000000 != cached_sec) {
 		cached_sec = now / 1000000;
 		time_format_rfc3339(cached_sec * 1000000, 0, cached_ts);
