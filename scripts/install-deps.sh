@@ -45,6 +45,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "$what" != build ]; then
+	# playwright-core (browser tests) needs Node.js 20 or newer; Debian 12's
+	# own nodejs package is 18. Say so plainly rather than fail obscurely.
+	node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+	if [ "$node_major" -lt 20 ]; then
+		echo "install-deps: Node.js $(node --version 2>/dev/null || echo missing) found; the browser tests need Node.js >= 20" >&2
+	fi
 	if [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/axe-core ] || [ ! -d node_modules/ajv ] \
 		|| [ package.json -nt node_modules/.package-lock.json ]; then
 		echo "install-deps: npm install"
