@@ -111,11 +111,7 @@ static egov_err audit_verify_route(req *r)
 		jw_kstr(&w, "fault", audit_fault_name(res.fault));
 	}
 	jw_obj_end(&w);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, 200, &b);
+	return resp_jw(r, 200, &w);
 }
 
 static const db_migration *schema(size_t *n)

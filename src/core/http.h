@@ -99,6 +99,9 @@ egov_err resp_csp_form_action(req *r, const char *origin);
 egov_err resp_json(req *r, int status, buf *b);
 /* Answers with a buf's bytes of a given type, taking them (b is left empty). */
 egov_err resp_buf(req *r, int status, const char *content_type, buf *b);
+/* Answers with the JSON a writer built into its buf. If the writer failed
+ * (w->err), frees the buf and returns that error instead. */
+egov_err resp_jw(req *r, int status, jw *w);
 /* Answers with bytes of a given type; copy = false means data outlives the response (static). */
 egov_err resp_bytes(req *r, int status, const char *content_type, const void *data, size_t len, bool copy);
 egov_err resp_empty(req *r, int status);
@@ -106,6 +109,12 @@ egov_err resp_empty(req *r, int status);
  * comes from the message catalogue in the request's language; field and
  * detail may be NULL. Returns EGOV_OK once queued. */
 egov_err resp_problem(req *r, int status, const char *code, const char *field, const char *detail);
+
+/* Whether the request carries "Authorization: Bearer <server.admin_token>"
+ * (compared in constant time; false when no operator token is configured).
+ * The kernel's default authoriser, and the trust layer's, grant it every
+ * permission. */
+bool req_is_operator(const req *r);
 
 /* ---- authorisation hook --------------------------------------------
  * The router calls this before a route with a permission runs. Returns

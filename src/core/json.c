@@ -38,10 +38,6 @@
 
 /* Length of the strict UTF-8 sequence at p (Unicode 15, table 3-7: no
  * overlongs, no surrogates, nothing above U+10FFFF), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-	return utf8_seq_len(p, left);
-}
 
 static int is_digit(unsigned char c)
 {
@@ -101,7 +97,7 @@ const char *json_precheck(const char *s, size_t len, size_t depth_max)
 		unsigned char c = p[i];
 
 		if (c >= 0x80) {
-			if (!(n = utf8_seq(p + i, len - i)))
+			if (!(n = utf8_seq_len(p + i, len - i)))
 				return "json.invalid_utf8";
 			if (!in_str)
 				return "json.malformed"; /* includes a BOM */

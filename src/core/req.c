@@ -189,6 +189,15 @@ egov_err resp_json(req *r, int status, buf *b)
 	return resp_buf(r, status, "application/json", b);
 }
 
+egov_err resp_jw(req *r, int status, jw *w)
+{
+	if (w->err) {
+		buf_release(w->b);
+		return w->err;
+	}
+	return resp_json(r, status, w->b);
+}
+
 egov_err resp_buf(req *r, int status, const char *content_type, buf *b)
 {
 	size_t len;

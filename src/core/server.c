@@ -59,17 +59,22 @@ void http_set_authorizer(http_authorizer fn)
 	authorizer = fn;
 }
 
-/* The kernel's authoriser until the trust layer installs its own: the
- * operator's bearer token from server.admin_token grants every permission. */
-static egov_err default_authorizer(req *r, const char *perm)
+bool req_is_operator(const req *r)
 {
 	const char *token = app()->config ? app()->config->admin_token : NULL;
 	const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
 
-	(void)perm;
 	if (!token || !*token || !h || strncasecmp(h, "Bearer ", 7) != 0)
-		return EGOV_EAUTH;
-	return crypto_streq(h + 7, token) ? EGOV_OK : EGOV_EAUTH;
+		return false;
+	return crypto_streq(h + 7, token);
+}
+
+/* The kernel's authoriser until the trust layer installs its own: the
+ * operator's bearer token from server.admin_token grants every permission. */
+static egov_err default_authorizer(req *r, const char *perm)
+{
+	(void)perm;
+	return req_is_operator(r) ? EGOV_OK : EGOV_EAUTH;
 }
 
 /* ---- request setup ---------------------------------------------------- */

@@ -240,11 +240,7 @@ static egov_err api_login_certificate(req *r)
 	jw_obj_end(&w);
 	jw_kstr(&w, "csrf", o.s.csrf);
 	jw_obj_end(&w);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, 200, &b);
+	return resp_jw(r, 200, &w);
 }
 
 /* For a link or button on the log-in page: success goes to ?return= (a
@@ -293,11 +289,7 @@ static egov_err answer_link(req *r, int status, const identity_cert_link *l)
 	buf_init(&b, 4096);
 	jw_init(&w, &b);
 	write_link(&w, l);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, status, &b);
+	return resp_jw(r, status, &w);
 }
 
 /* Links the certificate presented with this request to the session's

@@ -259,7 +259,6 @@ egov_err identity_csrf_check(req *r, const identity_session *s)
 egov_err identity_principal_from_req(req *r, identity_principal *out)
 {
 	const char *h = req_header(r, "Authorization");
-	const char *admin = app()->config ? app()->config->admin_token : NULL;
 	identity_session s;
 	egov_err err;
 
@@ -267,8 +266,7 @@ egov_err identity_principal_from_req(req *r, identity_principal *out)
 	if (h) {
 		if (strncasecmp(h, "Bearer ", 7) != 0)
 			return EGOV_EAUTH;
-		/* The operator token, exactly as the kernel's default checks it. */
-		if (admin && *admin && crypto_streq(h + 7, admin)) {
+		if (req_is_operator(r)) {
 			out->operator_token = true;
 			return EGOV_OK;
 		}
@@ -291,7 +289,6 @@ static int safe_method(const req *r)
 egov_err identity_authorizer(req *r, const char *perm)
 {
 	const char *h = req_header(r, "Authorization");
-	const char *admin = app()->config ? app()->config->admin_token : NULL;
 	identity_principal p;
 	identity_session s;
 	db_conn *c = NULL;
@@ -302,7 +299,7 @@ egov_err identity_authorizer(req *r, const char *perm)
 	if (h) {
 		if (strncasecmp(h, "Bearer ", 7) != 0)
 			return EGOV_EAUTH;
-		if (admin && *admin && crypto_streq(h + 7, admin))
+		if (req_is_operator(r))
 			return EGOV_OK;
 		if (!bearer_resolver || bearer_resolver(r, h + 7, perm, &p))
 			return EGOV_EAUTH;

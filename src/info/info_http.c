@@ -143,11 +143,7 @@ static egov_err notice_list(req *r)
 		jw_null(&w);
 	}
 	jw_obj_end(&w);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, 200, &b);
+	return resp_jw(r, 200, &w);
 }
 
 typedef struct texts {

@@ -331,11 +331,7 @@ static egov_err client_get(req *r)
 	jw_init(&w, &b);
 	write_client(&w, &cl, NULL);
 	oidc_client_release(&cl);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, 200, &b);
+	return resp_jw(r, 200, &w);
 }
 
 static int list_one(void *ctx, const oidc_client *cl)

@@ -135,47 +135,45 @@ static egov_err tsa_post(req *r)
 
 /* ---- API: /api/v1/certificates ---------------------------------------------- */
 
-static void write_cert(jw *w, const pki_cert_info *ci)
+void pki_write_cert(jw *w, const pki_cert_info *ci, bool self)
 {
 	jw_obj_begin(w);
 	jw_kstr(w, "serial", ci->serial);
-	jw_kstr(w, "owner", ci->owner);
+	if (!self)
+		jw_kstr(w, "owner", ci->owner);
 	jw_kstr(w, "profile", ci->profile);
 	jw_kstr(w, "subject", ci->subject);
 	jw_kstr(w, "not_before", ci->not_before);
 	jw_kstr(w, "not_after", ci->not_after);
 	jw_kstr(w, "status", ci->status);
 	jw_key(w, "revoked_at");
-	if (ci->revoked_at[0])
-		jw_str(w, ci->revoked_at);
-	else
-		jw_null(w);
+	jw_str(w, ci->revoked_at[0] ? ci->revoked_at : NULL);
 	jw_key(w, "reason");
-	if (ci->reason[0])
-		jw_str(w, ci->reason);
-	else
-		jw_null(w);
-	jw_kstr(w, "certificate", ci->pem);
+	jw_str(w, ci->reason[0] ? ci->reason : NULL);
+	if (ci->pem)
+		jw_kstr(w, "certificate", ci->pem);
 	jw_obj_end(w);
 }
 
-static egov_err answer_cert(req *r, int status, const pki_cert_info *ci)
+egov_err pki_answer_cert(req *r, int status, const pki_cert_info *ci, const char *location_prefix, bool self)
 {
-	char loc[128];
+	char loc[160];
 	buf b;
 	jw w;
 
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
-	write_cert(&w, ci);
+	pki_write_cert(&w, ci, self);
 	if (w.err) {
 		buf_release(&b);
 		return w.err;
 	}
 	if (status == 201) {
-		snprintf(loc, sizeof loc, "/api/v1/certificates/%s", ci->serial);
+		snprintf(loc, sizeof loc, "%s/%s", location_prefix, ci->serial);
 		resp_header(r, "Location", loc);
 	}
+	if (self)
+		resp_header(r, "Cache-Control", "no-store");
 	return resp_json(r, status, &b);
 }
 
@@ -247,7 +245,7 @@ static egov_err cert_issue(req *r)
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, code_field(code), NULL);
 	if (!err && !(err = audit_issue(r, &ci)))
-		err = answer_cert(r, 201, &ci);
+		err = pki_answer_cert(r, 201, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -313,7 +311,7 @@ static egov_err cert_get(req *r)
 	if (err == EGOV_ENOTFOUND)
 		return resp_problem(r, 404, "not_found", NULL, NULL);
 	if (!err)
-		err = answer_cert(r, 200, &ci);
+		err = pki_answer_cert(r, 200, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -352,7 +350,7 @@ static egov_err cert_revoke(req *r)
 		return err;
 	err = pki_cert_get(c, req_param(r, "serial"), &ci);
 	if (!err)
-		err = answer_cert(r, 200, &ci);
+		err = pki_answer_cert(r, 200, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
 }

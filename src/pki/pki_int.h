@@ -81,6 +81,15 @@ int pki_reason_code(const char *name);
  * account may hold, so a session cannot fill the table or the CRL. */
 #define PKI_SELF_LIVE_MAX 10
 struct req; /* core/http.h: not included here, ocsp.c names a variable req */
+struct jw;
+/* A certificate as JSON (pki_http.c), shared by the operator and the
+ * self-service API. self: the caller's own certificate, so no "owner";
+ * "certificate" (the PEM) only when ci->pem is set. */
+void pki_write_cert(struct jw *w, const pki_cert_info *ci, bool self);
+/* Answers status with the certificate; 201 adds Location
+ * location_prefix/SERIAL; self answers are also Cache-Control: no-store. */
+egov_err pki_answer_cert(struct req *r, int status, const pki_cert_info *ci, const char *location_prefix,
+			 bool self);
 egov_err pki_self_list(struct req *r);
 egov_err pki_self_issue(struct req *r);
 egov_err pki_self_issue_p12(struct req *r);

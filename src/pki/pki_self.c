@@ -60,45 +60,6 @@ static void cn_of(const identity_account *a, char *out, size_t outlen)
 	out[i] = '\0';
 }
 
-static void write_cert(jw *w, const pki_cert_info *ci)
-{
-	jw_obj_begin(w);
-	jw_kstr(w, "serial", ci->serial);
-	jw_kstr(w, "profile", ci->profile);
-	jw_kstr(w, "subject", ci->subject);
-	jw_kstr(w, "not_before", ci->not_before);
-	jw_kstr(w, "not_after", ci->not_after);
-	jw_kstr(w, "status", ci->status);
-	jw_key(w, "revoked_at");
-	jw_str(w, ci->revoked_at[0] ? ci->revoked_at : NULL);
-	jw_key(w, "reason");
-	jw_str(w, ci->reason[0] ? ci->reason : NULL);
-	if (ci->pem)
-		jw_kstr(w, "certificate", ci->pem);
-	jw_obj_end(w);
-}
-
-static egov_err answer_cert(req *r, int status, const pki_cert_info *ci)
-{
-	char loc[128];
-	buf b;
-	jw w;
-
-	buf_init(&b, EGOV_RESPONSE_MAX);
-	jw_init(&w, &b);
-	write_cert(&w, ci);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	if (status == 201) {
-		snprintf(loc, sizeof loc, SELF_PREFIX "/%s", ci->serial);
-		resp_header(r, "Location", loc);
-	}
-	resp_header(r, "Cache-Control", "no-store");
-	return resp_json(r, status, &b);
-}
-
 static egov_err audit_issue(req *r, const identity_session *s, const pki_cert_info *ci, const char *how)
 {
 	char object[64], actor[48];
@@ -167,7 +128,7 @@ static egov_err may_issue(req *r, db_conn *c, const identity_session *s, const c
 
 static int list_one(void *ctx, const pki_cert_info *ci)
 {
-	write_cert(ctx, ci);
+	pki_write_cert(ctx, ci, true);
 	return 0;
 }
 
@@ -233,7 +194,7 @@ egov_err pki_self_issue(req *r)
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : "csr", NULL);
 	if (!err && !(err = audit_issue(r, &s, &ci, "csr")))
-		err = answer_cert(r, 201, &ci);
+		err = pki_answer_cert(r, 201, &ci, SELF_PREFIX, true);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -324,7 +285,7 @@ egov_err pki_self_get(req *r)
 	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
 		return err;
 	if (accept && strstr(accept, "application/json") && !strstr(accept, "application/x-pem-file")) {
-		err = answer_cert(r, 200, &ci);
+		err = pki_answer_cert(r, 200, &ci, SELF_PREFIX, true);
 	} else {
 		snprintf(disp, sizeof disp, "attachment; filename=\"egov-%s.pem\"", ci.serial);
 		resp_header(r, "Content-Disposition", disp);
@@ -396,7 +357,7 @@ egov_err pki_self_revoke(req *r)
 	if (err)
 		return err;
 	if (!(err = pki_cert_get(c, serial, &ci)))
-		err = answer_cert(r, 200, &ci);
+		err = pki_answer_cert(r, 200, &ci, SELF_PREFIX, true);
 	pki_cert_info_release(&ci);
 	return err;
 }

@@ -71,11 +71,7 @@ static egov_err readyz(req *r)
 	jw_kstr(&w, "migrations", mig_state);
 	jw_obj_end(&w);
 	jw_obj_end(&w);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, 200, &b);
+	return resp_jw(r, 200, &w);
 }
 
 static long resident_bytes(void)
@@ -170,11 +166,7 @@ static egov_err version(req *r)
 	jw_kstr(&w, "role", app()->config ? app()->config->role : "standalone");
 	jw_kstr(&w, "database", app()->db ? db_kind_name(app()->db) : "none");
 	jw_obj_end(&w);
-	if (w.err) {
-		buf_release(&b);
-		return w.err;
-	}
-	return resp_json(r, 200, &b);
+	return resp_jw(r, 200, &w);
 }
 
 static const route routes[] = {
