@@ -32,7 +32,6 @@
 #include "core/timeutil.h"
 #include "core/version.h"
 #include "core/web.h"
-#include "identity/identity.h"
 #include "notify/notify.h"
 #include "pki/pki.h"
 
@@ -328,6 +327,7 @@ static int cmd_serve(const opts *o)
 	server *srv = NULL;
 	log_level lvl = LOG_INFO;
 	int rc = 2, applied = 0, sig;
+	size_t i;
 
 	/* Before any thread starts, so that only the main thread takes
 	 * SIGTERM/SIGINT and drains. */
@@ -364,13 +364,12 @@ static int cmd_serve(const opts *o)
 		fprintf(stderr, "egov: pki: %s\n", err);
 		goto out;
 	}
-	/* The trust layer: accounts, sessions and bearer tokens decide who
-	 * may call a route; password hashing runs behind admission control. */
-	identity_admission_init(0, 0);
-	identity_set_public_url(cfg.pki_public_url);
-	http_set_authorizer(identity_authorizer);
-	/* Session cookies are Secure when egov itself speaks HTTPS. */
-	identity_set_cookie_secure(cfg.tls_cert[0] != '\0');
+	for (i = 0; i < egov_modules_count; i++) {
+		if (egov_modules[i]->start && egov_modules[i]->start(&cfg)) {
+			fprintf(stderr, "egov: module %s: cannot start\n", egov_modules[i]->name);
+			goto out;
+		}
+	}
 	if (notify_start(app()->db, &cfg)) {
 		fprintf(stderr, "egov: mail: cannot start delivery (see mail.from)\n");
 		goto out;

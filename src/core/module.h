@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "core/config.h"
 #include "core/db.h"
 #include "core/err.h"
 #include "core/http.h"
@@ -24,6 +25,11 @@ typedef struct egov_module {
 	 * the global options already removed; d is open and migrated). Returns
 	 * -1 when NAME is not the module's, else the exit status. May be NULL. */
 	int (*command)(const char *name, int argc, char **argv, db *d);
+	/* `egov serve` calls this, in module order, once the database, the
+	 * migrations and the audit log are up and before the first request:
+	 * for hooks into the kernel (the authoriser) and between modules.
+	 * Nothing here needs undoing at shutdown. May be NULL. */
+	egov_err (*start)(const egov_config *cfg);
 } egov_module;
 
 extern const egov_module *const egov_modules[];

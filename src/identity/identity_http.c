@@ -789,6 +789,18 @@ const route identity_routes[] = {
 };
 const size_t identity_routes_count = sizeof identity_routes / sizeof identity_routes[0];
 
+/* Serving: the router asks this module who may call a route; password
+ * hashing runs behind admission control; mailed links start with the
+ * public URL; session cookies are Secure when egov itself speaks HTTPS. */
+static egov_err start(const egov_config *cfg)
+{
+	identity_admission_init(0, 0);
+	identity_set_public_url(cfg->pki_public_url);
+	identity_set_cookie_secure(cfg->tls_cert[0] != '\0');
+	http_set_authorizer(identity_authorizer);
+	return EGOV_OK;
+}
+
 const egov_module identity_module = {
 	.name = "identity",
 	.routes = identity_routes,
@@ -796,4 +808,5 @@ const egov_module identity_module = {
 	.migrations = identity_migrations,
 	.demo = identity_demo,
 	.command = identity_command,
+	.start = start,
 };

@@ -454,11 +454,13 @@ static const route routes[] = {
 	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/grants/{client_id}", .handler = oidc_grants_withdraw},
 };
 
-/* Identity asks for the bearer hook before any request runs; there is no
- * start hook in module.h, so install it when the program loads. */
-__attribute__((constructor)) static void install(void)
+/* Serving: bearer access tokens on the egov API resolve through this
+ * module (identity's authoriser calls the hook). */
+static egov_err start(const egov_config *cfg)
 {
+	(void)cfg;
 	oidc_bearer_install();
+	return EGOV_OK;
 }
 
 const egov_module oidc_module = {
@@ -467,4 +469,5 @@ const egov_module oidc_module = {
 	.nroutes = sizeof routes / sizeof routes[0],
 	.migrations = oidc_migrations,
 	.command = command,
+	.start = start,
 };
