@@ -12,8 +12,15 @@
  *                  connection stays alive (answering on the first call
  *                  costs keep-alive in MHD 0.9.75: 3-5x slower).
  *   access_cb #2.. body chunks, appended up to the route's limit
- *   access_cb last authorise, run the handler, queue the response
- *   completed_cb   metrics, access log line, free the req
+ *   access_cb last authorise, run the handler, queue the response; for a
+ *                  .blocking route hand the request to the blocking pool
+ *                  and suspend the connection instead
+ *   access_cb again (after the pool resumed it) queue the pool's response
+ *   completed_cb   metrics, access log line; the req goes back to this
+ *                  worker's spare slot for the next request
+ *
+ * Invariant: a request belongs to one thread at a time: its MHD worker,
+ * or the pool thread between pool_submit() and MHD_resume_connection().
  */
 #include <arpa/inet.h>
 #include <errno.h>
