@@ -24,6 +24,7 @@
 #include "core/app.h"
 #include "core/blob.h"
 #include "core/config.h"
+#include "core/httpc.h"
 #include "core/i18n.h"
 #include "core/log.h"
 #include "core/module.h"
@@ -327,7 +328,7 @@ static int cmd_serve(const opts *o)
 	server *srv = NULL;
 	log_level lvl = LOG_INFO;
 	int rc = 2, applied = 0, sig;
-	size_t i;
+	size_t i, started = 0;
 
 	/* Before any thread starts, so that only the main thread takes
 	 * SIGTERM/SIGINT and drains. */
@@ -364,11 +365,16 @@ static int cmd_serve(const opts *o)
 		fprintf(stderr, "egov: pki: %s\n", err);
 		goto out;
 	}
+	if (httpc_start()) {
+		fprintf(stderr, "egov: cannot start the HTTP client\n");
+		goto out;
+	}
 	for (i = 0; i < egov_modules_count; i++) {
 		if (egov_modules[i]->start && egov_modules[i]->start(&cfg)) {
 			fprintf(stderr, "egov: module %s: cannot start\n", egov_modules[i]->name);
 			goto out;
 		}
+		started = i + 1;
 	}
 	if (notify_start(app()->db, &cfg)) {
 		fprintf(stderr, "egov: mail: cannot start delivery (see mail.from)\n");
@@ -389,6 +395,12 @@ static int cmd_serve(const opts *o)
 	rc = 0;
 out:
 	notify_stop();
+	while (started > 0) {
+		started--;
+		if (egov_modules[started]->stop)
+			egov_modules[started]->stop();
+	}
+	httpc_stop();
 	if (app()->audit)
 		audit_close(app()->audit);
 	app()->audit = NULL;

@@ -58,6 +58,7 @@ typedef struct key_def {
 } key_def;
 
 static bool check_listen(const char *v, char *why, size_t whylen);
+static bool check_listen_opt(const char *v, char *why, size_t whylen);
 static bool check_token(const char *v, char *why, size_t whylen);
 static bool check_database(const char *v, char *why, size_t whylen);
 static bool check_nonempty(const char *v, char *why, size_t whylen);
@@ -68,7 +69,7 @@ static bool check_ip_list(const char *v, char *why, size_t whylen);
 static const char *const roles[] = {"standalone", "central", "gateway", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const starttls_modes[] = {"off", "opportunistic", "required", NULL};
-static const char *const sections[] = {"server", "data", "web", "log", "pki", "oidc", "mail", NULL};
+static const char *const sections[] = {"server", "data", "web", "log", "pki", "oidc", "mail", "exchange", NULL};
 
 #define OFF(field) offsetof(egov_config, field)
 
@@ -161,7 +162,32 @@ static const key_def keys[] = {
 			"header (URL-encoded PEM, as nginx's $ssl_client_escaped_cert) "
 			"is taken as the client certificate. Empty means the header "
 			"is never believed.",
+	},	{
+		.section = "server", .name = "peer_listen", .type = KEY_STRING, .offset = OFF(peer_listen),
+		.str_default = "", .check = check_listen_opt, .expect = "\"\" or ADDR:PORT",
+		.desc = "A second listener for other egov nodes (gateway to gateway): "
+			"HTTPS only, a client certificate required, and only the routes "
+			"meant for peers. Empty: none.",
 	},
+	{
+		.section = "server", .name = "peer_tls_cert", .type = KEY_STRING, .offset = OFF(peer_tls_cert),
+		.str_default = "", .expect = "\"\" or a path to a PEM file",
+		.desc = "Certificate of the peer listener (PEM, leaf first); also the "
+			"client certificate this node presents to its peers.",
+	},
+	{
+		.section = "server", .name = "peer_tls_key", .type = KEY_STRING, .offset = OFF(peer_tls_key),
+		.str_default = "", .expect = "\"\" or a path to a PEM file",
+		.desc = "Private key of server.peer_tls_cert (PEM, unencrypted).",
+	},
+	{
+		.section = "server", .name = "peer_tls_ca", .type = KEY_STRING, .offset = OFF(peer_tls_ca),
+		.str_default = "", .expect = "\"\" or a path to a PEM file",
+		.desc = "CA certificates (PEM bundle) that peers' certificates must "
+			"chain to, for both directions. Empty: DATA/pki/root.crt and "
+			"DATA/pki/issuing.crt.",
+	},
+
 	{
 		.section = "data", .name = "dir", .type = KEY_STRING, .offset = OFF(data_dir),
 		.str_default = "./var", .check = check_nonempty, .expect = "a directory path",
@@ -267,6 +293,85 @@ static const key_def keys[] = {
 		.offset = OFF(oidc_access_token_ttl_s), .int_default = 300, .min = 60, .max = 600,
 		.desc = "Seconds an access token or ID token is valid (5 to 10 "
 			"minutes is the usual range; refresh tokens renew them).",
+	},
+	{
+		.section = "exchange", .name = "instance", .type = KEY_STRING, .offset = OFF(exchange_instance),
+		.str_default = "MO", .expect = "1 to 64 of A-Z a-z 0-9 _ . -",
+		.desc = "Identifier of this data exchange instance (the first part of "
+			"every member, subsystem and service identifier).",
+	},
+	{
+		.section = "exchange", .name = "conf_validity_s", .type = KEY_INT,
+		.offset = OFF(exchange_conf_validity_s), .int_default = 600, .min = 10, .max = 604800,
+		.desc = "Central node: seconds a published global configuration stays "
+			"valid. Gateways keep working from their last valid copy while "
+			"the central node is unreachable, until it expires.",
+	},
+	{
+		.section = "exchange", .name = "central_url", .type = KEY_STRING,
+		.offset = OFF(exchange_central_url), .str_default = "",
+		.expect = "\"\" or an http(s) URL",
+		.desc = "Gateway: base URL of the central node, from which the global "
+			"configuration is downloaded (GET /exchange/v1/globalconf).",
+	},
+	{
+		.section = "exchange", .name = "central_cert", .type = KEY_STRING,
+		.offset = OFF(exchange_central_cert), .str_default = "",
+		.expect = "\"\" or a path to a PEM file",
+		.desc = "Gateway: the central node's configuration signing certificate "
+			"(DATA/exchange/central.crt on the central node). A global "
+			"configuration not signed by it is refused.",
+	},
+	{
+		.section = "exchange", .name = "gateway_url", .type = KEY_STRING,
+		.offset = OFF(exchange_gateway_url), .str_default = "",
+		.expect = "\"\" or https://HOST:PORT",
+		.desc = "Gateway: this gateway's peer address as registered for its "
+			"subsystems. The gateway serves the subsystems registered with "
+			"this address whose signing keys it holds.",
+	},
+	{
+		.section = "exchange", .name = "conf_refresh_s", .type = KEY_INT,
+		.offset = OFF(exchange_conf_refresh_s), .int_default = 60, .min = 1, .max = 86400,
+		.desc = "Gateway: seconds between two downloads of the global configuration.",
+	},
+	{
+		.section = "exchange", .name = "clock_skew_s", .type = KEY_INT,
+		.offset = OFF(exchange_clock_skew_s), .int_default = 300, .min = 1, .max = 3600,
+		.desc = "Largest accepted difference between a message's signing time "
+			"and this node's clock; message ids are remembered this long to "
+			"refuse replays.",
+	},
+	{
+		.section = "exchange", .name = "backend_timeout_ms", .type = KEY_INT,
+		.offset = OFF(exchange_backend_timeout_ms), .int_default = 30000, .min = 10, .max = 600000,
+		.desc = "Gateway: how long the provider's gateway waits for a back-end, "
+			"and the consumer's for the provider (plus a margin), before 504.",
+	},
+	{
+		.section = "exchange", .name = "timestamp_interval_s", .type = KEY_INT,
+		.offset = OFF(exchange_timestamp_interval_s), .int_default = 60, .min = 1, .max = 86400,
+		.desc = "Gateway: seconds between two seals of the message log (one "
+			"RFC 3161 timestamp covers every record since the last).",
+	},
+	{
+		.section = "exchange", .name = "timestamp_grace_s", .type = KEY_INT,
+		.offset = OFF(exchange_timestamp_grace_s), .int_default = 14400, .min = 1, .max = 604800,
+		.desc = "Gateway: when the message log has records unsealed for longer "
+			"than this (the TSA unreachable), new exchanges are refused with "
+			"503 until a seal succeeds.",
+	},
+	{
+		.section = "exchange", .name = "retry_ms", .type = KEY_INT, .offset = OFF(exchange_retry_ms),
+		.int_default = 1000, .min = 10, .max = 86400000,
+		.desc = "Publish/subscribe: delay before the first redelivery of an "
+			"event a subscriber did not accept; each further one waits twice "
+			"as long, up to exchange.retry_max_s.",
+	},
+	{
+		.section = "exchange", .name = "retry_max_s", .type = KEY_INT, .offset = OFF(exchange_retry_max_s),
+		.int_default = 3600, .min = 1, .max = 86400,
+		.desc = "Publish/subscribe: longest delay between two redeliveries.",
 	},
 	{
 		.section = "mail", .name = "smtp_host", .type = KEY_STRING, .offset = OFF(mail_smtp_host),
@@ -439,6 +544,11 @@ static bool check_listen(const char *v, char *why, size_t whylen)
 		return true;
 	snprintf(why, whylen, "is not a valid address and port");
 	return false;
+}
+
+static bool check_listen_opt(const char *v, char *why, size_t whylen)
+{
+	return !v[0] || check_listen(v, why, whylen);
 }
 
 #define ADMIN_TOKEN_MIN 32
@@ -974,7 +1084,7 @@ egov_err config_load_file(egov_config *c, const char *path, char *errmsg, size_t
 			section = section_find(n, (size_t)(ne - n));
 			if (!section) {
 				snprintf(errmsg, errlen,
-					 "%s:%d: [%.64s]: unknown section (expected one of server, data, web, log)",
+					 "%s:%d: [%.64s]: unknown section (expected one of server, data, web, log, pki, oidc, mail, exchange)",
 					 path, line, n);
 				err = EGOV_EINVAL;
 				goto out;
@@ -1167,6 +1277,12 @@ egov_err config_finish(egov_config *c, char *errmsg, size_t errlen)
 		snprintf(errmsg, errlen, "%s: is set without %s (expected both or neither)",
 			 c->tls_cert[0] ? "server.tls_cert" : "server.tls_key",
 			 c->tls_cert[0] ? "server.tls_key" : "server.tls_cert");
+		err = EGOV_EINVAL;
+		goto out;
+	}
+	if (c->peer_listen[0] && (!c->peer_tls_cert[0] || !c->peer_tls_key[0])) {
+		snprintf(errmsg, errlen, "%s: is empty while server.peer_listen is set (expected a PEM file)",
+			 c->peer_tls_cert[0] ? "server.peer_tls_key" : "server.peer_tls_cert");
 		err = EGOV_EINVAL;
 		goto out;
 	}

@@ -34,6 +34,10 @@ typedef struct egov_config {
 	char *tls_key;           /* PEM path; both or neither */
 	char *tls_client_ca;     /* PEM bundle of client CAs; "" = issuing CA + pki.trust_anchors */
 	char *trusted_proxies;   /* comma-separated IPs whose X-Client-Cert is believed; "" = none */
+	char *peer_listen;       /* second, mutual-TLS listener for other nodes; "" = none */
+	char *peer_tls_cert;     /* its certificate (PEM) */
+	char *peer_tls_key;      /* its key (PEM) */
+	char *peer_tls_ca;       /* CAs peers' certificates must chain to; "" = DATA/pki/root.crt */
 	/* [data] */
 	char *data_dir;          /* "./var" */
 	char *database;          /* "" = sqlite:DATA/egov.db (config_finish) */
@@ -53,6 +57,19 @@ typedef struct egov_config {
 	char *oidc_issuer;       /* issuer URL of the OpenID provider */
 	int oidc_key_rotation_days; /* days a signing key stays the active one */
 	int oidc_access_token_ttl_s; /* lifetime of access and ID tokens */
+	/* [exchange] */
+	char *exchange_instance;       /* "MO" */
+	int exchange_conf_validity_s;  /* central: lifetime of a published global configuration */
+	char *exchange_central_url;    /* gateway: base URL of the central node */
+	char *exchange_central_cert;   /* gateway: PEM of the central's configuration signing certificate */
+	char *exchange_gateway_url;    /* gateway: its own peer URL as registered ("https://host:port") */
+	int exchange_conf_refresh_s;   /* gateway: seconds between downloads */
+	int exchange_clock_skew_s;     /* accepted difference of signed-at times */
+	int exchange_backend_timeout_ms; /* default back-end timeout */
+	int exchange_timestamp_interval_s; /* seconds between seals of the message log */
+	int exchange_timestamp_grace_s;    /* unsealed this long: refuse new exchanges */
+	int exchange_retry_ms;         /* pub/sub: first redelivery delay; doubles */
+	int exchange_retry_max_s;      /* pub/sub: longest redelivery delay */
 	/* [mail] */
 	char *mail_smtp_host;    /* SMTP relay the outbox delivers to */
 	int mail_smtp_port;

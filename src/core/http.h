@@ -43,19 +43,31 @@ typedef struct route {
 	const char *path;          /* "/api/v1/notices/{id}"; a final "{*rest}" matches the remainder */
 	const char *perm;          /* required permission; PERM_PUBLIC for none */
 	size_t body_max;           /* 0: no body accepted; else bytes (<= EGOV_BODY_MAX_UPLOAD) */
-	const char *content_type;  /* accepted request type when body_max > 0; NULL = application/json */
+	const char *content_type;  /* accepted request type when body_max > 0; NULL = application/json,
+				    * "*" = any (or none) */
 	route_handler handler;
 	const char *name;          /* metrics label; NULL = path */
 	/* The handler may block for long (password hashing, key generation):
 	 * it runs on the kernel's blocking pool while the connection is
 	 * suspended, so the HTTP workers keep serving everyone else. */
 	bool blocking;
+	/* Optional, for .blocking routes: runs on the HTTP worker before the
+	 * hand-off and may answer at once (a 429 when the work behind the
+	 * route is saturated), so that refusing does not wait for a pool
+	 * thread. Must be quick and must not block. */
+	route_handler gate;
+	/* Served only on the peer listener (server.peer_listen: mutual TLS
+	 * between egov nodes), which serves nothing else. */
+	bool peer;
 } route;
 
 /* ---- request -------------------------------------------------------- */
 http_method req_method(const req *r);
 const char *req_method_name(const req *r);
 const char *req_path(const req *r);                          /* decoded path */
+/* The request target as received: path and query, still percent-encoded
+ * (for a gateway that forwards it byte for byte). */
+const char *req_target(const req *r);
 const char *req_param(req *r, const char *name);             /* path parameter or NULL; {*rest} joined */
 const char *req_query(const req *r, const char *name);       /* decoded query value or NULL */
 const char *req_header(const req *r, const char *name);      /* case-insensitive, or NULL */
@@ -73,6 +85,21 @@ const struct route *req_route(const req *r);
 const void *req_client_cert(req *r, size_t *len);
 /* Whether this server speaks HTTPS (server.tls_cert and tls_key set). */
 bool req_is_tls(const req *r);
+/* Whether the request came in on the peer listener (server.peer_listen);
+ * then req_client_cert() is the peer node's certificate (the TLS
+ * handshake required one from server.peer_tls_ca; check which node it is). */
+bool req_is_peer(const req *r);
+
+/* ---- deferred answers -------------------------------------------------
+ * A handler that waits on something that is not CPU (another server, a
+ * commit on another thread) calls req_defer(r) before it starts that work
+ * and returns EGOV_OK without answering: the connection is suspended and no
+ * thread waits for it. Whoever finishes the work, on any thread, answers
+ * with one resp_*() call and then calls req_resume(r); r must not be
+ * touched after that. The request's strings and body stay valid until
+ * req_resume. */
+void req_defer(req *r);
+void req_resume(req *r);
 
 /* 1 if the request's If-None-Match matches etag (a quoted strong tag):
  * "*", or any member of the list, compared weakly as RFC 9110 asks for

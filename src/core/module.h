@@ -28,8 +28,13 @@ typedef struct egov_module {
 	/* `egov serve` calls this, in module order, once the database, the
 	 * migrations and the audit log are up and before the first request:
 	 * for hooks into the kernel (the authoriser) and between modules.
-	 * Nothing here needs undoing at shutdown. May be NULL. */
+	 * May be NULL. */
 	egov_err (*start)(const egov_config *cfg);
+	/* `egov serve` calls this at shutdown, in reverse module order, after
+	 * the HTTP server drained and before the audit log and the database
+	 * close: stop the module's threads, flush what they hold. Also called
+	 * when a later module failed to start. May be NULL. */
+	void (*stop)(void);
 } egov_module;
 
 extern const egov_module *const egov_modules[];

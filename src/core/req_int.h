@@ -40,6 +40,7 @@ struct req {
 	bool lang_from_query;
 	char id[EGOV_REQUEST_ID_MAX + 1];
 	char ip[48];
+	bool peer;             /* arrived on the peer listener */
 
 	/* body */
 	buf body;

@@ -49,6 +49,7 @@
 
 struct server {
 	struct MHD_Daemon *d;
+	struct MHD_Daemon *pd; /* the peer listener (server.peer_listen), or NULL */
 	const router *rt;
 	const egov_config *cfg;
 	const char **labels;
@@ -141,9 +142,9 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	req *r = req_get();
 	size_t len;
 
-	(void)cls;
 	if (!r)
 		return NULL;
+	r->peer = cls != NULL; /* the peer listener passes a non-NULL tag */
 	buf_init(&r->body, 0);
 	r->t0_us = time_mono_us();
 	r->conn = conn;
@@ -276,6 +277,13 @@ static void setup(req *r, const char *method)
 	r->method_name = method;
 	r->method = http_method_parse(method);
 
+	if (r->peer) {
+		/* Nothing is served on the peer listener without a certificate
+		 * that chains to server.peer_tls_ca. */
+		const char *code = server_tls_peer_check(r);
+		if (code)
+			set_early(r, 403, code, NULL);
+	}
 	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, counts);
 	if (counts[0] > EGOV_HEADER_COUNT_MAX || counts[1] > EGOV_HEADER_BYTES_MAX)
 		set_early(r, 431, "header_fields_too_large", NULL);
@@ -299,6 +307,12 @@ static void setup(req *r, const char *method)
 		return;
 	}
 	r->match_status = router_match(the_server->rt, r->method, r->path.segs, r->path.nsegs, &r->match);
+	/* The peer listener serves peer routes only, and the main listener
+	 * never serves them. */
+	if (r->match_status == 200 && r->match.route->peer != r->peer)
+		r->match_status = 404;
+	else if (r->match_status != 200 && r->peer)
+		r->match_status = 404;
 	if (r->match_status == 200) {
 		r->metrics_slot = r->match.index;
 		r->body_max = r->match.route->body_max;
@@ -335,7 +349,8 @@ static int check_body_head(req *r)
 		}
 	}
 	ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (!media_type_is(ct, r->match.route->content_type ? r->match.route->content_type : "application/json")) {
+	if (!(r->match.route->content_type && strcmp(r->match.route->content_type, "*") == 0) &&
+	    !media_type_is(ct, r->match.route->content_type ? r->match.route->content_type : "application/json")) {
 		set_early(r, 415, "unsupported_media_type", NULL);
 		return 1;
 	}
@@ -391,43 +406,95 @@ static void serve_static(req *r)
 	resp_bytes(r, 200, f->mime, f->data, f->len, false);
 }
 
-static void run_handler(req *r);
+static bool run_handler(req *r);
 
-static void dispatch(req *r)
+/* Returns true when the handler deferred its answer (req_defer): then
+ * another thread may already own r, and the caller must take the lock
+ * before it looks at r again. */
+static bool dispatch(req *r)
 {
 	egov_err err;
 
 	if (r->early_status) {
 		resp_problem(r, r->early_status, r->early_code, r->early_field, NULL);
-		return;
+		return false;
 	}
 	if (r->match_status == 405) {
 		resp_problem(r, 405, "method_not_allowed", NULL, NULL);
-		return;
+		return false;
 	}
 	if (r->match_status == 404) {
-		if (r->metrics_slot == the_server->slot_static)
+		if (r->metrics_slot == the_server->slot_static && !r->peer)
 			serve_static(r);
 		else
 			resp_problem(r, 404, "not_found", NULL, NULL);
-		return;
+		return false;
 	}
 	if (r->match.route->perm) {
 		err = (authorizer ? authorizer : default_authorizer)(r, r->match.route->perm);
 		if (err) {
 			problem_for_err(r, err);
-			return;
+			return false;
 		}
 	}
-	if (r->match.route->blocking)
-		return; /* access_cb hands it to the blocking pool */
-	run_handler(r);
+	if (r->match.route->blocking) {
+		/* A gate that answers (or fails) keeps the request off the pool. */
+		if (r->match.route->gate && (err = r->match.route->gate(r)) && !r->resp)
+			problem_for_err(r, err);
+		return false; /* else access_cb hands it to the blocking pool */
+	}
+	return run_handler(r);
 }
 
-static void run_handler(req *r)
-{
-	egov_err err = r->match.route->handler(r);
+/* Set by req_defer() on the thread running the handler, so that
+ * run_handler learns of the deferral without touching r afterwards. */
+static __thread bool handler_deferred;
 
+void req_defer(req *r)
+{
+	if (!r->off_init) {
+		pthread_mutex_init(&r->off_mu, NULL);
+		r->off_init = true;
+	}
+	r->off_state = 1;
+	handler_deferred = true;
+}
+
+/* Marks r answered and wakes its connection if the worker suspended it.
+ * Decide under the lock, resume outside it: once resumed, the worker may
+ * answer, complete and reuse r at once, so r must not be touched after
+ * MHD_resume_connection. */
+static void offloaded_done(req *r)
+{
+	struct MHD_Connection *conn = r->conn;
+	bool suspended;
+
+	pthread_mutex_lock(&r->off_mu);
+	r->off_state = 2;
+	suspended = r->off_suspended;
+	pthread_mutex_unlock(&r->off_mu);
+	if (suspended)
+		MHD_resume_connection(conn);
+}
+
+void req_resume(req *r)
+{
+	offloaded_done(r);
+}
+
+static bool run_handler(req *r)
+{
+	egov_err err;
+
+	handler_deferred = false;
+	err = r->match.route->handler(r);
+	if (handler_deferred) {
+		handler_deferred = false;
+		if (err)
+			log_error("http.deferred_error", "a handler deferred its answer and returned %s",
+				  egov_err_name(err));
+		return true;
+	}
 	if (!r->resp) {
 		if (!err) {
 			log_error("http.no_response", "handler for %s answered nothing", r->match.route->path);
@@ -435,6 +502,7 @@ static void run_handler(req *r)
 		}
 		problem_for_err(r, err);
 	}
+	return false;
 }
 
 static enum MHD_Result queue(req *r)
@@ -498,20 +566,8 @@ static void *pool_main(void *arg)
 		pool.len--;
 		pthread_mutex_unlock(&pool.mu);
 
-		run_handler(r);
-		{
-			/* Decide under the lock, resume outside it: once resumed,
-			 * the worker may answer, complete and reuse r at once, so
-			 * r must not be touched after MHD_resume_connection. */
-			struct MHD_Connection *conn = r->conn;
-			bool suspended;
-			pthread_mutex_lock(&r->off_mu);
-			r->off_state = 2;
-			suspended = r->off_suspended;
-			pthread_mutex_unlock(&r->off_mu);
-			if (suspended)
-				MHD_resume_connection(conn);
-		}
+		if (!run_handler(r))
+			offloaded_done(r);
 	}
 }
 
@@ -611,7 +667,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		return queue(r); /* resumed: the pool built the response */
 	if (r->off_state == 1)
 		return MHD_YES;
-	dispatch(r);
+	if (dispatch(r))
+		goto suspend; /* deferred: its answer may already be there */
 	if (r->resp || r->match_status != 200 || !r->match.route->blocking)
 		return queue(r);
 	pthread_mutex_init(&r->off_mu, NULL);
@@ -622,7 +679,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		resp_problem(r, 503, "unavailable", NULL, "blocking pool full");
 		return queue(r);
 	}
-	/* The pool may finish before we get here: then answer at once. */
+suspend:
+	/* The pool (or whoever answers a deferred request) may finish before
+	 * we get here: then answer at once. */
 	{
 		bool done;
 		pthread_mutex_lock(&r->off_mu);
@@ -800,6 +859,51 @@ int server_wait_signal(void)
 	return sig;
 }
 
+/* The peer listener: a second daemon on server.peer_listen, HTTPS with a
+ * client certificate asked for (and checked per request in setup()), the
+ * same callbacks; uri_log_cb's non-NULL argument marks its requests. */
+static egov_err peer_start(server *s, const egov_config *cfg, unsigned threads, char *errmsg, size_t errlen)
+{
+	static char peer_tag;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_USE_TURBO | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TLS;
+	egov_err err;
+
+	if (config_listen_addr(cfg->peer_listen, &ss, &sslen)) {
+		snprintf(errmsg, errlen, "server.peer_listen: cannot parse \"%s\" as ADDR:PORT", cfg->peer_listen);
+		return EGOV_EINVAL;
+	}
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if ((err = server_tls_peer_open(cfg, errmsg, errlen)))
+		return err;
+	s->pd = MHD_start_daemon(
+		flags, 0, NULL, NULL, access_cb, s,
+		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+		MHD_OPTION_THREAD_POOL_SIZE, threads,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connections_max,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->connections_per_ip,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 8 * 1024),
+		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, (void *)&peer_tag,
+		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+		MHD_OPTION_ARRAY, server_tls_peer_options(),
+		MHD_OPTION_END);
+	if (!s->pd) {
+		snprintf(errmsg, errlen,
+			 "server.peer_listen: cannot listen on %s: %s (or server.peer_tls_cert/key refused: see the log)",
+			 cfg->peer_listen, strerror(errno));
+		server_tls_peer_close();
+		return EGOV_EIO;
+	}
+	return EGOV_OK;
+}
+
 egov_err server_start(const egov_config *cfg, const router *rt, server **out, char *errmsg, size_t errlen)
 {
 	struct sockaddr_storage ss;
@@ -887,13 +991,18 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 		err = EGOV_EIO;
 		goto out;
 	}
+	if (cfg->peer_listen && cfg->peer_listen[0] && (err = peer_start(s, cfg, threads, errmsg, errlen)))
+		goto out;
 	*out = s;
 	s = NULL;
 out:
 	if (s) {
+		if (s->d)
+			MHD_stop_daemon(s->d);
 		if (pool.nthreads)
 			pool_stop();
 		server_tls_close();
+		server_tls_peer_close();
 		the_server = NULL;
 		metrics_free();
 		free(s->labels);
@@ -913,6 +1022,8 @@ void server_stop(server *s, int drain_s)
 	ls = MHD_quiesce_daemon(s->d);
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
+	if (s->pd && (ls = MHD_quiesce_daemon(s->pd)) != MHD_INVALID_SOCKET)
+		close(ls);
 	while (atomic_load(&inflight) > 0 && time_mono_us() < deadline) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
@@ -922,7 +1033,10 @@ void server_stop(server *s, int drain_s)
 		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", atomic_load(&inflight),
 			 drain_s);
 	MHD_stop_daemon(s->d);
+	if (s->pd)
+		MHD_stop_daemon(s->pd);
 	server_tls_close();
+	server_tls_peer_close();
 	the_server = NULL;
 	metrics_free();
 	free(s->labels);

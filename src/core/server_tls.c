@@ -34,6 +34,13 @@
 /* An escaped PEM certificate chain from a proxy; larger is not one. */
 #define PROXY_CERT_MAX (12 * 1024)
 
+/* The keys and MHD options of one listener. */
+typedef struct tls_side {
+	bool on;
+	char *cert, *key, *trust;
+	struct MHD_OptionItem opts[4];
+} tls_side;
+
 static struct {
 	bool on;
 	char *cert, *key, *trust;
@@ -41,6 +48,10 @@ static struct {
 	char proxies[PROXIES_MAX][INET6_ADDRSTRLEN];
 	size_t nproxies;
 } tls = {.opts = {{MHD_OPTION_END, 0, NULL}}};
+
+/* The peer listener (server.peer_listen): always TLS, certificates
+ * verified by GnuTLS against server.peer_tls_ca. */
+static tls_side peer = {.opts = {{MHD_OPTION_END, 0, NULL}}};
 
 /* Reads a whole file (at most PEM_FILE_MAX) as a NUL-terminated string,
  * appending it to *acc (which may be NULL). */
@@ -176,18 +187,103 @@ const struct MHD_OptionItem *server_tls_options(void)
 	return tls.opts;
 }
 
+static void wipe_free(char *key)
+{
+	if (key) {
+		/* A private key should not linger in freed memory. */
+		volatile char *k = key;
+		size_t n = strlen(key);
+		while (n--)
+			k[n] = 0;
+		free(key);
+	}
+}
+
+egov_err server_tls_peer_open(const egov_config *cfg, char *errmsg, size_t errlen)
+{
+	char path[4096];
+	const char *what = "server.peer_tls_cert";
+	egov_err err;
+
+	server_tls_peer_close();
+	if ((err = read_append(cfg->peer_tls_cert, &peer.cert)))
+		goto out;
+	what = "server.peer_tls_key";
+	if ((err = read_append(cfg->peer_tls_key, &peer.key)))
+		goto out;
+	if (cfg->peer_tls_ca && cfg->peer_tls_ca[0]) {
+		what = "server.peer_tls_ca";
+		if ((err = read_append(cfg->peer_tls_ca, &peer.trust)))
+			goto out;
+	} else {
+		what = "server.peer_tls_ca (default: DATA/pki/root.crt)";
+		snprintf(path, sizeof path, "%s/pki/root.crt", cfg->data_dir);
+		if ((err = read_append(path, &peer.trust)))
+			goto out;
+		what = "server.peer_tls_ca (default: DATA/pki/issuing.crt)";
+		snprintf(path, sizeof path, "%s/pki/issuing.crt", cfg->data_dir);
+		if ((err = read_append(path, &peer.trust)))
+			goto out;
+	}
+	peer.opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, peer.key};
+	peer.opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, peer.cert};
+	peer.opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, peer.trust};
+	peer.opts[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	peer.on = true;
+out:
+	if (err) {
+		snprintf(errmsg, errlen, "%s: cannot read the PEM file (%s)", what,
+			 err == EGOV_EIO ? strerror(errno) : egov_err_name(err));
+		server_tls_peer_close();
+	}
+	return err;
+}
+
+const struct MHD_OptionItem *server_tls_peer_options(void)
+{
+	return peer.opts;
+}
+
+void server_tls_peer_close(void)
+{
+	free(peer.cert);
+	free(peer.trust);
+	wipe_free(peer.key);
+	peer.cert = peer.key = peer.trust = NULL;
+	peer.opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	peer.on = false;
+}
+
+static gnutls_session_t session_of(const req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	return ci ? (gnutls_session_t)ci->tls_session : NULL;
+}
+
+const char *server_tls_peer_check(req *r)
+{
+	gnutls_session_t s = session_of(r);
+	unsigned int n = 0, status = 0;
+
+	if (!s || !gnutls_certificate_get_peers(s, &n) || n == 0)
+		return "peer.certificate_required";
+	/* Chain to server.peer_tls_ca, validity and signatures, by GnuTLS:
+	 * on this listener the handshake's own verdict is the one we use. */
+	if (gnutls_certificate_verify_peers2(s, &status) != GNUTLS_E_SUCCESS || status != 0)
+		return "peer.certificate_untrusted";
+	return NULL;
+}
+
+bool req_is_peer(const req *r)
+{
+	return r->peer;
+}
+
 void server_tls_close(void)
 {
 	free(tls.cert);
 	free(tls.trust);
-	if (tls.key) {
-		/* The private key should not linger in freed memory. */
-		volatile char *k = tls.key;
-		size_t n = strlen(tls.key);
-		while (n--)
-			k[n] = 0;
-		free(tls.key);
-	}
+	wipe_free(tls.key);
 	tls.cert = tls.key = tls.trust = NULL;
 	tls.opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	tls.on = false;
@@ -197,8 +293,7 @@ void server_tls_close(void)
 
 bool req_is_tls(const req *r)
 {
-	(void)r;
-	return tls.on;
+	return tls.on || r->peer;
 }
 
 static bool from_trusted_proxy(const req *r)
@@ -270,10 +365,8 @@ const void *req_client_cert(req *r, size_t *len)
 	const char *h;
 
 	*len = 0;
-	if (tls.on) {
-		const union MHD_ConnectionInfo *ci =
-			MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-		gnutls_session_t s = ci ? (gnutls_session_t)ci->tls_session : NULL;
+	if (tls.on || r->peer) {
+		gnutls_session_t s = session_of(r);
 		const gnutls_datum_t *peers;
 		unsigned int n = 0;
 
@@ -285,7 +378,7 @@ const void *req_client_cert(req *r, size_t *len)
 			goto out;
 		}
 	}
-	if (tls.nproxies > 0 && from_trusted_proxy(r) && (h = req_header(r, "X-Client-Cert")))
+	if (!r->peer && tls.nproxies > 0 && from_trusted_proxy(r) && (h = req_header(r, "X-Client-Cert")))
 		cert = cert_from_header(r, h, len);
 out:
 	return cert;

@@ -26,4 +26,16 @@ const struct MHD_OptionItem *server_tls_options(void);
 /* Frees the keys; call after MHD_stop_daemon. */
 void server_tls_close(void);
 
+/* The peer listener's keys (server.peer_tls_cert/key) and the CAs its
+ * clients must chain to (server.peer_tls_ca, default the platform root and
+ * issuing CA). Its options always turn TLS on. */
+egov_err server_tls_peer_open(const egov_config *cfg, char *errmsg, size_t errlen);
+const struct MHD_OptionItem *server_tls_peer_options(void);
+void server_tls_peer_close(void);
+/* For a request on the peer listener: NULL when the client presented a
+ * certificate that verifies against the peer CAs, else the problem code
+ * (peer.certificate_required, peer.certificate_untrusted). */
+struct req;
+const char *server_tls_peer_check(struct req *r);
+
 #endif

@@ -129,6 +129,8 @@ static egov_err metrics(req *r)
 		err = metrics_write_header(&b, "process_resident_memory_bytes", "gauge", "Resident memory size.");
 	if (!err)
 		err = buf_addf(&b, "process_resident_memory_bytes %ld\n", resident_bytes());
+	if (!err)
+		err = metrics_writers_run(&b);
 	if (err) {
 		buf_release(&b);
 		return err;

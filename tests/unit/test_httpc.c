@@ -1,0 +1,328 @@
+/*
+ * test_httpc.c: the HTTP client against a small HTTP/1.1 server on
+ * 127.0.0.1 that this test runs in a thread (real sockets, keep-alive).
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "core/httpc.h"
+#include "testutil.h"
+
+static int lfd;
+static int port;
+static atomic_int accepts;
+static atomic_bool srv_stop;
+
+/* Reads one request (head + Content-Length body) from fd into buf. */
+static int read_request(int fd, char *req, size_t cap, size_t *body_off, size_t *body_len)
+{
+	size_t n = 0;
+	char *end = NULL;
+
+	while (!end) {
+		ssize_t k = recv(fd, req + n, cap - 1 - n, 0);
+		if (k <= 0)
+			return -1;
+		n += (size_t)k;
+		req[n] = '\0';
+		end = strstr(req, "\r\n\r\n");
+		if (!end && n >= cap - 1)
+			return -1;
+	}
+	*body_off = (size_t)(end + 4 - req);
+	*body_len = 0;
+	{
+		const char *cl = strcasestr(req, "\r\ncontent-length:");
+		if (cl && cl < end)
+			*body_len = strtoul(cl + 17, NULL, 10);
+	}
+	while (n < *body_off + *body_len) {
+		ssize_t k = recv(fd, req + n, cap - 1 - n, 0);
+		if (k <= 0)
+			return -1;
+		n += (size_t)k;
+	}
+	return 0;
+}
+
+static void send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+		if (k <= 0)
+			return;
+		p += k;
+		n -= (size_t)k;
+	}
+}
+
+static void *conn_main(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char *req = malloc(1 << 20);
+	const size_t cap = 1 << 20;
+
+	for (;;) {
+		size_t off, blen;
+		char head[256];
+		if (!req || read_request(fd, req, cap, &off, &blen))
+			break;
+		if (strncmp(req, "GET /ok ", 8) == 0) {
+			const char *r = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Test: a b\r\n"
+					"Content-Length: 5\r\n\r\nhello";
+			send_all(fd, r, strlen(r));
+		} else if (strncmp(req, "POST /echo ", 11) == 0) {
+			snprintf(head, sizeof head,
+				 "HTTP/1.1 201 Created\r\nContent-Type: application/octet-stream\r\n"
+				 "Content-Length: %zu\r\n\r\n",
+				 blen);
+			send_all(fd, head, strlen(head));
+			send_all(fd, req + off, blen);
+		} else if (strncmp(req, "GET /big ", 9) == 0) {
+			static char big[100000];
+			memset(big, 'x', sizeof big); /* same bytes from every thread */
+			snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", sizeof big);
+			send_all(fd, head, strlen(head));
+			send_all(fd, big, sizeof big);
+		} else if (strncmp(req, "GET /slow ", 10) == 0) {
+			struct timespec ts = {1, 500 * 1000 * 1000};
+			nanosleep(&ts, NULL);
+			send_all(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 38);
+		} else {
+			const char *r = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n";
+			send_all(fd, r, strlen(r));
+		}
+	}
+	free(req);
+	close(fd);
+	return NULL;
+}
+
+static void *srv_main(void *arg)
+{
+	(void)arg;
+	while (!atomic_load(&srv_stop)) {
+		pthread_t t;
+		int fd = accept(lfd, NULL, NULL);
+		if (fd < 0)
+			continue;
+		atomic_fetch_add(&accepts, 1);
+		if (pthread_create(&t, NULL, conn_main, (void *)(intptr_t)fd) == 0)
+			pthread_detach(t);
+		else
+			close(fd);
+	}
+	return NULL;
+}
+
+static int setup_srv(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	pthread_t t;
+	int one = 1;
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 64) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &len))
+		return -1;
+	port = ntohs(a.sin_port);
+	if (pthread_create(&t, NULL, srv_main, NULL))
+		return -1;
+	pthread_detach(t);
+	return httpc_start() ? -1 : 0;
+}
+
+static int teardown_srv(void **state)
+{
+	(void)state;
+	httpc_stop();
+	atomic_store(&srv_stop, true);
+	shutdown(lfd, SHUT_RDWR);
+	close(lfd);
+	return 0;
+}
+
+static void url(char *out, size_t n, const char *path)
+{
+	snprintf(out, n, "http://127.0.0.1:%d%s", port, path);
+}
+
+typedef struct waiter {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	egov_err err;
+	int status;
+	char body[256];
+	size_t body_len;
+	char xtest[32];
+	char ctype[128];
+} waiter;
+
+static void on_done(void *ctx, httpc_response *resp)
+{
+	waiter *w = ctx;
+
+	pthread_mutex_lock(&w->mu);
+	w->err = resp->err;
+	w->status = resp->status;
+	w->body_len = resp->body.len;
+	if (resp->body.len < sizeof w->body)
+		memcpy(w->body, resp->body.data ? resp->body.data : "", resp->body.len);
+	snprintf(w->xtest, sizeof w->xtest, "%s", httpc_header(resp, "x-test") ? httpc_header(resp, "x-test") : "");
+	snprintf(w->ctype, sizeof w->ctype, "%s", resp->content_type);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void wait_for(waiter *w)
+{
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+#define WAITER_INIT {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0, {0}, 0, {0}, {0}}
+
+static void test_async_get_and_keepalive(void **state)
+{
+	char u[128];
+	int before;
+	int i;
+
+	(void)state;
+	url(u, sizeof u, "/ok");
+	before = atomic_load(&accepts);
+	for (i = 0; i < 5; i++) {
+		waiter w = WAITER_INIT;
+		httpc_request rq = {.method = "GET", .url = u};
+		assert_int_equal(httpc_send(&rq, on_done, &w), EGOV_OK);
+		wait_for(&w);
+		assert_int_equal(w.err, EGOV_OK);
+		assert_int_equal(w.status, 200);
+		assert_int_equal(w.body_len, 5);
+		assert_memory_equal(w.body, "hello", 5);
+		assert_string_equal(w.xtest, "a b");
+		assert_string_equal(w.ctype, "text/plain");
+	}
+	/* One connection, kept alive for all five. */
+	assert_int_equal(atomic_load(&accepts) - before, 1);
+}
+
+static void test_async_post_echo(void **state)
+{
+	char u[128];
+	waiter w = WAITER_INIT;
+	static const char body[] = "{\"a\":1}";
+	httpc_request rq = {.method = "POST", .body = body, .body_len = sizeof body - 1,
+			    .headers = {"Content-Type: application/json", NULL}};
+
+	(void)state;
+	url(u, sizeof u, "/echo");
+	rq.url = u;
+	assert_int_equal(httpc_send(&rq, on_done, &w), EGOV_OK);
+	wait_for(&w);
+	assert_int_equal(w.status, 201);
+	assert_int_equal(w.body_len, sizeof body - 1);
+	assert_memory_equal(w.body, body, sizeof body - 1);
+}
+
+static void test_sync_and_limits(void **state)
+{
+	char u[128];
+	httpc_response resp;
+	httpc_request rq = {.method = "GET"};
+
+	(void)state;
+	url(u, sizeof u, "/big");
+	rq.url = u;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	assert_int_equal(resp.err, EGOV_OK);
+	assert_int_equal(resp.body.len, 100000);
+	httpc_response_release(&resp);
+
+	rq.response_max = 1000;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	assert_int_equal(resp.err, EGOV_ELIMIT);
+	httpc_response_release(&resp);
+
+	rq.response_max = 0;
+	url(u, sizeof u, "/slow");
+	rq.timeout_ms = 200;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	assert_int_equal(resp.err, EGOV_EBUSY);
+	assert_int_equal(resp.status, 0);
+	httpc_response_release(&resp);
+}
+
+static void test_refused_and_bad(void **state)
+{
+	waiter w = WAITER_INIT;
+	httpc_request rq = {.method = "GET", .url = "http://127.0.0.1:1/x", .timeout_ms = 2000};
+	httpc_request bad = {.method = "BREW", .url = "http://127.0.0.1:1/"};
+	httpc_request badurl = {.method = "GET", .url = "file:///etc/passwd"};
+
+	(void)state;
+	assert_int_equal(httpc_send(&rq, on_done, &w), EGOV_OK);
+	wait_for(&w);
+	assert_int_equal(w.err, EGOV_EUNAVAILABLE);
+	assert_int_equal(httpc_send(&bad, on_done, &w), EGOV_EINVAL);
+	assert_int_equal(httpc_send(&badurl, on_done, &w), EGOV_EINVAL);
+}
+
+/* Many requests in flight at once complete, each exactly once. */
+static atomic_int many_done;
+static void on_many(void *ctx, httpc_response *resp)
+{
+	(void)ctx;
+	if (resp->err == EGOV_OK && resp->status == 200)
+		atomic_fetch_add(&many_done, 1);
+	else
+		atomic_fetch_add(&many_done, 1000);
+}
+
+static void test_many_in_flight(void **state)
+{
+	char u[128];
+	int i;
+	httpc_request rq = {.method = "GET"};
+
+	(void)state;
+	url(u, sizeof u, "/ok");
+	rq.url = u;
+	for (i = 0; i < 200; i++)
+		assert_int_equal(httpc_send(&rq, on_many, NULL), EGOV_OK);
+	for (i = 0; i < 1000 && atomic_load(&many_done) < 200; i++) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	assert_int_equal(atomic_load(&many_done), 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_async_get_and_keepalive),
+		cmocka_unit_test(test_async_post_echo),
+		cmocka_unit_test(test_sync_and_limits),
+		cmocka_unit_test(test_refused_and_bad),
+		cmocka_unit_test(test_many_in_flight),
+	};
+	return cmocka_run_group_tests(tests, setup_srv, teardown_srv);
+}
