@@ -390,6 +390,17 @@ static int cmd_serve(const opts *o)
 		 EGOV_VERSION, cfg.tls_cert[0] ? "https" : "http", cfg.listen, db_kind_name(app()->db), applied, (double)(time_mono_us() - t0) / 1e3);
 	sig = server_wait_signal();
 	log_info("serve.stop", "signal %d: draining for up to %d s", sig, cfg.drain_s);
+	server_drain(srv, cfg.drain_s);
+	/* What could still complete a deferred request stops while its
+	 * connection is open: the HTTP client fails the calls in flight, the
+	 * modules flush their writers (each answers and resumes its requests);
+	 * only then are the connections closed. */
+	httpc_stop();
+	while (started > 0) {
+		started--;
+		if (egov_modules[started]->stop)
+			egov_modules[started]->stop();
+	}
 	server_stop(srv, cfg.drain_s);
 	srv = NULL;
 	rc = 0;

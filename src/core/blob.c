@@ -206,6 +206,102 @@ out:
 	return err;
 }
 
+/* Copies len bytes of in (from offset 0) to out, hashing them into hex. */
+static egov_err copy_hashed(int in, int out, size_t len, char hex[65])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char chunk[64 * 1024], md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	egov_err err = EGOV_OK;
+	size_t off = 0;
+
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		err = EGOV_ENOMEM;
+		goto out;
+	}
+	while (off < len) {
+		size_t n = len - off < sizeof chunk ? len - off : sizeof chunk;
+		ssize_t got = pread(in, chunk, n, (off_t)off);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			err = EGOV_EIO;
+			goto out;
+		}
+		if (EVP_DigestUpdate(ctx, chunk, (size_t)got) != 1) {
+			err = EGOV_EINTERNAL;
+			goto out;
+		}
+		if ((err = write_all(out, chunk, (size_t)got)))
+			goto out;
+		off += (size_t)got;
+	}
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
+		err = EGOV_EINTERNAL;
+		goto out;
+	}
+	for (i = 0; i < 32; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[64] = '\0';
+out:
+	EVP_MD_CTX_free(ctx);
+	return err;
+}
+
+egov_err blob_put_fd(blob_store *s, int in, size_t len, char hex_out[65])
+{
+	egov_err err;
+	char hex[65], rel[67], sub[3], tmp[96];
+	struct stat st;
+	int fd = -1;
+	unsigned seq = atomic_fetch_add(&tmp_counter, 1);
+
+	hex_out[0] = '\0';
+	/* The name is known only once the bytes are read: copy to a temporary
+	 * file first, then rename it to its hash (or drop it if stored). */
+	snprintf(tmp, sizeof tmp, "tmp/fd.%ld.%u", (long)getpid(), seq);
+	fd = openat(s->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return EGOV_EIO;
+	err = copy_hashed(in, fd, len, hex);
+	if (!err && (fsync(fd) != 0))
+		err = EGOV_EIO;
+	if (close(fd) != 0 && !err)
+		err = EGOV_EIO;
+	if (err)
+		goto out;
+	rel_path(hex, rel);
+	if (fstatat(s->dirfd, rel, &st, 0) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len)
+		goto done;
+	memcpy(sub, hex, 2);
+	sub[2] = '\0';
+	if (mkdirat(s->dirfd, sub, 0700) == 0) {
+		if (fsync(s->dirfd) != 0) {
+			err = EGOV_EIO;
+			goto out;
+		}
+	} else if (errno != EEXIST) {
+		err = EGOV_EIO;
+		goto out;
+	}
+	if (renameat(s->dirfd, tmp, s->dirfd, rel) != 0) {
+		err = EGOV_EIO;
+		goto out;
+	}
+	if ((err = fsync_dir_at(s->dirfd, sub)))
+		return err;
+	memcpy(hex_out, hex, 65);
+	return EGOV_OK;
+done:
+	memcpy(hex_out, hex, 65);
+out:
+	unlinkat(s->dirfd, tmp, 0);
+	return err;
+}
+
 egov_err blob_get(blob_store *s, const char *hex, size_t max, void **data, size_t *len)
 {
 	egov_err err = EGOV_OK;

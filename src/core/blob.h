@@ -21,6 +21,10 @@ void blob_store_free(blob_store *s);
 
 /* hex_out receives the 64-digit name plus NUL. */
 egov_err blob_put(blob_store *s, const void *data, size_t len, char hex_out[65]);
+/* The same for len bytes of fd from offset 0 (read with pread, in
+ * pieces: the bytes are never all in memory), for large bodies kept in a
+ * spool file. */
+egov_err blob_put_fd(blob_store *s, int fd, size_t len, char hex_out[65]);
 /* Reads a whole blob into malloc'd memory (caller frees); verifies the hash,
  * EGOV_ECORRUPT if the file no longer matches its name. max caps the size. */
 egov_err blob_get(blob_store *s, const char *hex, size_t max, void **data, size_t *len);

@@ -59,6 +59,19 @@ typedef struct route {
 	/* Served only on the peer listener (server.peer_listen: mutual TLS
 	 * between egov nodes), which serves nothing else. */
 	bool peer;
+	/* A body over SPOOL_THRESHOLD (core/spool.h) is written to an unlinked
+	 * temporary file in DATA/tmp as it arrives, with its SHA-256 computed
+	 * on the way, instead of being held in memory: req_body() is then
+	 * NULL and the handler reads req_body_fd() / req_body_sha256().
+	 * body_max may then be up to EGOV_BODY_MAX_SPOOLED. */
+	bool spool;
+	/* Optional: runs on the HTTP worker as soon as the request head is in,
+	 * before any of the body is read (and before authorisation: it must
+	 * not reveal anything). It may lower this request's body limit with
+	 * req_body_limit() (a Content-Length over it is refused at once, a
+	 * chunked body is cut at it) or answer at once with a resp_*() call
+	 * (the body is then never read). Must be quick and must not block. */
+	route_handler head;
 } route;
 
 /* ---- request -------------------------------------------------------- */
@@ -72,7 +85,19 @@ const char *req_param(req *r, const char *name);             /* path parameter o
 const char *req_query(const req *r, const char *name);       /* decoded query value or NULL */
 const char *req_header(const req *r, const char *name);      /* case-insensitive, or NULL */
 const char *req_cookie(const req *r, const char *name);
-const char *req_body(const req *r, size_t *len);              /* NULL if none */
+const char *req_body(const req *r, size_t *len);              /* NULL if none or spooled */
+/* A spooled body (route .spool, over SPOOL_THRESHOLD): its file
+ * descriptor, open for reading with pread() at any offset, and its length
+ * in *len; -1 when the body is in memory (req_body) or absent. The request
+ * owns the descriptor (closed when the request ends). */
+int req_body_fd(const req *r, size_t *len);
+/* The SHA-256 of the body, in memory or spooled (computed while it
+ * arrived), of no bytes when there is none. */
+egov_err req_body_sha256(req *r, unsigned char out[32]);
+/* Lowers this request's body limit (never raises it) and names the
+ * problem code of the 413 when it is exceeded (NULL: payload_too_large).
+ * For a route's head callback; code must outlive the request. */
+void req_body_limit(req *r, size_t max, const char *code);
 arena *req_arena(req *r);
 const char *req_id(const req *r);                             /* request id (also X-Request-Id) */
 const char *req_lang(const req *r);                           /* "zh-Hant", "pt" or "en" */
@@ -132,6 +157,10 @@ egov_err resp_jw(req *r, int status, jw *w);
 /* Answers with bytes of a given type; copy = false means data outlives the response (static). */
 egov_err resp_bytes(req *r, int status, const char *content_type, const void *data, size_t len, bool copy);
 egov_err resp_empty(req *r, int status);
+/* Answers with len bytes read from fd (from offset 0, whatever its file
+ * position), which the response takes: it is closed once sent, or at once
+ * when this fails. For large bodies kept in a (spool) file. */
+egov_err resp_fd(req *r, int status, const char *content_type, int fd, size_t len);
 /* RFC 9457 problem+json. code is stable ("json.unknown_field"); the title
  * comes from the message catalogue in the request's language; field and
  * detail may be NULL. Returns EGOV_OK once queued. */

@@ -11,16 +11,19 @@
  * Invariant: a job belongs to the caller until it is queued, then to the
  * event thread, which frees it after its callback returned.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "core/httpc.h"
 #include "core/log.h"
+#include "core/spool.h"
 
 #define RESPONSE_MAX_DEFAULT (16u * 1024 * 1024)
 #define HEADERS_BYTES_MAX (32 * 1024)
@@ -34,8 +37,12 @@ typedef struct job {
 	char *method, *url, *client_cert, *client_key, *ca_file, *pinned;
 	unsigned char *body;
 	size_t body_len;
+	int in_fd;          /* the body from a file (a dup), or -1 */
+	size_t in_off;      /* next byte of in_fd to send */
 	int timeout_ms;
 	size_t response_max;
+	size_t spool_over;
+	spool sp;           /* the response body, once over spool_over */
 	bool head;
 	httpc_done done;
 	void *ctx;
@@ -82,18 +89,64 @@ void httpc_response_release(httpc_response *r)
 {
 	buf_release(&r->body);
 	buf_release(&r->headers);
+	if (r->spooled && r->body_fd >= 0)
+		close(r->body_fd);
+	r->spooled = false;
+	r->body_fd = -1;
+}
+
+int httpc_response_take_fd(httpc_response *r)
+{
+	int fd = r->spooled ? r->body_fd : -1;
+
+	r->spooled = false;
+	r->body_fd = -1;
+	return fd;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
 	job *j = ud;
 	size_t n = size * nmemb;
+	size_t have = j->sp.fd >= 0 ? j->sp.len : j->resp.body.len;
 
-	if (j->resp.body.len + n > j->response_max) {
+	if (have + n > j->response_max) {
 		j->over = true;
 		return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
 	}
+	if (j->spool_over && (j->sp.fd >= 0 || j->resp.body.len + n > j->spool_over)) {
+		/* Past the threshold: what was kept goes to the file first. */
+		if (j->sp.fd < 0 && j->resp.body.len && spool_write(&j->sp, j->resp.body.data, j->resp.body.len))
+			return 0;
+		buf_release(&j->resp.body);
+		return spool_write(&j->sp, data, n) ? 0 : n;
+	}
 	return buf_add(&j->resp.body, data, n) ? 0 : n;
+}
+
+/* The request body from a file, for libcurl (it may rewind: a kept-alive
+ * connection that turns out dead is retried on a new one). */
+static size_t on_read(char *out, size_t size, size_t nitems, void *ud)
+{
+	job *j = ud;
+	size_t n = size * nitems, left = j->body_len - j->in_off;
+
+	if (n > left)
+		n = left;
+	if (n && spool_pread(j->in_fd, out, n, j->in_off))
+		return CURL_READFUNC_ABORT;
+	j->in_off += n;
+	return n;
+}
+
+static int on_seek(void *ud, curl_off_t offset, int origin)
+{
+	job *j = ud;
+
+	if (origin != SEEK_SET || offset < 0 || (size_t)offset > j->body_len)
+		return CURL_SEEKFUNC_CANTSEEK;
+	j->in_off = (size_t)offset;
+	return CURL_SEEKFUNC_OK;
 }
 
 /* Keeps "name: value" with the name lower-cased and the line end cut; a new
@@ -151,6 +204,9 @@ static void job_free(job *j)
 	free(j->ca_file);
 	free(j->pinned);
 	free(j->body);
+	if (j->in_fd >= 0)
+		close(j->in_fd);
+	spool_release(&j->sp);
 	httpc_response_release(&j->resp);
 	free(j);
 }
@@ -171,6 +227,10 @@ static egov_err job_new(const httpc_request *rq, httpc_done done, void *ctx, job
 		return EGOV_ENOMEM;
 	j->done = done;
 	j->ctx = ctx;
+	j->in_fd = -1;
+	j->resp.body_fd = -1;
+	j->spool_over = rq->spool_over;
+	spool_init(&j->sp);
 	j->head = strcmp(m, "HEAD") == 0;
 	j->timeout_ms = rq->timeout_ms > 0 ? rq->timeout_ms : 30000;
 	j->response_max = rq->response_max ? rq->response_max : RESPONSE_MAX_DEFAULT;
@@ -185,7 +245,13 @@ static egov_err job_new(const httpc_request *rq, httpc_done done, void *ctx, job
 	if (!j->method || !j->url || (rq->client_cert && !j->client_cert) || (rq->client_key && !j->client_key) ||
 	    (rq->ca_file && !j->ca_file) || (rq->pinned_pubkey && !j->pinned))
 		goto nomem;
-	if (rq->body_len) {
+	if (rq->body_from_fd) {
+		if (rq->body_fd < 0 || (j->in_fd = fcntl(rq->body_fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+			job_free(j);
+			return rq->body_fd < 0 ? EGOV_EINVAL : EGOV_EIO;
+		}
+		j->body_len = rq->body_len;
+	} else if (rq->body_len) {
 		if (!(j->body = malloc(rq->body_len)))
 			goto nomem;
 		memcpy(j->body, rq->body, rq->body_len);
@@ -233,7 +299,17 @@ static egov_err easy_setup(CURL *e, job *j)
 	SET(CURLOPT_HEADERDATA, j);
 	SET(CURLOPT_PRIVATE, j);
 	SET(CURLOPT_TCP_NODELAY, 1L);
-	if (j->head) {
+	if (j->in_fd >= 0) {
+		/* Streamed from the file: a POST with a read callback, under the
+		 * caller's method name. */
+		SET(CURLOPT_POST, 1L);
+		SET(CURLOPT_CUSTOMREQUEST, j->method);
+		SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)j->body_len);
+		SET(CURLOPT_READFUNCTION, on_read);
+		SET(CURLOPT_READDATA, j);
+		SET(CURLOPT_SEEKFUNCTION, on_seek);
+		SET(CURLOPT_SEEKDATA, j);
+	} else if (j->head) {
 		SET(CURLOPT_NOBODY, 1L);
 	} else if (strcmp(j->method, "GET") != 0) {
 		SET(CURLOPT_CUSTOMREQUEST, j->method);
@@ -301,6 +377,17 @@ static void job_finish(job *j, CURLcode rc)
 	default:
 		j->resp.err = EGOV_EIO;
 		break;
+	}
+	if (rc == CURLE_OK && j->sp.fd >= 0) {
+		if (spool_finish(&j->sp, j->resp.body_sha256)) {
+			j->resp.err = EGOV_EIO;
+			j->resp.status = 0;
+			snprintf(j->resp.errmsg, sizeof j->resp.errmsg, "cannot finish the spooled body");
+			return;
+		}
+		j->resp.body_len = j->sp.len;
+		j->resp.body_fd = spool_detach_fd(&j->sp);
+		j->resp.spooled = true;
 	}
 	if (rc != CURLE_OK) {
 		j->resp.status = 0;
@@ -516,9 +603,11 @@ static void sync_done(void *ctx, httpc_response *resp)
 	httpc_response *out = ctx;
 
 	*out = *resp;
-	/* The caller owns the buffers now. */
+	/* The caller owns the buffers (and a spooled body's file) now. */
 	buf_init(&resp->body, 0);
 	buf_init(&resp->headers, 0);
+	resp->spooled = false;
+	resp->body_fd = -1;
 }
 
 egov_err httpc_send_sync(const httpc_request *rq, httpc_response *out)
@@ -529,6 +618,7 @@ egov_err httpc_send_sync(const httpc_request *rq, httpc_response *out)
 	CURLcode rc;
 
 	memset(out, 0, sizeof *out);
+	out->body_fd = -1;
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK)
 		return EGOV_EINTERNAL;

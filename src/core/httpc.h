@@ -30,6 +30,16 @@ typedef struct httpc_request {
 	const char *headers[HTTPC_HEADERS_MAX + 1]; /* "Name: value", NULL-terminated */
 	const void *body;          /* may be NULL */
 	size_t body_len;
+	/* When set, the body is body_len bytes of body_fd from offset 0, read
+	 * with pread() as it is sent (body is ignored). httpc duplicates the
+	 * descriptor: the caller may close its own once httpc_send returns. */
+	bool body_from_fd;
+	int body_fd;
+	/* A response body over this many bytes goes to an unlinked temporary
+	 * file (core/spool.h) with its SHA-256 computed as it arrives, not to
+	 * memory (httpc_response.spooled); 0: always in memory. response_max
+	 * still caps it. */
+	size_t spool_over;
 	int timeout_ms;            /* whole exchange; 0 = 30 s */
 	size_t response_max;       /* body bytes; more is EGOV_ELIMIT; 0 = 16 MiB */
 	const char *client_cert;   /* PEM file, or NULL */
@@ -51,7 +61,15 @@ typedef struct httpc_response {
 	char errmsg[256];   /* what failed, for logs */
 	int status;         /* HTTP status, 0 without a response */
 	char content_type[128];
-	buf body;           /* owned by the response */
+	buf body;           /* owned by the response; empty when spooled */
+	/* A spooled body (httpc_request.spool_over): body_len bytes in
+	 * body_fd (read them with pread from offset 0), whose SHA-256 is
+	 * body_sha256. The response owns the descriptor:
+	 * httpc_response_take_fd() moves it out. */
+	bool spooled;
+	int body_fd;
+	size_t body_len;
+	unsigned char body_sha256[32];
 	/* Response headers as "name: value\0" entries, names lower-case. */
 	buf headers;
 	double total_ms;    /* time from send to the last byte */
@@ -60,6 +78,9 @@ typedef struct httpc_response {
 /* The value of a response header (name in lower case), or NULL. */
 const char *httpc_header(const httpc_response *r, const char *name);
 void httpc_response_release(httpc_response *r);
+/* Moves a spooled body's descriptor out (the caller closes it); -1 when
+ * the body is not spooled. */
+int httpc_response_take_fd(httpc_response *r);
 
 /* Called once per request on the client's thread. resp is valid during the
  * call only: to keep the body, buf_detach() it (or move the struct and

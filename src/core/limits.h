@@ -36,6 +36,11 @@
 /* Largest body any route may accept (uploads of documents). */
 #define EGOV_BODY_MAX_UPLOAD (16 * 1024 * 1024)
 
+/* Largest body a route that spools (route .spool: the body goes to a
+ * temporary file, not memory) may accept: exchange payloads. Disk, not
+ * memory, bounds it; per-service limits are lower. */
+#define EGOV_BODY_MAX_SPOOLED (1024ull * 1024 * 1024)
+
 /* JSON nesting depth. Our documents nest 4-5 deep; 32 stops stack abuse
  * long before cJSON's own 1000. Over it: 400 naming the depth. */
 #define EGOV_JSON_DEPTH_MAX 32

@@ -35,6 +35,10 @@ typedef struct egov_module {
 	 * close: stop the module's threads, flush what they hold. Also called
 	 * when a later module failed to start. May be NULL. */
 	void (*stop)(void);
+	/* /readyz asks this of every module: NULL when the module can serve,
+	 * else a short reason ("conf_missing") that makes the node not ready.
+	 * Must be cheap and must not block. May be NULL. */
+	const char *(*ready)(void);
 } egov_module;
 
 extern const egov_module *const egov_modules[];

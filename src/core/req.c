@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
+#include "core/crypto.h"
 #include "core/i18n.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -26,6 +28,7 @@
 http_method req_method(const req *r) { return r->method; }
 const char *req_method_name(const req *r) { return r->method_name; }
 const char *req_path(const req *r) { return r->path.decoded ? r->path.decoded : "/"; }
+const char *req_target(const req *r) { return r->raw_uri ? r->raw_uri : "/"; }
 arena *req_arena(req *r) { return &r->arena; }
 const char *req_id(const req *r) { return r->id; }
 const char *req_lang(const req *r) { return r->lang; }
@@ -78,6 +81,30 @@ const char *req_body(const req *r, size_t *len)
 	if (len)
 		*len = r->body.len;
 	return r->has_body ? r->body.data : NULL;
+}
+
+int req_body_fd(const req *r, size_t *len)
+{
+	if (r->spool.fd < 0)
+		return -1;
+	if (len)
+		*len = r->spool.len;
+	return r->spool.fd;
+}
+
+egov_err req_body_sha256(req *r, unsigned char out[32])
+{
+	if (r->spool.fd >= 0)
+		return spool_finish(&r->spool, out);
+	crypto_sha256(r->has_body && r->body.data ? r->body.data : "", r->has_body ? r->body.len : 0, out);
+	return EGOV_OK;
+}
+
+void req_body_limit(req *r, size_t max, const char *code)
+{
+	if (max < r->body_max)
+		r->body_max = max;
+	r->limit_code = code;
 }
 
 void http_etag(const void *data, size_t len, char out[20])
@@ -223,6 +250,17 @@ egov_err resp_empty(req *r, int status)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	return set_response(r, status, resp, 0, NULL);
+}
+
+egov_err resp_fd(req *r, int status, const char *content_type, int fd, size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd((size_t)len, fd);
+
+	if (!resp) {
+		close(fd);
+		return EGOV_ENOMEM;
+	}
+	return set_response(r, status, resp, len, content_type);
 }
 
 egov_err resp_problem(req *r, int status, const char *code, const char *field, const char *detail)

@@ -14,6 +14,7 @@
 #include "core/http.h"
 #include "core/limits.h"
 #include "core/router.h"
+#include "core/spool.h"
 #include "core/uri.h"
 
 #define REQ_EXTRA_HEADERS_MAX 16
@@ -47,6 +48,8 @@ struct req {
 	size_t body_max;
 	size_t discarded;      /* body bytes dropped after a refusal */
 	bool has_body;
+	spool spool;           /* a .spool route's body past SPOOL_THRESHOLD */
+	const char *limit_code; /* problem code of a 413 (req_body_limit), or NULL */
 
 	/* an error found before the handler runs (answered on the last call) */
 	int early_status;

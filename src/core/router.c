@@ -189,8 +189,8 @@ egov_err router_add(router *rt, const route *routes, size_t n, char *errmsg, siz
 			snprintf(errmsg, errlen, "route %s: needs one method and a handler", r->path);
 			return EGOV_EINVAL;
 		}
-		if (r->body_max > EGOV_BODY_MAX_UPLOAD) {
-			snprintf(errmsg, errlen, "route %s: body limit over EGOV_BODY_MAX_UPLOAD", r->path);
+		if (r->body_max > (r->spool ? EGOV_BODY_MAX_SPOOLED : EGOV_BODY_MAX_UPLOAD)) {
+			snprintf(errmsg, errlen, "route %s: body limit over EGOV_BODY_MAX_UPLOAD (or _SPOOLED)", r->path);
 			return EGOV_EINVAL;
 		}
 		for (j = 0; j < rt->n; j++) {

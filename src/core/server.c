@@ -5,13 +5,16 @@
  * Life of a request (MHD calls us several times per request):
  *   uri_log_cb     request line read: allocate the req, keep the raw target
  *   access_cb #1   headers read: parse path and query, pick the language,
- *                  match the route, check limits and content type. Errors
+ *                  match the route, run its head callback (which may lower
+ *                  the body limit or answer), check limits and content
+ *                  type. Errors
  *                  that make the body pointless (413 on Content-Length,
  *                  415) are answered at once; MHD then closes the
  *                  connection. Other errors wait for the last call, so the
  *                  connection stays alive (answering on the first call
  *                  costs keep-alive in MHD 0.9.75: 3-5x slower).
- *   access_cb #2.. body chunks, appended up to the route's limit
+ *   access_cb #2.. body chunks, appended up to the route's limit (a .spool
+ *                  route's past SPOOL_THRESHOLD go to a temporary file)
  *   access_cb last authorise, run the handler, queue the response; for a
  *                  .blocking route hand the request to the blocking pool
  *                  and suspend the connection instead
@@ -50,6 +53,7 @@
 struct server {
 	struct MHD_Daemon *d;
 	struct MHD_Daemon *pd; /* the peer listener (server.peer_listen), or NULL */
+	bool drained;
 	const router *rt;
 	const egov_config *cfg;
 	const char **labels;
@@ -146,6 +150,7 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 		return NULL;
 	r->peer = cls != NULL; /* the peer listener passes a non-NULL tag */
 	buf_init(&r->body, 0);
+	spool_init(&r->spool);
 	r->t0_us = time_mono_us();
 	r->conn = conn;
 	r->lang = "zh-Hant";
@@ -335,7 +340,7 @@ static int check_body_head(req *r)
 	if (!body || r->early_status)
 		return 0;
 	if (r->body_max == 0) {
-		set_early(r, 413, "payload_too_large", NULL);
+		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
 		return 1;
 	}
 	if (cl) {
@@ -344,7 +349,7 @@ static int check_body_head(req *r)
 		errno = 0;
 		n = strtoull(cl, &end, 10);
 		if (errno || *end || n > r->body_max) {
-			set_early(r, 413, "payload_too_large", NULL);
+			set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
 			return 1;
 		}
 	}
@@ -354,8 +359,42 @@ static int check_body_head(req *r)
 		set_early(r, 415, "unsupported_media_type", NULL);
 		return 1;
 	}
-	r->body.cap_max = r->body_max;
+	/* A spooling route keeps at most SPOOL_THRESHOLD in memory. */
+	r->body.cap_max = r->match.route->spool && r->body_max > SPOOL_THRESHOLD ? SPOOL_THRESHOLD : r->body_max;
 	return 0;
+}
+
+/* A .spool route's body chunk: in memory up to SPOOL_THRESHOLD, then
+ * (what was kept first) into the spool file. Over the limit: 413. */
+static void body_add(req *r, const char *data, size_t n)
+{
+	size_t have = r->spool.fd >= 0 ? r->spool.len : r->body.len;
+	egov_err err;
+
+	if (n > r->body_max - have) {
+		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
+		buf_release(&r->body);
+		spool_release(&r->spool);
+		return;
+	}
+	if (r->spool.fd < 0 && r->body.len + n <= SPOOL_THRESHOLD) {
+		if (buf_add(&r->body, data, n)) {
+			set_early(r, 503, "unavailable", NULL);
+			buf_release(&r->body);
+		}
+		return;
+	}
+	err = EGOV_OK;
+	if (r->spool.fd < 0 && r->body.len)
+		err = spool_write(&r->spool, r->body.data, r->body.len);
+	buf_release(&r->body);
+	if (!err)
+		err = spool_write(&r->spool, data, n);
+	if (err) {
+		log_error("http.spool", "cannot spool a request body: %s", egov_err_name(err));
+		set_early(r, 503, "unavailable", NULL);
+		spool_release(&r->spool);
+	}
 }
 
 /* ---- answering --------------------------------------------------------- */
@@ -633,6 +672,13 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 		r->conn = conn;
 		r->phase = 1;
 		setup(r, method);
+		if (!r->early_status && r->match_status == 200 && r->match.route->head) {
+			/* The route looks at the head first: it may lower the body
+			 * limit, or answer now without reading the body. */
+			r->match.route->head(r);
+			if (r->resp)
+				return queue(r);
+		}
 		if (check_body_head(r)) {
 			/* Refuse before reading a body we will not accept. */
 			dispatch(r);
@@ -655,8 +701,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
 			*upload_data_size = 0;
 			return r->discarded > EGOV_BODY_MAX_UPLOAD ? MHD_NO : MHD_YES;
 		}
-		if (buf_add(&r->body, upload_data, *upload_data_size)) {
-			set_early(r, 413, "payload_too_large", NULL);
+		if (r->match.route->spool) {
+			body_add(r, upload_data, *upload_data_size);
+		} else if (buf_add(&r->body, upload_data, *upload_data_size)) {
+			set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
 			buf_release(&r->body);
 		}
 		r->has_body = true;
@@ -813,6 +861,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	buf_release(&r->body);
+	spool_release(&r->spool);
 	if (r->off_init)
 		pthread_mutex_destroy(&r->off_mu);
 	*con_cls = NULL;
@@ -888,6 +937,7 @@ static egov_err peer_start(server *s, const egov_config *cfg, unsigned threads, 
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 8 * 1024),
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, (void *)&peer_tag,
+		MHD_OPTION_NOTIFY_CONNECTION, server_tls_peer_conn_cb, NULL,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
@@ -945,6 +995,14 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	if ((err = metrics_init(s->labels, n + 2)))
 		goto out;
 	crypto_random(&req_prefix, sizeof req_prefix);
+	{
+		/* Spooled bodies (routes .spool, the HTTP client's large answers)
+		 * go to DATA/tmp: the data disk, not a tmpfs in memory. */
+		char tmpdir[4096];
+		snprintf(tmpdir, sizeof tmpdir, "%s/tmp", cfg->data_dir);
+		if (spool_set_dir(tmpdir))
+			log_warn("serve.spool", "cannot use %s for spooled bodies; using /tmp", tmpdir);
+	}
 	the_server = s;
 
 	/* HTTPS when server.tls_cert/tls_key are set: MHD gets the keys and
@@ -1011,23 +1069,38 @@ out:
 	return err;
 }
 
-void server_stop(server *s, int drain_s)
+static void wait_inflight(int64_t deadline)
 {
-	int64_t deadline = time_mono_us() + (int64_t)drain_s * 1000000;
+	while (atomic_load(&inflight) > 0 && time_mono_us() < deadline) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+void server_drain(server *s, int drain_s)
+{
 	MHD_socket ls;
 
-	if (!s)
+	if (!s || s->drained)
 		return;
-	/* Stop accepting; let requests in flight finish; then close. */
+	s->drained = true;
+	/* Stop accepting; let requests in flight finish. */
 	ls = MHD_quiesce_daemon(s->d);
 	if (ls != MHD_INVALID_SOCKET)
 		close(ls);
 	if (s->pd && (ls = MHD_quiesce_daemon(s->pd)) != MHD_INVALID_SOCKET)
 		close(ls);
-	while (atomic_load(&inflight) > 0 && time_mono_us() < deadline) {
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	wait_inflight(time_mono_us() + (int64_t)drain_s * 1000000);
+}
+
+void server_stop(server *s, int drain_s)
+{
+	if (!s)
+		return;
+	server_drain(s, drain_s);
+	/* Answers that the caller's shutdown steps completed (deferred
+	 * requests failed or flushed) still need a moment to be sent. */
+	wait_inflight(time_mono_us() + 1000000);
 	pool_stop();
 	if (atomic_load(&inflight) > 0)
 		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", atomic_load(&inflight),

@@ -22,7 +22,13 @@ void server_block_signals(void);
 egov_err server_start(const egov_config *cfg, const router *rt, server **out, char *errmsg, size_t errlen);
 /* Returns the signal that arrived. */
 int server_wait_signal(void);
-/* Drains and stops; frees s. */
+/* Stops accepting and waits up to drain_s seconds for the requests in
+ * flight. Connections stay open, so that requests waiting on other threads
+ * (deferred answers) can still be answered: stop what would answer them
+ * (the HTTP client, the modules' threads) after this and before
+ * server_stop(). */
+void server_drain(server *s, int drain_s);
+/* Drains (if server_drain() did not), closes every connection and frees s. */
 void server_stop(server *s, int drain_s);
 
 #endif

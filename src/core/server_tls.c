@@ -260,7 +260,29 @@ static gnutls_session_t session_of(const req *r)
 	return ci ? (gnutls_session_t)ci->tls_session : NULL;
 }
 
-const char *server_tls_peer_check(req *r)
+/* The verdict on a peer connection's certificate, kept for the life of the
+ * connection (the certificate cannot change on it): verifying the chain
+ * costs several ECDSA verifications in GnuTLS, too much to repeat for
+ * every request on a kept-alive connection. */
+typedef struct peer_conn {
+	const char *verdict; /* NULL: not checked yet */
+	bool checked;
+} peer_conn;
+
+void server_tls_peer_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+			     enum MHD_ConnectionNotificationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = calloc(1, sizeof(peer_conn));
+	} else {
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static const char *peer_verify(req *r)
 {
 	gnutls_session_t s = session_of(r);
 	unsigned int n = 0, status = 0;
@@ -272,6 +294,20 @@ const char *server_tls_peer_check(req *r)
 	if (gnutls_certificate_verify_peers2(s, &status) != GNUTLS_E_SUCCESS || status != 0)
 		return "peer.certificate_untrusted";
 	return NULL;
+}
+
+const char *server_tls_peer_check(req *r)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	peer_conn *pc = ci ? ci->socket_context : NULL;
+
+	if (!pc)
+		return peer_verify(r); /* could not allocate: check every time */
+	if (!pc->checked) {
+		pc->verdict = peer_verify(r);
+		pc->checked = true;
+	}
+	return pc->verdict;
 }
 
 bool req_is_peer(const req *r)

@@ -37,5 +37,9 @@ void server_tls_peer_close(void);
  * (peer.certificate_required, peer.certificate_untrusted). */
 struct req;
 const char *server_tls_peer_check(struct req *r);
+/* MHD_OPTION_NOTIFY_CONNECTION for the peer listener: keeps that verdict
+ * per connection. */
+void server_tls_peer_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+			     enum MHD_ConnectionNotificationCode toe);
 
 #endif

@@ -1,6 +1,8 @@
 /*
  * system.c: the node's own endpoints: liveness (/healthz), readiness
- * (/readyz: database reachable and every module's migrations applied),
+ * (/readyz: database reachable, every module's migrations applied and
+ * every module ready by its own account, e.g. a gateway holding a valid
+ * global configuration),
  * Prometheus metrics (/metrics), the OpenAPI description and the version.
  * All public: they reveal nothing a scraper or load balancer should not see.
  */
@@ -60,6 +62,14 @@ static egov_err readyz(req *r)
 		char detail[128];
 		snprintf(detail, sizeof detail, "database: %s; migrations: %s", db_state, mig_state);
 		return resp_problem(r, 503, "unavailable", NULL, detail);
+	}
+	for (i = 0; i < egov_modules_count; i++) {
+		const char *why = egov_modules[i]->ready ? egov_modules[i]->ready() : NULL;
+		if (why) {
+			char detail[160];
+			snprintf(detail, sizeof detail, "%s: %s", egov_modules[i]->name, why);
+			return resp_problem(r, 503, "unavailable", NULL, detail);
+		}
 	}
 	buf_init(&b, 1024);
 	jw_init(&w, &b);

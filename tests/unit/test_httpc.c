@@ -15,7 +15,9 @@
 
 #include <cmocka.h>
 
+#include "core/crypto.h"
 #include "core/httpc.h"
+#include "core/spool.h"
 #include "testutil.h"
 
 static int lfd;
@@ -271,6 +273,79 @@ static void test_sync_and_limits(void **state)
 	httpc_response_release(&resp);
 }
 
+/* A request body sent from a file, and a response body over spool_over
+ * spooled with its digest; under it, in memory as before. */
+static void test_spooled_bodies(void **state)
+{
+	char u[128], *dir = test_tmpdir(), sub[600];
+	size_t n = 600000, i;
+	unsigned char *p = malloc(n), *back = malloc(n), want[32];
+	httpc_response resp;
+	httpc_request rq = {.method = "POST", .headers = {"Content-Type: application/octet-stream", NULL}};
+	spool s;
+	int fd;
+
+	(void)state;
+	assert_non_null(p);
+	assert_non_null(back);
+	for (i = 0; i < n; i++)
+		p[i] = (unsigned char)(i * 31 + (i >> 11));
+	snprintf(sub, sizeof sub, "%s/tmp", dir);
+	assert_int_equal(spool_set_dir(sub), EGOV_OK);
+	spool_init(&s);
+	assert_int_equal(spool_write(&s, p, n), EGOV_OK);
+	url(u, sizeof u, "/echo");
+	rq.url = u;
+	rq.body_from_fd = true;
+	rq.body_fd = s.fd;
+	rq.body_len = n;
+	rq.spool_over = SPOOL_THRESHOLD;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	assert_int_equal(resp.err, EGOV_OK);
+	assert_int_equal(resp.status, 201);
+	assert_true(resp.spooled);
+	assert_int_equal(resp.body.len, 0);
+	assert_int_equal(resp.body_len, n);
+	crypto_sha256(p, n, want);
+	assert_memory_equal(resp.body_sha256, want, 32);
+	fd = httpc_response_take_fd(&resp);
+	assert_true(fd >= 0);
+	assert_int_equal(httpc_response_take_fd(&resp), -1);
+	assert_int_equal(spool_pread(fd, back, n, 0), EGOV_OK);
+	assert_memory_equal(back, p, n);
+	close(fd);
+	httpc_response_release(&resp);
+
+	/* The same asynchronously, and the response cap still applies. */
+	{
+		waiter w = WAITER_INIT;
+		rq.response_max = n - 1;
+		assert_int_equal(httpc_send(&rq, on_done, &w), EGOV_OK);
+		wait_for(&w);
+		assert_int_equal(w.err, EGOV_ELIMIT);
+		rq.response_max = 0;
+	}
+	/* Under the threshold the body stays in memory. */
+	rq.body_len = 1000;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	assert_int_equal(resp.status, 201);
+	assert_false(resp.spooled);
+	assert_int_equal(resp.body.len, 1000);
+	assert_memory_equal(resp.body.data, p, 1000);
+	httpc_response_release(&resp);
+	/* A body from a file that is too short fails the request. */
+	rq.body_len = n + 10;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	assert_int_not_equal(resp.err, EGOV_OK);
+	httpc_response_release(&resp);
+
+	spool_release(&s);
+	free(p);
+	free(back);
+	test_rmrf(dir);
+	free(dir);
+}
+
 static void test_refused_and_bad(void **state)
 {
 	waiter w = WAITER_INIT;
@@ -322,6 +397,7 @@ int main(void)
 		cmocka_unit_test(test_async_post_echo),
 		cmocka_unit_test(test_sync_and_limits),
 		cmocka_unit_test(test_refused_and_bad),
+		cmocka_unit_test(test_spooled_bodies),
 		cmocka_unit_test(test_many_in_flight),
 	};
 	return cmocka_run_group_tests(tests, setup_srv, teardown_srv);
