@@ -30,7 +30,8 @@ FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach: no server, no database.
 FUZZ_LIB := src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c src/core/utf8.c \
-	src/core/router.c src/oidc/oidc_jwt_parse.c
+	src/core/router.c src/oidc/oidc_jwt_parse.c \
+	src/exchange/exchange_wire.c src/exchange/exchange_id.c
 
 .PHONY: all build deps run test unit bench fuzz fuzz-build clean format
 
@@ -60,7 +61,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libegov.a
 
 unit: $(UNIT_BIN)
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h)
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h) src/exchange/exchange_int.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -Isrc \

@@ -13,6 +13,10 @@ extern const egov_module info_module;
 extern const egov_module pki_module;
 extern const egov_module oidc_module;
 extern const egov_module identity_cert_module;
+extern const egov_module exchange_module;
+extern const egov_module exchange_log_module;
+extern const egov_module exchange_gateway_module;
+extern const egov_module exchange_pubsub_module;
 
 const egov_module *const egov_modules[] = {
 	&system_module,
@@ -23,5 +27,9 @@ const egov_module *const egov_modules[] = {
 	&pki_module,
 	&oidc_module, /* after identity: bearer tokens resolve to its accounts */
 	&identity_cert_module, /* after pki: certificate login verifies with it */
+	&exchange_module, /* the registry; the other exchange parts use its tables and conf */
+	&exchange_log_module,
+	&exchange_gateway_module,
+	&exchange_pubsub_module,
 };
 const size_t egov_modules_count = sizeof egov_modules / sizeof egov_modules[0];

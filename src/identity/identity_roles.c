@@ -23,6 +23,7 @@ static const char *const perms_auditor[] = {"audit.read", NULL};
 static const char *const perms_notice_editor[] = {"info.notice.write", NULL};
 static const char *const perms_client_admin[] = {"oidc.client.write", NULL};
 static const char *const perms_staff[] = {"staff.console", NULL};
+static const char *const perms_exchange_admin[] = {"exchange.admin", NULL};
 
 static const role_def roles[] = {
 	{"admin", perms_admin},
@@ -31,6 +32,7 @@ static const role_def roles[] = {
 	{"notice_editor", perms_notice_editor},
 	{"client_admin", perms_client_admin},
 	{"staff", perms_staff},
+	{"exchange_admin", perms_exchange_admin},
 };
 
 const char *const *identity_role_perms(const char *role)

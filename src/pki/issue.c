@@ -42,6 +42,10 @@ static const profile profiles[] = {
 	 "clientAuth"},
 	{"system_sign", "critical,digitalSignature,nonRepudiation", "critical,digitalSignature,nonRepudiation",
 	 NULL},
+	/* A node that is both ends of mutual TLS (an exchange gateway's peer
+	 * listener, and its calls to other gateways). */
+	{"system_tls", "critical,digitalSignature,keyAgreement", "critical,digitalSignature,keyEncipherment",
+	 "serverAuth,clientAuth"},
 };
 
 static const profile *profile_find(const char *name)

@@ -71,7 +71,7 @@ typedef struct pki_cert_info {
 void pki_cert_info_release(pki_cert_info *ci);
 
 /* Whether name is a profile: person_auth, person_sign, system_tls_client,
- * system_sign. */
+ * system_sign, system_tls (serverAuth and clientAuth: a gateway). */
 bool pki_profile_valid(const char *name);
 
 /* Issues a certificate for the CSR's public key (PEM or DER, len bytes).

@@ -1,0 +1,64 @@
+/*
+ * exchange_id.c: identifiers of the data exchange: INSTANCE/CLASS/CODE
+ * (a member), plus /SUBSYSTEM, plus /SERVICE. Each part is 1 to
+ * EXCHANGE_PART_MAX characters of [A-Za-z0-9_.-]; nothing else (no empty
+ * part, no leading or trailing '/', no escapes) so an id is also safe in a
+ * URL path, a file name (with '/' as '_') and a log line.
+ */
+#include <string.h>
+
+#include "exchange/exchange_int.h"
+
+static bool part_char(char ch)
+{
+	return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+	       ch == '.' || ch == '-';
+}
+
+bool exchange_id_valid(const char *s, exchange_id_kind kind)
+{
+	int parts = 0;
+	size_t len = 0;
+
+	if (!s)
+		return false;
+	for (;; s++) {
+		if (*s == '/' || *s == '\0') {
+			if (len == 0)
+				return false;
+			parts++;
+			len = 0;
+			if (*s == '\0')
+				break;
+			continue;
+		}
+		if (!part_char(*s) || ++len > EXCHANGE_PART_MAX)
+			return false;
+	}
+	return parts == (int)kind;
+}
+
+egov_err exchange_id_prefix(const char *id, int n, char out[EXCHANGE_ID_MAX])
+{
+	const char *p = id;
+	int seen = 0;
+	size_t len;
+
+	out[0] = '\0';
+	if (!id || n < 1)
+		return EGOV_EINVAL;
+	for (;; p++) {
+		if (*p == '/' || *p == '\0') {
+			if (++seen == n)
+				break;
+			if (*p == '\0')
+				return EGOV_EINVAL;
+		}
+	}
+	len = (size_t)(p - id);
+	if (len == 0 || len >= EXCHANGE_ID_MAX)
+		return EGOV_EINVAL;
+	memcpy(out, id, len);
+	out[len] = '\0';
+	return EGOV_OK;
+}
