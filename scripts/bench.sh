@@ -17,6 +17,10 @@
 #   trust     bench/trust_bench.sh: password logins against the Argon2id
 #             hashing ceiling, 10x overload (429 latency, memory), refresh
 #             grants per core, idle memory with 10,000 sessions.
+#   exchange  bench/exchange_bench.sh: a 1 KiB call direct to a back-end
+#             stub, through two nginx proxies, and through the egov gateway
+#             pair (signed, verified, logged); added latency, throughput
+#             ratio, exchanges/s, gateway idle memory.
 #
 # Output: a report on stdout, and in build/bench-results/<UTC time>/ the raw
 # wrk outputs, server logs, report.txt and summary.txt (key=value lines).
@@ -29,6 +33,11 @@
 # EGOV_LOG_ACCESS=off), BENCH_STRICT (1: exit 1 if a target is missed),
 # BENCH_TRUST (1; 0 skips the trust-layer section, whose own knobs are
 # listed in bench/trust_bench.sh).
+#
+# `scripts/bench.sh trust` runs only the trust-layer section (no nginx or
+# wrk needed), `scripts/bench.sh exchange` only the data exchange section
+# (bench/exchange_bench.sh); BUILD (default build/bench) picks the build directory, e.g.
+# `BUILD=build/mine scripts/bench.sh trust`.
 #
 # Invariants: every server listens on 127.0.0.1 only, on a port below 32768
 # checked to be owned by the process we started; every process started here
@@ -53,11 +62,16 @@ AUDIT_VERIFY_PG=${BENCH_AUDIT_VERIFY_PG:-1000000}
 WANT_PG=${BENCH_PG:-1}
 WANT_ACCESS_OFF=${BENCH_ACCESS_OFF:-1}
 STRICT=${BENCH_STRICT:-0}
+ONLY=${1:-all}
+case "$ONLY" in
+all | trust | exchange) ;;
+*) echo "usage: scripts/bench.sh [trust|exchange]" >&2; exit 2 ;;
+esac
 
-BUILD=build/bench
+BUILD=${BUILD:-build/bench}
 EGOV=$ROOT/$BUILD/egov
 READY=$ROOT/$BUILD/ready
-PKGS="libmicrohttpd libcjson sqlite3 libpq openssl libsodium"
+PKGS="libmicrohttpd libcjson sqlite3 libpq openssl libsodium libqrencode gnutls libcurl"
 WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wformat=2 -Wno-unused-parameter -Werror"
 CLK_TCK=$(getconf CLK_TCK)
 NCPU=$(nproc)
@@ -174,7 +188,9 @@ nginx_rss_kb() {
 # ---------------------------------------------------------------- build
 
 section "build"
-for tool in nginx wrk ss curl gcc pkg-config; do
+TOOLS="ss curl gcc pkg-config"
+[ "$ONLY" = trust ] || TOOLS="nginx wrk $TOOLS"
+for tool in $TOOLS; do
 	command -v "$tool" >/dev/null || { say "bench: $tool not found (run scripts/install-deps.sh bench)"; exit 1; }
 done
 make --no-print-directory BUILD=$BUILD build >"$RES/build.log" 2>&1 ||
@@ -276,6 +292,7 @@ start_nginx() {
 	exit 1
 }
 
+if [ "$ONLY" = all ]; then
 section "HTTP (wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, ${WARMUP}s warm-up before each run)"
 start_egov egov.log
 # Idle memory: after start-up, before any request but the readiness probe.
@@ -608,16 +625,34 @@ else
 	say "  skipped (bench/json_bench.c missing, not compiling or libjansson-dev missing)"
 fi
 
+fi # ONLY = all
+
 # ---------------------------------------------------------------- trust layer
 
 # Logins against the Argon2id ceiling, overload, refresh grants, idle memory
 # with 10,000 sessions: bench/trust_bench.sh (BENCH_TRUST=0 skips it).
-if [ "${BENCH_TRUST:-1}" != 0 ] && [ -f bench/trust_bench.sh ]; then
+if [ "$ONLY" = exchange ]; then
+	:
+elif [ "${BENCH_TRUST:-1}" != 0 ] && [ -f bench/trust_bench.sh ]; then
 	# shellcheck source=bench/trust_bench.sh
 	. bench/trust_bench.sh
 else
 	section "trust layer"
 	say "  skipped (BENCH_TRUST=0 or bench/trust_bench.sh missing)"
+fi
+
+# ---------------------------------------------------------------- data exchange
+
+# The gateway pair against a direct call and an nginx chain to the same
+# back-end stub: bench/exchange_bench.sh (BENCH_EXCHANGE=0 skips it).
+if [ "$ONLY" = trust ]; then
+	:
+elif [ "${BENCH_EXCHANGE:-1}" != 0 ] && [ -f bench/exchange_bench.sh ]; then
+	# shellcheck source=bench/exchange_bench.sh
+	. bench/exchange_bench.sh
+else
+	section "data exchange"
+	say "  skipped (BENCH_EXCHANGE=0 or bench/exchange_bench.sh missing)"
 fi
 
 # ---------------------------------------------------------------- summary
@@ -627,6 +662,7 @@ kv machine.loadavg_after "$(cut -d' ' -f1 /proc/loadavg)"
 printf '  %-40s %-14s %-22s %s\n' figure measured target verdict
 row() { printf '  %-40s %-14s %-22s %s\n' "$1" "$2" "$3" "$(grep -m1 "^$4.verdict=" "$SUMMARY" | cut -d= -f2)"; }
 sv() { grep -m1 "^$1=" "$SUMMARY" | cut -d= -f2; }
+if [ "$ONLY" = all ]; then
 row "GET /api/v1/version, x nginx req/s" "$(sv http.egov_json.ratio_nginx)x" ">= 0.8x" http.egov_json.ratio
 row "  p99 at $CONNS connections" "$(sv http.egov_json.p99_ms) ms" "< 10 ms" http.egov_json.p99
 row "  non-2xx + socket errors" "$(sv http.egov_json.errors)" "0" http.egov_json.errors
@@ -645,6 +681,7 @@ for label in sqlite postgres; do
 	v=$(grep -m1 "^audit.$label.verify_s_per_1m=" "$SUMMARY" | cut -d= -f2 || true)
 	[ -n "$v" ] && row "audit verify $label, per 1M records" "$v s" "<= 10 s" "audit.$label.verify"
 done
+fi
 FAILED=$(grep -cE '\.verdict=(FAIL|ERROR)$' "$SUMMARY" || true)
 kv targets_missed "$FAILED"
 say ""
