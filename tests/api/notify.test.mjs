@@ -153,7 +153,9 @@ describe('mail delivery when the SMTP server is down', () => {
     let mc;
     try {
       await register(node, 'late@example.test');
-      const row = await until(() => { const x = outboxRow(node, 'late@example.test'); return x.attempts >= 1 && x; });
+      // An attempt is counted when it starts and its error written when it
+      // ends: wait for both.
+      const row = await until(() => { const x = outboxRow(node, 'late@example.test'); return x.attempts >= 1 && x.error && x; });
       assert.equal(row.sent, false);
       assert.equal(row.failed, false);
       assert.match(row.error, /connect/i);
