@@ -135,7 +135,7 @@ if has_layer asan; then
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 		read -r p f < <(run_unit build/asan asan-unit)
 		record asan-unit "$p" "$f"
-		read -r p f < <(run_node asan-api tests/api EGOV_BIN="$root/build/asan/egov")
+		read -r p f < <(run_node asan-api tests/api EGOV_BIN="$root/build/asan/egov" EGOV_TEST_SANITIZER=1)
 		record asan-api "$p" "$f"
 		unset ASAN_OPTIONS UBSAN_OPTIONS
 	else

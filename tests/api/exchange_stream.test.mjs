@@ -149,6 +149,13 @@ for (const backend of backends()) {
     });
 
     test('gateway peak memory stays well below payload x concurrency', async (t) => {
+      // AddressSanitizer keeps freed memory in quarantine and maps shadow
+      // memory: resident memory says nothing about egov there (scripts/test.sh
+      // sets EGOV_TEST_SANITIZER for that run). The plain run checks it.
+      if (process.env.EGOV_TEST_SANITIZER) {
+        t.skip('peak memory is not meaningful under AddressSanitizer');
+        return;
+      }
       const N = 4;
       const size = 8 * MiB;
       const body = patternBytes(size);
