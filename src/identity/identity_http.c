@@ -331,7 +331,8 @@ static egov_err api_login(req *r)
 		return resp_problem(r, 403, "identity.email_unverified", NULL, NULL);
 	actor_of(a.id, actor);
 	if (a.totp_enabled) {
-		if ((err = identity_session_create(c, a.id, 1, true, req_remote_ip(r), ua ? ua : "", token, &s)) ||
+		if ((err = identity_session_create_grouped(app()->db, a.id, 1, true, req_remote_ip(r), ua ? ua : "", token,
+							   &s)) ||
 		    (err = audit_event(r, actor, "identity.login_password_ok", actor, "next", "totp")))
 			return err;
 		identity_session_cookie(token, IDENTITY_SESSION_PENDING_S, cookie, sizeof cookie);
@@ -344,7 +345,8 @@ static egov_err api_login(req *r)
 		jw_obj_end(&w);
 		return answer(r, 200, &b, &w);
 	}
-	if ((err = identity_session_create(c, a.id, 1, false, req_remote_ip(r), ua ? ua : "", token, &s)) ||
+	if ((err = identity_session_create_grouped(app()->db, a.id, 1, false, req_remote_ip(r), ua ? ua : "", token,
+						   &s)) ||
 	    (err = audit_event(r, actor, "identity.login", actor, "acr", "1")))
 		return err;
 	return answer_session(r, &a, &s, token);
@@ -765,19 +767,32 @@ static egov_err api_recovery_regenerate(req *r)
 
 /* ---- the module -------------------------------------------------------------------------- */
 
+/* Routes that hash a password: when every hashing slot is busy and the
+ * queue is full, the 429 is answered on the HTTP worker, before the
+ * request would wait for a pool thread (and before its body is parsed:
+ * an overloaded server need not read it to refuse it). */
+static egov_err hash_gate(req *r)
+{
+	int64_t retry = 0;
+
+	if (!identity_admission_full(&retry))
+		return EGOV_OK;
+	return problem_retry(r, "identity.busy", retry);
+}
+
 #define P "/api/v1/identity"
 
 const route identity_routes[] = {
 	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register,
-	 .blocking = true},
+	 .blocking = true, .gate = hash_gate},
 	{.method = HTTP_POST, .path = P "/verify-email", .body_max = SMALL_BODY, .handler = api_verify_email},
 	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login,
-	 .blocking = true},
+	 .blocking = true, .gate = hash_gate},
 	{.method = HTTP_POST, .path = P "/login/totp", .body_max = SMALL_BODY, .handler = api_login_totp},
 	{.method = HTTP_POST, .path = P "/logout", .body_max = SMALL_BODY, .handler = api_logout},
 	{.method = HTTP_POST, .path = P "/password/reset", .body_max = SMALL_BODY, .handler = api_reset_request},
 	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm,
-	 .blocking = true},
+	 .blocking = true, .gate = hash_gate},
 	{.method = HTTP_GET, .path = P "/me", .handler = api_me},
 	{.method = HTTP_GET, .path = P "/sessions", .handler = api_sessions},
 	{.method = HTTP_DELETE, .path = P "/sessions/{id}", .handler = api_session_revoke},

@@ -28,6 +28,17 @@ void identity_ascii_lower(char *s);
 /* RFC 3339 of identity_now_us(). */
 void identity_now_rfc3339(char out[32]);
 
+/* Whether a hash asked for now would be refused (every slot busy, the
+ * queue full), with the wait estimate; counts as a rejection. Does not
+ * block: the routes that hash call it on the HTTP worker (route.gate). */
+bool identity_admission_full(int64_t *retry_after_ms);
+
+/* identity_session_create() through db_batch(): concurrent logins share
+ * one commit (a login's session row is its one write on the common path). */
+egov_err identity_session_create_grouped(db *d, const char *account_id, int acr, bool pending, const char *ip,
+					 const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
+					 identity_session *out);
+
 /* Migrations, for the module descriptor. */
 const db_migration *identity_migrations(size_t *n);
 /* `egov user|dept|role ...` */

@@ -180,6 +180,31 @@ void identity_admission_stats_get(identity_admission_stats *out)
 	pthread_mutex_unlock(&adm_mu);
 }
 
+/* Everyone ahead must finish first: the queue plus the running, spread
+ * over the slots. */
+static int64_t retry_ms_locked(void)
+{
+	int64_t ahead = adm_waiting + adm_running;
+	int64_t ms = (ahead * adm_mean_us / adm_slots + 999) / 1000;
+	return ms < 1 ? 1 : ms;
+}
+
+bool identity_admission_full(int64_t *retry_after_ms)
+{
+	bool full;
+
+	pthread_mutex_lock(&adm_mu);
+	admission_defaults_locked();
+	full = adm_running >= adm_slots && adm_waiting >= adm_queue_max;
+	if (full) {
+		if (retry_after_ms)
+			*retry_after_ms = retry_ms_locked();
+		adm_rejected++;
+	}
+	pthread_mutex_unlock(&adm_mu);
+	return full;
+}
+
 /* Takes a slot, waiting in the queue if there is room in it. */
 static egov_err admit(int64_t *retry_after_ms)
 {
@@ -191,12 +216,8 @@ static egov_err admit(int64_t *retry_after_ms)
 	pthread_mutex_lock(&adm_mu);
 	admission_defaults_locked();
 	if (adm_running >= adm_slots && adm_waiting >= adm_queue_max) {
-		/* Everyone ahead must finish first: the queue plus the running,
-		 * spread over the slots. */
-		int64_t ahead = adm_waiting + adm_running;
-		int64_t ms = (ahead * adm_mean_us / adm_slots + 999) / 1000;
 		if (retry_after_ms)
-			*retry_after_ms = ms < 1 ? 1 : ms;
+			*retry_after_ms = retry_ms_locked();
 		adm_rejected++;
 		err = EGOV_EBUSY;
 		goto out;
@@ -300,21 +321,45 @@ static int64_t delay_us(int64_t failures, int free_n)
 	return s * 1000000;
 }
 
-egov_err identity_throttle_check(db_conn *c, const char *email, const char *ip, int64_t *retry_after_ms)
+/* The later blocked_until of the account's and the address's counters, and
+ * whether the account has a counter at all (a login that succeeds must
+ * then reset it; without one it need not write). */
+static egov_err throttle_state(db_conn *c, const char *email, const char *ip, int64_t *until, bool *acct_row)
 {
 	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
-	int64_t until = 0, now = identity_now_us();
-	bool found = false;
+	db_rows *rows = NULL;
+	bool has = false;
 	egov_err err;
 
+	*until = 0;
+	*acct_row = false;
 	scope_for_email(email, sa, sizeof sa);
 	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
 	{
 		db_param p[] = {DBP_S(sa), DBP_S(si)};
-		err = db_query_int(c, "SELECT MAX(blocked_until) FROM identity_throttle WHERE scope IN (?, ?)", p, 2,
-				   &until, &found);
+		if ((err = db_query(c, "SELECT scope, blocked_until FROM identity_throttle WHERE scope IN (?, ?)", p, 2,
+				    &rows)))
+			return err;
 	}
-	if (err)
+	while (!(err = db_rows_next(rows, &has)) && has) {
+		const char *scope = db_rows_text(rows, 0);
+		int64_t b = db_rows_int(rows, 1);
+		if (scope && strcmp(scope, sa) == 0)
+			*acct_row = true;
+		if (b > *until)
+			*until = b;
+	}
+	db_rows_free(rows);
+	return err;
+}
+
+egov_err identity_throttle_check(db_conn *c, const char *email, const char *ip, int64_t *retry_after_ms)
+{
+	int64_t until = 0, now = identity_now_us();
+	bool acct_row = false;
+	egov_err err;
+
+	if ((err = throttle_state(c, email, ip, &until, &acct_row)))
 		return err;
 	if (until > now) {
 		if (retry_after_ms)
@@ -414,7 +459,8 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 				 bool *locked_now)
 {
 	char *hash = NULL;
-	bool found = false, ok = false;
+	bool found = false, ok = false, acct_row = false;
+	int64_t until = 0, now = identity_now_us();
 	egov_err err;
 
 	*code = NULL;
@@ -424,10 +470,13 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 		*code = "identity.bad_credentials";
 		return EGOV_EAUTH;
 	}
-	if ((err = identity_throttle_check(c, email, ip, retry_after_ms))) {
-		if (err == EGOV_EBUSY)
-			*code = "identity.throttled";
+	if ((err = throttle_state(c, email, ip, &until, &acct_row)))
 		return err;
+	if (until > now) {
+		if (retry_after_ms)
+			*retry_after_ms = (until - now + 999) / 1000;
+		*code = "identity.throttled";
+		return EGOV_EBUSY;
 	}
 	err = identity_account_get_by_email(c, email, out);
 	if (err && err != EGOV_ENOTFOUND)
@@ -455,7 +504,9 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 		err = EGOV_EPERM;
 		goto out;
 	}
-	err = identity_throttle_success(c, email);
+	/* Most logins follow no failure: nothing to reset, no write. */
+	if (acct_row)
+		err = identity_throttle_success(c, email);
 out:
 	if (hash) {
 		sodium_memzero(hash, strlen(hash));

@@ -76,6 +76,29 @@ egov_err identity_session_create(db_conn *c, const char *account_id, int acr, bo
 	return err;
 }
 
+typedef struct session_job {
+	const char *account_id, *ip, *user_agent;
+	int acr;
+	bool pending;
+	char *token;
+	identity_session *out;
+} session_job;
+
+static egov_err session_job_run(db_conn *c, void *ctx)
+{
+	session_job *j = ctx;
+	return identity_session_create(c, j->account_id, j->acr, j->pending, j->ip, j->user_agent, j->token, j->out);
+}
+
+egov_err identity_session_create_grouped(db *d, const char *account_id, int acr, bool pending, const char *ip,
+					 const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
+					 identity_session *out)
+{
+	session_job j = {.account_id = account_id, .ip = ip, .user_agent = user_agent, .acr = acr,
+			 .pending = pending, .token = token_out, .out = out};
+	return db_batch(d, session_job_run, &j);
+}
+
 #define SESSION_COLS                                                                                  \
 	"s.id, s.account_id, s.acr, s.pending, s.csrf, s.auth_time, s.created, s.last_seen, s.expires, s.ip," \
 	" s.user_agent"
