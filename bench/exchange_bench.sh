@@ -1,7 +1,7 @@
 # exchange_bench.sh: the "data exchange" section of scripts/bench.sh, sourced
 # by it (uses its helpers: say, kv, section, verdict, fcmp, fdiv, mib,
-# pick_port, owns_port, stop_pid, rss_kb, status_field, proc_ticks, and its
-# PIDS, RES, TMP, EGOV, READY, NCPU, CLK_TCK, BUILD, ROOT).
+# pick_port, owns_port, stop_pid, rss_kb, status_field, proc_ticks, WRK_AWK,
+# and its PIDS, RES, TMP, EGOV, READY, NCPU, CLK_TCK, BUILD, ROOT).
 #
 # One back-end stub (nginx answering every request with the same 1,024-byte
 # JSON body) and three ways to reach it with a 1,024-byte JSON POST:
@@ -71,22 +71,6 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Road-Client"] = "MO/GOV/DSB/APP"
 LUA
 
-EX_AWK='
-function ms(v,   n, u) {
-	n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-	if (u == "us") return n / 1000
-	if (u == "ms") return n
-	if (u == "s") return n * 1000
-	if (u == "m") return n * 60000
-	return -1
-}
-/^ +50% / { p50 = ms($2) }
-/^ +99% / { p99 = ms($2) }
-/^Requests\/sec:/ { rps = $2 }
-/Non-2xx or 3xx responses:/ { non2xx = $NF }
-/Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
-END { printf "%s %.3f %.3f %d\n", rps == "" ? 0 : rps, p50, p99, non2xx + sock }
-'
 
 declare -A EXR EXP50 EXP99 EXERR EXCPU
 # ex_run NAME URL MODE(lat|tput) ROUND SERVER_PIDS...
@@ -99,7 +83,7 @@ ex_run() {
 	s0=$(proc_ticks "$@")
 	wrk -t$t -c$c -d${EX_SECS}s --latency -s "$TMP/ex-post.lua" "$url" >"$out" 2>&1 || true
 	s1=$(proc_ticks "$@")
-	read -r EXR[$name,$mode,$r] EXP50[$name,$mode,$r] EXP99[$name,$mode,$r] EXERR[$name,$mode,$r] < <(awk "$EX_AWK" "$out")
+	read -r EXR[$name,$mode,$r] EXP50[$name,$mode,$r] EXP99[$name,$mode,$r] EXERR[$name,$mode,$r] < <(awk "$WRK_AWK" "$out")
 	EXCPU[$name,$mode,$r]=$(awk -v s=$((s1 - s0)) -v hz="$CLK_TCK" -v d="$EX_SECS" 'BEGIN { printf "%.0f", s / hz / d * 100 }')
 	printf '  round %-2s %-9s %-4s %9.0f req/s  p50 %7.3f ms  p99 %7.3f ms  errors %-5s server CPU %4s%%\n' \
 		"$r" "$name" "$mode" "${EXR[$name,$mode,$r]}" "${EXP50[$name,$mode,$r]}" "${EXP99[$name,$mode,$r]}" \

@@ -292,6 +292,24 @@ start_nginx() {
 	exit 1
 }
 
+# Converts wrk's latency ("950.00us", "1.23ms", "1.20s", "1.00m") to ms.
+WRK_AWK='
+function ms(v,   n, u) {
+	n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+	if (u == "us") return n / 1000
+	if (u == "ms") return n
+	if (u == "s") return n * 1000
+	if (u == "m") return n * 60000
+	return -1
+}
+/^ +50% / { p50 = ms($2) }
+/^ +99% / { p99 = ms($2) }
+/^Requests\/sec:/ { rps = $2 }
+/Non-2xx or 3xx responses:/ { non2xx = $NF }
+/Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
+END { printf "%s %.3f %.3f %d\n", rps == "" ? 0 : rps, p50, p99, non2xx + sock }
+'
+
 if [ "$ONLY" = all ]; then
 section "HTTP (wrk -t$WRK_THREADS -c$CONNS -d${DURATION}s --latency, ${WARMUP}s warm-up before each run)"
 start_egov egov.log
@@ -317,23 +335,6 @@ say "                                /api/v1/notices/$NOTICE_ID: $(resp_size "ht
 say "nginx pid $NGINX_PID port $NGINX_PORT   /api/v1/version: $(resp_size "http://127.0.0.1:$NGINX_PORT/api/v1/version") bytes (static file, same body)"
 
 declare -A URL SRV RPS P50 P99 ERRS OTHER RPCPU
-# Converts wrk's latency ("950.00us", "1.23ms", "1.20s", "1.00m") to ms.
-WRK_AWK='
-function ms(v,   n, u) {
-	n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-	if (u == "us") return n / 1000
-	if (u == "ms") return n
-	if (u == "s") return n * 1000
-	if (u == "m") return n * 60000
-	return -1
-}
-/^ +50% / { p50 = ms($2) }
-/^ +99% / { p99 = ms($2) }
-/^Requests\/sec:/ { rps = $2 }
-/Non-2xx or 3xx responses:/ { non2xx = $NF }
-/Socket errors:/ { gsub(/,/, ""); sock = $4 + $6 + $8 + $10 }
-END { printf "%s %.3f %.3f %d\n", rps == "" ? 0 : rps, p50, p99, non2xx + sock }
-'
 
 # run_wrk TARGET ROUND: one warm-up plus one measured run; fills the arrays.
 run_wrk() {
