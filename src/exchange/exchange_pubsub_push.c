@@ -136,6 +136,45 @@ out:
 	return err;
 }
 
+/* After a restart the memory above is empty: reload the message ids this
+ * gateway logged on its receiving side within the window (a record logged
+ * at T was signed within the skew of T, so its window ends by T + 2 skew),
+ * so a push replayed across a restart is refused before it is forwarded. */
+typedef struct replay_load {
+	int64_t now, skew;
+	size_t kept;
+} replay_load;
+
+static int replay_load_one(void *ctx, const char *client, const char *mid, int64_t signed_at_us)
+{
+	replay_load *l = ctx;
+	int64_t keep = signed_at_us + 2 * l->skew - l->now;
+	egov_err err;
+
+	if (keep <= 0)
+		return 0;
+	err = replay_check(client, mid, l->now, keep);
+	if (err == EGOV_EBUSY)
+		return 1; /* full: the log's unique key still refuses the rest */
+	l->kept += err == EGOV_OK;
+	return 0;
+}
+
+static egov_err replay_preload(db *d, const egov_config *cfg)
+{
+	replay_load l = {.now = time_now_us(), .skew = (int64_t)cfg->exchange_clock_skew_s * 1000000};
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = db_thread_conn(d, &c)))
+		return err;
+	if ((err = exchange_log_recent(c, l.now - 2 * l.skew, replay_load_one, &l, NULL)))
+		return err;
+	log_info("exchange.pubsub", "%zu message ids of the last %d s reloaded for push replay checks", l.kept,
+		 2 * cfg->exchange_clock_skew_s);
+	return EGOV_OK;
+}
+
 /* ---- shared pieces ---------------------------------------------------------------- */
 
 /* server.peer_tls_ca, else the bundle of the platform's root and issuing
@@ -609,6 +648,8 @@ egov_err pubsub_delivery_start(db *d, const egov_config *cfg)
 		err = EGOV_ECONFLICT;
 		goto out;
 	}
+	if ((err = replay_preload(d, cfg)))
+		goto out;
 	peer_ca(cfg, ca, sizeof ca);
 	dw.cert = strdup(cfg->peer_tls_cert ? cfg->peer_tls_cert : "");
 	dw.key = strdup(cfg->peer_tls_key ? cfg->peer_tls_key : "");

@@ -332,6 +332,15 @@ for (const backend of backends()) {
       assert.equal(r.status, 409, r.text);
       assert.equal(r.json.code, 'exchange.replay');
       assert.equal(sub.forEvent(ev).length, 1);
+      // Across a restart of the subscriber's gateway too: the replay is
+      // refused before it reaches the subscriber's back-end.
+      await ex.dsb.stop();
+      await ex.dsb.start();
+      await waitForConf(ex.dsb);
+      r = await push(`/born/${ev}`, mid, body);
+      assert.equal(r.status, 409, r.text);
+      assert.equal(r.json.code, 'exchange.replay');
+      assert.equal(sub.forEvent(ev).length, 1);
       // Refusals are audited on the subscriber's gateway.
       assert.ok(Number(ex.dsb.sql("SELECT COUNT(*) FROM audit_log WHERE action = 'exchange.pubsub.push_refused'")) >= 3);
     });
