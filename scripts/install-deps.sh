@@ -11,7 +11,7 @@ what=${1:-build}
 
 build_pkgs="build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libpq-dev
 	libssl-dev libsodium-dev libqrencode-dev libgnutls28-dev libcurl4-openssl-dev ca-certificates curl"
-test_pkgs="postgresql-15 clang libclang-rt-14-dev libcmocka-dev chromium fonts-noto-cjk
+test_pkgs="postgresql-15 clang libclang-rt-14-dev libcmocka-dev chromium fonts-noto-cjk sqlite3 openssl
 	nodejs npm procps iproute2"
 bench_pkgs="nginx-light wrk libjansson-dev"
 
