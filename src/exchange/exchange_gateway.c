@@ -392,7 +392,7 @@ static bool replay_rehash(struct replay_shard *sh, int64_t now)
 }
 
 /* 0: first time (now remembered until expires), 1: seen, -1: no room. */
-static int replay_check(const char *client, const char *mid, int64_t now, int64_t expires)
+int exchange_replay_seen(const char *client, const char *mid, int64_t now, int64_t expires)
 {
 	unsigned char h[32];
 	uint64_t key;
@@ -452,7 +452,7 @@ static int replay_load_one(void *ctx, const char *client, const char *mid, int64
 
 	if (expires <= l->now)
 		return 0;
-	rc = replay_check(client, mid, l->now, expires);
+	rc = exchange_replay_seen(client, mid, l->now, expires);
 	if (rc < 0) {
 		l->full++;
 		return 1;
@@ -1273,7 +1273,7 @@ static egov_err provider_call(req *r)
 		provider_problem_now(x, 401, "exchange.signature_invalid", "signed-at outside the allowed clock skew");
 		goto answered;
 	}
-	seen = replay_check(x->client, x->message_id, now, signed_us + skew);
+	seen = exchange_replay_seen(x->client, x->message_id, now, signed_us + skew);
 	if (seen == 1) {
 		audit_x(x, "exchange.replay", "message id seen in the replay window");
 		provider_problem_now(x, 409, "exchange.replay", NULL);

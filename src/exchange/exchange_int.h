@@ -443,6 +443,15 @@ bool exchange_sig_headers_valid(const char *mid, const char *signed_at, const ch
 bool exchange_rule_method_allowed(const char *list, const char *method);
 bool exchange_rule_path_allowed(const char *list, const char *path);
 
+/* ---- the replay window (exchange_gateway.c) ------------------------------------ */
+
+/* Whether (client, message id) was already seen on this gateway's receiving
+ * side (service calls and pub/sub pushes alike): 0 the first time (then it
+ * is remembered until expires, UTC microseconds), 1 if seen and not yet
+ * expired, -1 when the window is full. Reloaded from the message log at
+ * start, so a replay across a restart is refused too. Thread-safe. */
+int exchange_replay_seen(const char *client, const char *message_id, int64_t now, int64_t expires);
+
 /* ---- the provider's recent message ids (exchange_recent.c) ------------------- */
 
 /* Calls fn for each (client, message id, request signed-at) the provider

@@ -45,8 +45,6 @@
 #define LEASE_MARGIN_MS 30000
 #define WHY_MAX 512
 #define RESPONSE_MAX (1024 * 1024)
-#define REPLAY_BUCKETS 4096
-#define REPLAY_MAX 200000
 
 /* Operational figures for /metrics (no database access on a scrape). */
 static atomic_uint_fast64_t m_delivered, m_retried, m_received;
@@ -66,112 +64,6 @@ static egov_err write_metrics(buf *out)
 	    (err = buf_addf(out, "egov_exchange_pubsub_received_total %llu\n",
 			    (unsigned long long)atomic_load(&m_received))))
 		return err;
-	return EGOV_OK;
-}
-
-/* ---- replay memory (subscriber side) -----------------------------------------
- * A push is accepted only within clock_skew_s of its signing time, so
- * remembering (client, message id) for twice that long refuses every replay
- * before it reaches the back-end. The message log's unique key backs it
- * after a restart. */
-
-typedef struct seen {
-	struct seen *next;
-	unsigned char key[32];
-	int64_t until_us;
-} seen;
-
-static struct {
-	pthread_mutex_t mu;
-	seen *bucket[REPLAY_BUCKETS];
-	size_t n;
-} replay = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-/* EGOV_ECONFLICT if seen before; EGOV_EBUSY when the memory is full. */
-static egov_err replay_check(const char *client, const char *message_id, int64_t now_us, int64_t keep_us)
-{
-	unsigned char key[32];
-	seen **pp, *s;
-	buf b;
-	unsigned idx;
-	egov_err err = EGOV_OK;
-
-	buf_init(&b, 2 * EXCHANGE_ID_MAX + PUBSUB_EVENT_ID_MAX + 4);
-	if (buf_adds(&b, client) || buf_addc(&b, '\n') || buf_adds(&b, message_id)) {
-		buf_release(&b);
-		return EGOV_EINVAL;
-	}
-	crypto_sha256(b.data, b.len, key);
-	buf_release(&b);
-	idx = ((unsigned)key[0] << 8 | key[1]) % REPLAY_BUCKETS;
-	pthread_mutex_lock(&replay.mu);
-	for (pp = &replay.bucket[idx]; (s = *pp);) {
-		if (s->until_us <= now_us) {
-			*pp = s->next;
-			free(s);
-			replay.n--;
-			continue;
-		}
-		if (!memcmp(s->key, key, sizeof key)) {
-			err = EGOV_ECONFLICT;
-			goto out;
-		}
-		pp = &s->next;
-	}
-	if (replay.n >= REPLAY_MAX) {
-		err = EGOV_EBUSY;
-		goto out;
-	}
-	if (!(s = malloc(sizeof *s))) {
-		err = EGOV_ENOMEM;
-		goto out;
-	}
-	memcpy(s->key, key, sizeof key);
-	s->until_us = now_us + keep_us;
-	s->next = replay.bucket[idx];
-	replay.bucket[idx] = s;
-	replay.n++;
-out:
-	pthread_mutex_unlock(&replay.mu);
-	return err;
-}
-
-/* After a restart the memory above is empty: reload the message ids this
- * gateway logged on its receiving side within the window (a record logged
- * at T was signed within the skew of T, so its window ends by T + 2 skew),
- * so a push replayed across a restart is refused before it is forwarded. */
-typedef struct replay_load {
-	int64_t now, skew;
-	size_t kept;
-} replay_load;
-
-static int replay_load_one(void *ctx, const char *client, const char *mid, int64_t signed_at_us)
-{
-	replay_load *l = ctx;
-	int64_t keep = signed_at_us + 2 * l->skew - l->now;
-	egov_err err;
-
-	if (keep <= 0)
-		return 0;
-	err = replay_check(client, mid, l->now, keep);
-	if (err == EGOV_EBUSY)
-		return 1; /* full: the log's unique key still refuses the rest */
-	l->kept += err == EGOV_OK;
-	return 0;
-}
-
-static egov_err replay_preload(db *d, const egov_config *cfg)
-{
-	replay_load l = {.now = time_now_us(), .skew = (int64_t)cfg->exchange_clock_skew_s * 1000000};
-	db_conn *c = NULL;
-	egov_err err;
-
-	if ((err = db_thread_conn(d, &c)))
-		return err;
-	if ((err = exchange_log_recent(c, l.now - 2 * l.skew, replay_load_one, &l, NULL)))
-		return err;
-	log_info("exchange.pubsub", "%zu message ids of the last %d s reloaded for push replay checks", l.kept,
-		 2 * cfg->exchange_clock_skew_s);
 	return EGOV_OK;
 }
 
@@ -648,8 +540,6 @@ egov_err pubsub_delivery_start(db *d, const egov_config *cfg)
 		err = EGOV_ECONFLICT;
 		goto out;
 	}
-	if ((err = replay_preload(d, cfg)))
-		goto out;
 	peer_ca(cfg, ca, sizeof ca);
 	dw.cert = strdup(cfg->peer_tls_cert ? cfg->peer_tls_cert : "");
 	dw.key = strdup(cfg->peer_tls_key ? cfg->peer_tls_key : "");
@@ -1023,15 +913,19 @@ egov_err pubsub_push_receive(req *r)
 	}
 	if (err)
 		goto out;
-	err = replay_check(client, msg_id, now, 2 * (int64_t)cfg->exchange_clock_skew_s * 1000000);
-	if (err == EGOV_ECONFLICT) {
-		err = EGOV_OK;
+	/* The gateway's one replay window (reloaded from the message log at
+	 * start, where received pushes are logged on the provider side). */
+	switch (exchange_replay_seen(client, msg_id, now, now + 2 * (int64_t)cfg->exchange_clock_skew_s * 1000000)) {
+	case 1:
 		status = 409;
 		code = "exchange.replay";
 		goto refuse;
-	}
-	if (err)
+	case -1:
+		err = EGOV_EBUSY;
 		goto out;
+	default:
+		break;
+	}
 	exchange_log_cert(signer, sc->pem);
 	atomic_fetch_add(&m_received, 1);
 	snprintf(hdr[0], sizeof hdr[0], "X-Road-Id: %s", ev);
