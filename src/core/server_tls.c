@@ -28,6 +28,7 @@
 
 #include "core/req_int.h"
 #include "core/server_tls.h"
+#include "core/uri.h"
 
 #define PROXIES_MAX 16
 #define PEM_FILE_MAX (1u << 20)
@@ -344,22 +345,11 @@ static bool from_trusted_proxy(const req *r)
 	return false;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* The proxy's header: percent-decoded ('+' stays '+': it is base64, not a
  * space), then the first PEM certificate in it as DER, in the arena. */
 static const void *cert_from_header(req *r, const char *h, size_t *len)
 {
-	size_t n = strlen(h), i, o = 0;
+	size_t n = strlen(h), o;
 	char *pem;
 	unsigned char *der = NULL, *p;
 	const void *res = NULL;
@@ -369,16 +359,7 @@ static const void *cert_from_header(req *r, const char *h, size_t *len)
 
 	if (n == 0 || n > PROXY_CERT_MAX || !(pem = arena_alloc(&r->arena, n + 1)))
 		goto out;
-	for (i = 0; i < n; i++) {
-		int hi, lo;
-		if (h[i] == '%' && i + 2 < n && (hi = hexval(h[i + 1])) >= 0 && (lo = hexval(h[i + 2])) >= 0) {
-			pem[o++] = (char)(hi * 16 + lo);
-			i += 2;
-		} else {
-			pem[o++] = h[i];
-		}
-	}
-	pem[o] = '\0';
+	o = uri_pct_decode(h, n, pem);
 	if (!(b = BIO_new_mem_buf(pem, (int)o)) || !(x = PEM_read_bio_X509(b, NULL, NULL, NULL)))
 		goto out;
 	if ((dlen = i2d_X509(x, NULL)) <= 0 || !(der = arena_alloc(&r->arena, (size_t)dlen)))

@@ -61,5 +61,11 @@ egov_err uri_path_parse(arena *a, const char *raw, size_t len, uri_path *out, co
 egov_err uri_query_parse(arena *a, const char *raw, size_t len, uri_query *out, const char **why);
 /* First value of name, or NULL. */
 const char *uri_query_get(const uri_query *q, const char *name);
+/* Lenient percent-decoding of n bytes of s into out (room for n + 1 bytes;
+ * NUL-terminated): "%XX" becomes its byte, anything else (a '%' without two
+ * hex digits, '+') stays as it is. For values that are not paths or query
+ * parameters, such as base64 in a URL or an escaped PEM header. Returns the
+ * decoded length. */
+size_t uri_pct_decode(const char *s, size_t n, char *out);
 
 #endif

@@ -20,6 +20,7 @@
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/module.h"
+#include "core/uri.h"
 #include "pki/pki_int.h"
 
 static egov_err conn(db_conn **c)
@@ -103,17 +104,6 @@ static egov_err ocsp_post(req *r)
 }
 
 /* RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER}. */
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* RFC 6960 A.1: GET {url}/{url-encoding of base-64 encoding of the DER}.
  * Read from the raw target, not the parsed path: the parser folds "//"
  * into "/", and base64 can hold "//". */
@@ -123,26 +113,15 @@ static egov_err ocsp_get(req *r)
 	const char *t = req_target(r), *end;
 	unsigned char *der = NULL;
 	char *b64 = NULL;
-	size_t len = 0, n, i, o = 0;
+	size_t len = 0, n;
 	egov_err err;
 
 	if (strncmp(t, prefix, sizeof prefix - 1) == 0) {
 		t += sizeof prefix - 1;
 		end = strchr(t, '?');
 		n = end ? (size_t)(end - t) : strlen(t);
-		if ((b64 = arena_alloc(req_arena(r), n + 1))) {
-			for (i = 0; i < n; i++) {
-				int hi, lo;
-				if (t[i] == '%' && i + 2 < n && (hi = hexval(t[i + 1])) >= 0 &&
-				    (lo = hexval(t[i + 2])) >= 0) {
-					b64[o++] = (char)(hi * 16 + lo);
-					i += 2;
-				} else {
-					b64[o++] = t[i];
-				}
-			}
-			b64[o] = '\0';
-		}
+		if ((b64 = arena_alloc(req_arena(r), n + 1)))
+			uri_pct_decode(t, n, b64);
 	}
 	if (b64)
 		der = pki_unb64(b64, &len);
