@@ -621,6 +621,31 @@ static bool cert_current(db_conn *c, const char *pki_serial, const char *not_aft
 	return ok;
 }
 
+/* "key": [ {names[0]: column 0, names[1]: column 1, ...}, ... ] for a query
+ * whose columns are all text, in the query's order. */
+static egov_err write_text_rows(jw *w, db_conn *c, const char *key, const char *sql, const char *const *names)
+{
+	db_rows *rows = NULL;
+	bool has = false;
+	egov_err err;
+	int i;
+
+	jw_key(w, key);
+	jw_arr_begin(w);
+	if ((err = db_query(c, sql, NULL, 0, &rows)))
+		return err;
+	while (!(err = db_rows_next(rows, &has)) && has) {
+		jw_obj_begin(w);
+		for (i = 0; names[i]; i++)
+			jw_kstr(w, names[i], db_rows_text(rows, i));
+		jw_obj_end(w);
+	}
+	db_rows_free(rows);
+	if (!err)
+		jw_arr_end(w);
+	return err;
+}
+
 static egov_err build_once(db_conn *c, int64_t now_us, buf *out, int64_t *version)
 {
 	const egov_config *cfg = app()->config;
@@ -646,21 +671,9 @@ static egov_err build_once(db_conn *c, int64_t now_us, buf *out, int64_t *versio
 	jw_kstr(&w, "expires_at", exp);
 	jw_kstr(&w, "tsa_url", tsa);
 
-	jw_key(&w, "members");
-	jw_arr_begin(&w);
-	if ((err = db_query(c, "SELECT id, name FROM exchange_member ORDER BY id", NULL, 0, &rows)))
+	if ((err = write_text_rows(&w, c, "members", "SELECT id, name FROM exchange_member ORDER BY id",
+				   (const char *const[]){"id", "name", NULL})))
 		goto out;
-	while (!(err = db_rows_next(rows, &has)) && has) {
-		jw_obj_begin(&w);
-		jw_kstr(&w, "id", db_rows_text(rows, 0));
-		jw_kstr(&w, "name", db_rows_text(rows, 1));
-		jw_obj_end(&w);
-	}
-	db_rows_free(rows);
-	rows = NULL;
-	if (err)
-		goto out;
-	jw_arr_end(&w);
 
 	/* Subsystems and their certificates, both in subsystem order: a merge. */
 	jw_key(&w, "subsystems");
@@ -729,41 +742,15 @@ static egov_err build_once(db_conn *c, int64_t now_us, buf *out, int64_t *versio
 		goto out;
 	jw_arr_end(&w);
 
-	jw_key(&w, "access");
-	jw_arr_begin(&w);
-	if ((err = db_query(c,
-			    "SELECT client_id, service_id, methods, paths FROM exchange_access"
-			    " ORDER BY client_id, service_id",
-			    NULL, 0, &rows)))
+	if ((err = write_text_rows(&w, c, "access",
+				   "SELECT client_id, service_id, methods, paths FROM exchange_access"
+				   " ORDER BY client_id, service_id",
+				   (const char *const[]){"client", "service", "methods", "paths", NULL})))
 		goto out;
-	while (!(err = db_rows_next(rows, &has)) && has) {
-		jw_obj_begin(&w);
-		jw_kstr(&w, "client", db_rows_text(rows, 0));
-		jw_kstr(&w, "service", db_rows_text(rows, 1));
-		jw_kstr(&w, "methods", db_rows_text(rows, 2));
-		jw_kstr(&w, "paths", db_rows_text(rows, 3));
-		jw_obj_end(&w);
-	}
-	db_rows_free(rows);
-	rows = NULL;
-	if (err)
-		goto out;
-	jw_arr_end(&w);
 
-	jw_key(&w, "event_types");
-	jw_arr_begin(&w);
-	if ((err = db_query(c, "SELECT id FROM exchange_event_type ORDER BY id", NULL, 0, &rows)))
+	if ((err = write_text_rows(&w, c, "event_types", "SELECT id FROM exchange_event_type ORDER BY id",
+				   (const char *const[]){"id", NULL})))
 		goto out;
-	while (!(err = db_rows_next(rows, &has)) && has) {
-		jw_obj_begin(&w);
-		jw_kstr(&w, "id", db_rows_text(rows, 0));
-		jw_obj_end(&w);
-	}
-	db_rows_free(rows);
-	rows = NULL;
-	if (err)
-		goto out;
-	jw_arr_end(&w);
 	jw_obj_end(&w);
 	err = w.err;
 out:
