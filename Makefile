@@ -29,7 +29,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach: no server, no database.
-FUZZ_LIB := src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c src/core/utf8.c \
+FUZZ_LIB := src/core/b64url.c src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c src/core/utf8.c \
 	src/core/router.c src/oidc/oidc_jwt_parse.c \
 	src/exchange/exchange_wire.c src/exchange/exchange_id.c
 

@@ -424,7 +424,7 @@ static cJSON *decode_json_part(const char *s, size_t len)
 	size_t n = 0;
 	cJSON *j = NULL;
 
-	if (raw && !exchange_b64url_decode(s, len, raw, len / 4 * 3 + 3, &n) &&
+	if (raw && !b64url_decode(s, len, raw, len / 4 * 3 + 3, &n) &&
 	    !json_precheck((const char *)raw, n, EGOV_JSON_DEPTH_MAX))
 		j = cJSON_ParseWithLength((const char *)raw, n);
 	free(raw);

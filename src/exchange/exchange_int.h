@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/b64url.h"
 #include "core/buf.h"
 #include "core/config.h"
 #include "core/db.h"
@@ -302,11 +303,9 @@ egov_err exchange_conf_refresh(const egov_config *cfg, const char **why);
 int exchange_conf_command(int argc, char **argv, db *d);
 egov_err exchange_http_globalconf(req *r);
 
-/* base64url without padding; encode returns the length written (0 when
- * outlen is too small: it needs 4/3 n + 2). decode refuses anything but the
- * one canonical encoding. */
+/* core/b64url.h's encoder with the output size checked: the length written,
+ * 0 when outlen is too small (it needs 4/3 n + 2). Decode: b64url_decode. */
 size_t exchange_b64url_encode(const void *in, size_t n, char *out, size_t outlen);
-egov_err exchange_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen, size_t *n);
 /* ES256 (raw r||s, base64url) with an EVP_PKEY. */
 egov_err exchange_es256_sign(struct evp_pkey_st *key, const void *msg, size_t len, char out[128]);
 egov_err exchange_es256_verify(struct evp_pkey_st *key, const void *msg, size_t len, const char *sig_b64);

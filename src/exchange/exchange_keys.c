@@ -33,6 +33,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "core/b64url.h"
 #include "core/app.h"
 #include "core/crypto.h"
 #include "core/timeutil.h"
@@ -46,69 +47,16 @@
 /* Largest key, certificate or CSR file read. */
 #define PEM_FILE_MAX (64 * 1024)
 
-/* ---- base64url ------------------------------------------------------------ */
-
-static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/* ---- base64url (core/b64url.h), with the output size checked ------------- */
 
 size_t exchange_b64url_encode(const void *in, size_t n, char *out, size_t outlen)
 {
-	const unsigned char *p = in;
-	size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0), o = 0, i;
+	size_t need = n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
 
 	if (outlen < need + 1)
 		return 0;
-	for (i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		size_t left = n - i;
-		if (left > 1)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (left > 2)
-			v |= p[i + 2];
-		out[o++] = b64u[v >> 18];
-		out[o++] = b64u[v >> 12 & 63];
-		if (left > 1)
-			out[o++] = b64u[v >> 6 & 63];
-		if (left > 2)
-			out[o++] = b64u[v & 63];
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int b64u_val(unsigned char ch)
-{
-	const char *at = ch ? strchr(b64u, ch) : NULL;
-	return at ? (int)(at - b64u) : -1;
-}
-
-egov_err exchange_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen, size_t *n)
-{
-	size_t o = 0, i;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	*n = 0;
-	if (len % 4 == 1)
-		return EGOV_EINVAL;
-	for (i = 0; i < len; i++) {
-		int v = b64u_val((unsigned char)in[i]);
-		if (v < 0)
-			return EGOV_EINVAL;
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o >= outlen)
-				return EGOV_ELIMIT;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Leftover bits must be zero: one canonical encoding per value. */
-	if (acc != 0)
-		return EGOV_EINVAL;
-	*n = o;
-	return EGOV_OK;
+	b64url_encode(in, n, out);
+	return need;
 }
 
 /* ---- files ------------------------------------------------------------------ */
@@ -274,7 +222,7 @@ egov_err exchange_es256_verify(EVP_PKEY *key, const void *msg, size_t len, const
 
 	if (!key || !sig_b64 || EVP_PKEY_get_base_id(key) != EVP_PKEY_EC || EVP_PKEY_get_bits(key) != 256)
 		return EGOV_EAUTH;
-	if (exchange_b64url_decode(sig_b64, strlen(sig_b64), raw, sizeof raw, &n) || n != sizeof raw)
+	if (b64url_decode(sig_b64, strlen(sig_b64), raw, sizeof raw, &n) || n != sizeof raw)
 		return EGOV_EAUTH;
 	if (!(sig = ECDSA_SIG_new()) || !(r = BN_bin2bn(raw, 32, NULL)) || !(s = BN_bin2bn(raw + 32, 32, NULL)) ||
 	    !ECDSA_SIG_set0(sig, r, s)) {

@@ -167,7 +167,7 @@ static egov_err central_conf(db_conn *c, jw *w)
 	dot1 = strchr(jws, '.');
 	dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
 	if (!dot2 || !(raw = malloc((size_t)(dot2 - dot1) + 1)) ||
-	    exchange_b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), raw, (size_t)(dot2 - dot1), &n) ||
+	    b64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), raw, (size_t)(dot2 - dot1), &n) ||
 	    !(doc = cJSON_ParseWithLength((const char *)raw, n))) {
 		err = EGOV_EINTERNAL;
 		goto out;

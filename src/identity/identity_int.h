@@ -14,8 +14,6 @@
 
 /* A fresh 256-bit random token, base64url without padding (43 chars). */
 egov_err identity_random_token(char out[IDENTITY_TOKEN_LEN + 1]);
-/* base64url without padding; out must hold 4*ceil(n/3)+1. */
-void identity_b64url(const unsigned char *in, size_t n, char *out);
 /* SHA-256 hex of a NUL-terminated string. */
 void identity_hash_hex(const char *s, char out[65]);
 /* Copies s (NULL as "") into dst of size n, truncating only if it cannot

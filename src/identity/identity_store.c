@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "core/b64url.h"
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
@@ -37,30 +38,6 @@ void identity_now_rfc3339(char out[32])
 	time_format_rfc3339(identity_now_us(), 6, out);
 }
 
-void identity_b64url(const unsigned char *in, size_t n, char *out)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-		out[o++] = tab[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = tab[v >> 18 & 63];
-		out[o++] = tab[v >> 12 & 63];
-		out[o++] = tab[v >> 6 & 63];
-	}
-	out[o] = '\0';
-}
 
 egov_err identity_random_token(char out[IDENTITY_TOKEN_LEN + 1])
 {
@@ -68,7 +45,7 @@ egov_err identity_random_token(char out[IDENTITY_TOKEN_LEN + 1])
 	egov_err err = crypto_random(raw, sizeof raw);
 
 	if (!err)
-		identity_b64url(raw, sizeof raw, out);
+		b64url_encode(raw, sizeof raw, out);
 	sodium_memzero(raw, sizeof raw);
 	return err;
 }

@@ -4,7 +4,7 @@
  * pieces one by one.
  *
  * Files and their rooms:
- *   oidc_jwt_parse.c  base64url, strict compact-JWS parsing (no crypto; fuzzed)
+ *   oidc_jwt_parse.c  strict compact-JWS parsing (no crypto; fuzzed)
  *   oidc_jwt.c        ES256 sign/verify, DER <-> raw r||s, claim checks, PKCE
  *   oidc_keys.c       signing keys: files under DATA/oidc/, rows in oidc_key, rotation, JWKS
  *   oidc_store.c      clients, grants, codes, refresh-token families, denylist
@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "core/b64url.h"
 #include "core/buf.h"
 #include "core/db.h"
 #include "core/err.h"
@@ -55,13 +56,8 @@
 int64_t oidc_now(void);
 void oidc_set_clock(int64_t (*now_s)(void));
 
-/* ---- base64url (RFC 4648 §5, no padding) --------------------------------- */
-/* Encodes n bytes into out (needs 4*ceil(n/3)+1); cannot fail. */
-void oidc_b64url_encode(const unsigned char *in, size_t n, char *out);
-/* Strict decode: only [A-Za-z0-9_-], no '=', no length 4k+1, unused bits
- * zero (so one encoding per value). EGOV_EINVAL otherwise, EGOV_ELIMIT if
- * out is too small. *n = bytes written. */
-egov_err oidc_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen, size_t *n);
+/* base64url: core/b64url.h */
+
 /* A fresh 256-bit random token (43 characters). */
 egov_err oidc_random_token(char out[OIDC_TOKEN_LEN + 1]);
 

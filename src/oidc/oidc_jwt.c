@@ -39,7 +39,7 @@ egov_err oidc_random_token(char out[OIDC_TOKEN_LEN + 1])
 
 	if ((err = crypto_random(r, sizeof r)))
 		return err;
-	oidc_b64url_encode(r, sizeof r, out);
+	b64url_encode(r, sizeof r, out);
 	OPENSSL_cleanse(r, sizeof r);
 	return EGOV_OK;
 }
@@ -161,11 +161,11 @@ egov_err jwt_sign(EVP_PKEY *key, const char *kid, const char *typ, const char *p
 		goto out;
 	{
 		char hb64[220];
-		oidc_b64url_encode((const unsigned char *)hdr, hlen, hb64);
+		b64url_encode((const unsigned char *)hdr, hlen, hb64);
 		if ((err = buf_adds(out, hb64)) || (err = buf_addc(out, '.')))
 			goto out;
 	}
-	oidc_b64url_encode((const unsigned char *)payload_json, plen, b64);
+	b64url_encode((const unsigned char *)payload_json, plen, b64);
 	if ((err = buf_adds(out, b64)))
 		goto out;
 	err = EGOV_EINTERNAL;
@@ -177,7 +177,7 @@ egov_err jwt_sign(EVP_PKEY *key, const char *kid, const char *typ, const char *p
 		goto out;
 	if ((err = jwt_sig_der_to_raw(der, derlen, raw)))
 		goto out;
-	oidc_b64url_encode(raw, sizeof raw, sigb64);
+	b64url_encode(raw, sizeof raw, sigb64);
 	if ((err = buf_addc(out, '.')) || (err = buf_adds(out, sigb64)))
 		goto out;
 	err = EGOV_OK;
@@ -274,7 +274,7 @@ void oidc_pkce_s256(const char *verifier, char challenge[44])
 	unsigned char h[32];
 
 	crypto_sha256(verifier, strlen(verifier), h);
-	oidc_b64url_encode(h, sizeof h, challenge);
+	b64url_encode(h, sizeof h, challenge);
 }
 
 int oidc_pkce_valid(const char *s)

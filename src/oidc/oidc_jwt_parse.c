@@ -1,5 +1,6 @@
 /*
- * oidc_jwt_parse.c: base64url and the strict parser of compact JWS tokens,
+ * oidc_jwt_parse.c: the strict parser of compact JWS tokens (base64url is
+ * core/b64url.h),
  * the one parser of outside input in the module (fuzzed by
  * tests/fuzz/fuzz_jwt.c). No cryptography here, so the fuzz target links
  * only the kernel's parsers and cJSON.
@@ -10,81 +11,10 @@
  */
 #include <string.h>
 
+#include "core/b64url.h"
 #include "core/json.h"
 #include "core/limits.h"
 #include "oidc/oidc_int.h"
-
-static const char b64url_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-void oidc_b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64url_chars[v >> 18 & 63];
-		out[o++] = b64url_chars[v >> 12 & 63];
-		out[o++] = b64url_chars[v >> 6 & 63];
-		out[o++] = b64url_chars[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		out[o++] = b64url_chars[v >> 18 & 63];
-		out[o++] = b64url_chars[v >> 12 & 63];
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = b64url_chars[v >> 18 & 63];
-		out[o++] = b64url_chars[v >> 12 & 63];
-		out[o++] = b64url_chars[v >> 6 & 63];
-	}
-	out[o] = '\0';
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-egov_err oidc_b64url_decode(const char *in, size_t len, unsigned char *out, size_t outlen, size_t *n)
-{
-	size_t i, o = 0, need;
-	uint32_t acc = 0;
-	int bits = 0;
-
-	*n = 0;
-	if (len % 4 == 1)
-		return EGOV_EINVAL;
-	need = len / 4 * 3 + (len % 4 ? len % 4 - 1 : 0);
-	if (need > outlen)
-		return EGOV_ELIMIT;
-	for (i = 0; i < len; i++) {
-		int v = b64val((unsigned char)in[i]);
-		if (v < 0)
-			return EGOV_EINVAL;
-		acc = acc << 6 | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	/* Leftover bits must be zero: otherwise two texts decode alike. */
-	if (acc != 0)
-		return EGOV_EINVAL;
-	*n = o;
-	return EGOV_OK;
-}
 
 static cJSON *decode_json(const char *part, size_t len, const char **why)
 {
@@ -93,7 +23,7 @@ static cJSON *decode_json(const char *part, size_t len, const char **why)
 	cJSON *j = NULL;
 	const char *code;
 
-	if (oidc_b64url_decode(part, len, tmp, sizeof tmp - 1, &n)) {
+	if (b64url_decode(part, len, tmp, sizeof tmp - 1, &n)) {
 		*why = "jwt.base64";
 		return NULL;
 	}
@@ -173,7 +103,7 @@ egov_err jwt_parse(const char *tok, size_t len, jwt_parsed *out, const char **wh
 	if (has_duplicates(pl))
 		goto out;
 	*why = "jwt.signature";
-	if (oidc_b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - tok), out->sig, sizeof out->sig, &n) || n != 64)
+	if (b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - tok), out->sig, sizeof out->sig, &n) || n != 64)
 		goto out;
 	memcpy(out->kid, kid->valuestring, strlen(kid->valuestring) + 1);
 	if (typ)

@@ -209,8 +209,8 @@ static egov_err pub_coords(EVP_PKEY *k, char x[44], char y[44])
 		goto out;
 	if (BN_bn2binpad(bx, rx, 32) != 32 || BN_bn2binpad(by, ry, 32) != 32)
 		goto out;
-	oidc_b64url_encode(rx, 32, x);
-	oidc_b64url_encode(ry, 32, y);
+	b64url_encode(rx, 32, x);
+	b64url_encode(ry, 32, y);
 	err = EGOV_OK;
 out:
 	BN_free(bx);
@@ -281,7 +281,7 @@ static egov_err key_create(db_conn *c)
 	/* RFC 7638: members in lexical order, no whitespace. */
 	snprintf(thumb_in, sizeof thumb_in, "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
 	crypto_sha256(thumb_in, strlen(thumb_in), h);
-	oidc_b64url_encode(h, sizeof h, kid);
+	b64url_encode(h, sizeof h, kid);
 	snprintf(jwk, sizeof jwk,
 		 "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"%s\",\"y\":\"%s\",\"kid\":\"%s\",\"use\":\"sig\",\"alg\":\"ES256\"}",
 		 x, y, kid);

@@ -218,7 +218,7 @@ static egov_err issue(req *r, db_conn *c, const grant *g)
 		goto out;
 	/* at_hash: left half of SHA-256 of the access token (OIDC Core §3.1.3.6). */
 	crypto_sha256(at.data, at.len, h);
-	oidc_b64url_encode(h, 16, at_hash);
+	b64url_encode(h, 16, at_hash);
 	buf_reset(&claims);
 	jw_init(&w, &claims);
 	jw_obj_begin(&w);

@@ -32,17 +32,17 @@ static void test_b64url(void **state)
 	char enc[32];
 	size_t n = 0;
 
-	oidc_b64url_encode((const unsigned char *)"\xfb\xff", 2, enc);
+	b64url_encode((const unsigned char *)"\xfb\xff", 2, enc);
 	assert_string_equal(enc, "-_8");
-	assert_int_equal(oidc_b64url_decode("-_8", 3, out, sizeof out, &n), EGOV_OK);
+	assert_int_equal(b64url_decode("-_8", 3, out, sizeof out, &n), EGOV_OK);
 	assert_int_equal(n, 2);
 	assert_memory_equal(out, "\xfb\xff", 2);
 	/* padding, standard alphabet, impossible length, stray bits */
-	assert_int_equal(oidc_b64url_decode("-_8=", 4, out, sizeof out, &n), EGOV_EINVAL);
-	assert_int_equal(oidc_b64url_decode("+/8", 3, out, sizeof out, &n), EGOV_EINVAL);
-	assert_int_equal(oidc_b64url_decode("abcde", 5, out, sizeof out, &n), EGOV_EINVAL);
-	assert_int_equal(oidc_b64url_decode("-_9", 3, out, sizeof out, &n), EGOV_EINVAL);
-	assert_int_equal(oidc_b64url_decode("AAAAAAAAAAAAAAAAAAAAAAAA", 24, out, 4, &n), EGOV_ELIMIT);
+	assert_int_equal(b64url_decode("-_8=", 4, out, sizeof out, &n), EGOV_EINVAL);
+	assert_int_equal(b64url_decode("+/8", 3, out, sizeof out, &n), EGOV_EINVAL);
+	assert_int_equal(b64url_decode("abcde", 5, out, sizeof out, &n), EGOV_EINVAL);
+	assert_int_equal(b64url_decode("-_9", 3, out, sizeof out, &n), EGOV_EINVAL);
+	assert_int_equal(b64url_decode("AAAAAAAAAAAAAAAAAAAAAAAA", 24, out, 4, &n), EGOV_ELIMIT);
 }
 
 /* ---- PKCE --------------------------------------------------------------- */
@@ -74,8 +74,8 @@ static char *forge(const char *hdr, const char *payload, const char *sig64)
 {
 	char h[512], p[512], *out = malloc(1200);
 
-	oidc_b64url_encode((const unsigned char *)hdr, strlen(hdr), h);
-	oidc_b64url_encode((const unsigned char *)payload, strlen(payload), p);
+	b64url_encode((const unsigned char *)hdr, strlen(hdr), h);
+	b64url_encode((const unsigned char *)payload, strlen(payload), p);
 	snprintf(out, 1200, "%s.%s.%s", h, p, sig64);
 	return out;
 }
@@ -133,7 +133,7 @@ static void test_jwt_sign_verify(void **state)
 		assert_int_equal(jwt_verify_sig(tok, &q, k), EGOV_EAUTH);
 	}
 	/* tampered payload, same signature */
-	oidc_b64url_encode(p.sig, 64, sig64);
+	b64url_encode(p.sig, 64, sig64);
 	t2 = forge("{\"alg\":\"ES256\",\"kid\":\"k1\",\"typ\":\"JWT\"}",
 		   "{\"iss\":\"https://id.example\",\"aud\":\"app\",\"sub\":\"admin\",\"exp\":1800000300}", sig64);
 	{
