@@ -126,6 +126,15 @@ bool req_is_peer(const req *r);
 void req_defer(req *r);
 void req_resume(req *r);
 
+/* A route's gate may hold something for its handler (a place in a queue):
+ * req_gate_hold() records how to give it back; the handler takes it over
+ * with req_gate_take() (true when one was held, and the kernel then no
+ * longer gives it back); whatever was not taken is given back when the
+ * request ends (refused before the handler ran, the client gone). At most
+ * one hold per request. */
+void req_gate_hold(req *r, void (*release)(void));
+bool req_gate_take(req *r);
+
 /* 1 if the request's If-None-Match matches etag (a quoted strong tag):
  * "*", or any member of the list, compared weakly as RFC 9110 asks for
  * If-None-Match (a W/ prefix is ignored). */

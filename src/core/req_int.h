@@ -70,6 +70,7 @@ struct req {
 	int off_state;         /* 0 none, 1 queued/running, 2 done */
 	bool off_suspended;    /* the MHD worker suspended the connection */
 	bool off_init;         /* off_mu was initialised */
+	void (*gate_release)(void); /* what the route's gate holds, until taken */
 };
 
 /* Adds the headers every response carries (security, id, language, extras). */

@@ -485,6 +485,19 @@ static bool dispatch(req *r)
 	return run_handler(r);
 }
 
+void req_gate_hold(req *r, void (*release)(void))
+{
+	r->gate_release = release;
+}
+
+bool req_gate_take(req *r)
+{
+	bool held = r->gate_release != NULL;
+
+	r->gate_release = NULL;
+	return held;
+}
+
 /* Set by req_defer() on the thread running the handler, so that
  * run_handler learns of the deferral without touching r afterwards. */
 static __thread bool handler_deferred;
@@ -854,6 +867,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 		/* MHD answered or dropped it itself (malformed, headers too
 		 * large, client gone, timeout). */
 		r->status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 0;
+	}
+	if (r->gate_release) {
+		r->gate_release(); /* the handler never took what the gate held */
+		r->gate_release = NULL;
 	}
 	if (the_server)
 		metrics_http_observe(r->metrics_slot, r->method ? (unsigned)r->method : HTTP_GET, r->status, dur);

@@ -172,6 +172,7 @@ typedef struct identity_admission_stats {
 	int slots, queue_max;
 	int running, waiting;
 	uint64_t admitted, rejected;
+	uint64_t kept_memory; /* hashes that ran in a slot's kept working memory */
 	int64_t mean_hash_us; /* moving average of one hash's wall time */
 } identity_admission_stats;
 void identity_admission_stats_get(identity_admission_stats *out);

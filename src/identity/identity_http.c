@@ -13,6 +13,7 @@
  *   login ok/failed/locked, logout, password reset, TOTP changes, recovery
  *   code use, session revocation.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@
 #include "core/app.h"
 #include "core/i18n.h"
 #include "core/limits.h"
+#include "core/log.h"
+#include "core/metrics.h"
 #include "core/module.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
@@ -767,31 +770,63 @@ static egov_err api_recovery_regenerate(req *r)
 
 /* ---- the module -------------------------------------------------------------------------- */
 
-/* Routes that hash a password: when every hashing slot is busy and the
- * queue is full, the 429 is answered on the HTTP worker, before the
- * request would wait for a pool thread (and before its body is parsed:
- * an overloaded server need not read it to refuse it). */
+/* Routes that hash a password: the gate reserves the request's place in the
+ * hashing queue on the HTTP worker, or answers 429 there when every slot is
+ * busy and the queue is full (before the request would wait for a pool
+ * thread, and before its body is parsed: an overloaded server need not read
+ * it to refuse it). Requests on their way to a pool thread hold their place,
+ * so none is refused later, after the wait. The kernel gives the place back
+ * if the handler never runs. */
 static egov_err hash_gate(req *r)
 {
 	int64_t retry = 0;
 
-	if (!identity_admission_full(&retry))
-		return EGOV_OK;
-	return problem_retry(r, "identity.busy", retry);
+	if (!identity_admission_reserve(&retry))
+		return problem_retry(r, "identity.busy", retry);
+	req_gate_hold(r, identity_admission_unreserve);
+	return EGOV_OK;
+}
+
+/* The handler of a hashing route, on the pool thread: takes over the place
+ * its gate reserved, and gives it back if it answered without hashing. */
+static egov_err with_place(req *r, egov_err (*handler)(req *))
+{
+	egov_err err;
+
+	if (req_gate_take(r))
+		identity_admission_adopt();
+	err = handler(r);
+	identity_admission_unadopt();
+	return err;
+}
+
+static egov_err api_register_placed(req *r)
+{
+	return with_place(r, api_register);
+}
+
+static egov_err api_login_placed(req *r)
+{
+	return with_place(r, api_login);
+}
+
+static egov_err api_reset_confirm_placed(req *r)
+{
+	return with_place(r, api_reset_confirm);
 }
 
 #define P "/api/v1/identity"
 
 const route identity_routes[] = {
-	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register,
+	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register_placed,
 	 .blocking = true, .gate = hash_gate},
 	{.method = HTTP_POST, .path = P "/verify-email", .body_max = SMALL_BODY, .handler = api_verify_email},
-	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login,
+	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login_placed,
 	 .blocking = true, .gate = hash_gate},
 	{.method = HTTP_POST, .path = P "/login/totp", .body_max = SMALL_BODY, .handler = api_login_totp},
 	{.method = HTTP_POST, .path = P "/logout", .body_max = SMALL_BODY, .handler = api_logout},
 	{.method = HTTP_POST, .path = P "/password/reset", .body_max = SMALL_BODY, .handler = api_reset_request},
-	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm,
+	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm_placed,
 	 .blocking = true, .gate = hash_gate},
 	{.method = HTTP_GET, .path = P "/me", .handler = api_me},
 	{.method = HTTP_GET, .path = P "/sessions", .handler = api_sessions},
@@ -804,12 +839,43 @@ const route identity_routes[] = {
 };
 const size_t identity_routes_count = sizeof identity_routes / sizeof identity_routes[0];
 
+/* Password hashing's admission control on /metrics: an operator sees a
+ * login flood (rejected) and what a hash costs. */
+static egov_err write_metrics(buf *out)
+{
+	identity_admission_stats st;
+	egov_err err;
+
+	identity_admission_stats_get(&st);
+	if ((err = metrics_write_header(out, "egov_identity_hash_slots", "gauge",
+					"Password hashes that may run at once, and those running")) ||
+	    (err = buf_addf(out, "egov_identity_hash_slots{state=\"total\"} %d\n", st.slots)) ||
+	    (err = buf_addf(out, "egov_identity_hash_slots{state=\"running\"} %d\n", st.running)) ||
+	    (err = metrics_write_header(out, "egov_identity_hash_queue", "gauge",
+					"Password hashes waiting for a slot, and the most that may wait")) ||
+	    (err = buf_addf(out, "egov_identity_hash_queue{state=\"max\"} %d\n", st.queue_max)) ||
+	    (err = buf_addf(out, "egov_identity_hash_queue{state=\"waiting\"} %d\n", st.waiting)) ||
+	    (err = metrics_write_header(out, "egov_identity_hashes_total", "counter",
+					"Password hashes admitted, refused (429) and run in a slot's kept memory")) ||
+	    (err = buf_addf(out, "egov_identity_hashes_total{result=\"admitted\"} %" PRIu64 "\n", st.admitted)) ||
+	    (err = buf_addf(out, "egov_identity_hashes_total{result=\"rejected\"} %" PRIu64 "\n", st.rejected)) ||
+	    (err = buf_addf(out, "egov_identity_hashes_total{result=\"kept_memory\"} %" PRIu64 "\n",
+			    st.kept_memory)) ||
+	    (err = metrics_write_header(out, "egov_identity_hash_seconds", "gauge",
+					"Moving average of one password hash's wall time")) ||
+	    (err = buf_addf(out, "egov_identity_hash_seconds %.6f\n", (double)st.mean_hash_us / 1e6)))
+		return err;
+	return EGOV_OK;
+}
+
 /* Serving: the router asks this module who may call a route; password
  * hashing runs behind admission control; mailed links start with the
  * public URL; session cookies are Secure when egov itself speaks HTTPS. */
 static egov_err start(const egov_config *cfg)
 {
 	identity_admission_init(0, 0);
+	if (metrics_add_writer(write_metrics))
+		log_warn("identity", "password hashing figures will not be on /metrics");
 	identity_set_public_url(cfg->pki_public_url);
 	identity_set_cookie_secure(cfg->tls_cert[0] != '\0');
 	http_set_authorizer(identity_authorizer);

@@ -29,7 +29,16 @@ void identity_now_rfc3339(char out[32]);
 /* Whether a hash asked for now would be refused (every slot busy, the
  * queue full), with the wait estimate; counts as a rejection. Does not
  * block: the routes that hash call it on the HTTP worker (route.gate). */
-bool identity_admission_full(int64_t *retry_after_ms);
+/* Admission control seen from the HTTP side (identity_password.c): a
+ * place in the queue reserved on the HTTP worker (false when slots and
+ * queue are full, with *retry_after_ms), given back unused with
+ * identity_admission_unreserve(); the thread that will hash adopts it, so
+ * its next hash takes a slot without being refused again, and
+ * identity_admission_unadopt() gives it back if it did not hash. */
+bool identity_admission_reserve(int64_t *retry_after_ms);
+void identity_admission_unreserve(void);
+void identity_admission_adopt(void);
+void identity_admission_unadopt(void);
 
 /* identity_session_create() through db_batch(): concurrent logins share
  * one commit (a login's session row is its one write on the common path). */

@@ -6,6 +6,12 @@
  * - At most `slots` hashes run at once and at most `queue_max` callers wait;
  *   anyone beyond is refused at once (EGOV_EBUSY) with an estimate of when
  *   a slot frees, so memory stays bounded at slots x 19 MiB under any load.
+ * - Each slot keeps its Argon2id working memory (19 MiB, made on the slot's
+ *   first hash) and lends it to libsodium for each hash (core/lend.h), so a
+ *   hash costs the computation and not also the kernel mapping, faulting,
+ *   zeroing and freeing 4,864 fresh pages. The area is wiped after every
+ *   hash. Resident memory therefore holds one area per slot once slots
+ *   have been used: the bound above, kept instead of re-made.
  * - An unknown e-mail costs one Argon2id verify, like a known one, and is
  *   counted under the same throttle, so neither timing nor throttling tells
  *   whether an account exists.
@@ -20,6 +26,7 @@
 
 #include <sodium.h>
 
+#include "core/lend.h"
 #include "core/utf8.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
@@ -126,17 +133,27 @@ egov_err identity_password_policy(const char *pw, const char **code)
 
 /* ---- admission control --------------------------------------------------- */
 
+/* Slots beyond this many would each keep 19 MiB; no machine egov runs on
+ * gains from more parallel hashes than this. */
+#define SLOTS_MAX 64
+
 static pthread_mutex_t adm_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t adm_cv = PTHREAD_COND_INITIALIZER;
 static int adm_slots, adm_queue_max, adm_running, adm_waiting;
-static uint64_t adm_admitted, adm_rejected;
+static uint64_t adm_admitted, adm_rejected, adm_lent;
 static int64_t adm_mean_us = 50000; /* a first guess until measured */
+static bool slot_busy[SLOTS_MAX];
+
+static int clamp_slots(int n)
+{
+	return n < 1 ? 1 : n > SLOTS_MAX ? SLOTS_MAX : n;
+}
 
 static void admission_defaults_locked(void)
 {
 	if (adm_slots == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
-		adm_slots = n > 0 ? (int)n : 1;
+		adm_slots = clamp_slots(n > 0 ? (int)n : 1);
 		adm_queue_max = 2 * adm_slots;
 	}
 }
@@ -160,8 +177,8 @@ void identity_admission_init(int slots, int queue)
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
 		slots = n > 0 ? (int)n : 1;
 	}
-	adm_slots = slots;
-	adm_queue_max = queue > 0 ? queue : 2 * slots;
+	adm_slots = clamp_slots(slots);
+	adm_queue_max = queue > 0 ? queue : 2 * adm_slots;
 	pthread_cond_broadcast(&adm_cv);
 	pthread_mutex_unlock(&adm_mu);
 }
@@ -176,6 +193,7 @@ void identity_admission_stats_get(identity_admission_stats *out)
 	out->waiting = adm_waiting;
 	out->admitted = adm_admitted;
 	out->rejected = adm_rejected;
+	out->kept_memory = adm_lent;
 	out->mean_hash_us = adm_mean_us;
 	pthread_mutex_unlock(&adm_mu);
 }
@@ -189,54 +207,100 @@ static int64_t retry_ms_locked(void)
 	return ms < 1 ? 1 : ms;
 }
 
-bool identity_admission_full(int64_t *retry_after_ms)
-{
-	bool full;
+/* A reservation is a place in the queue taken before the request reaches
+ * the thread that will hash (identity_admission_reserve, on the HTTP
+ * worker): it counts as waiting from then on, so requests on their way to
+ * a pool thread are not let in beyond the queue, and every refusal is made
+ * there, at once. The thread that then hashes adopts it (a thread-local
+ * flag): its admit() takes a slot without being refused again. */
+static _Thread_local bool tl_reserved;
 
+bool identity_admission_reserve(int64_t *retry_after_ms)
+{
+	bool ok;
+
+	pthread_once(&sodium_once, sodium_setup);
 	pthread_mutex_lock(&adm_mu);
 	admission_defaults_locked();
-	full = adm_running >= adm_slots && adm_waiting >= adm_queue_max;
-	if (full) {
+	ok = adm_running + adm_waiting < adm_slots + adm_queue_max;
+	if (ok) {
+		adm_waiting++;
+	} else {
 		if (retry_after_ms)
 			*retry_after_ms = retry_ms_locked();
 		adm_rejected++;
 	}
 	pthread_mutex_unlock(&adm_mu);
-	return full;
+	return ok;
 }
 
-/* Takes a slot, waiting in the queue if there is room in it. */
-static egov_err admit(int64_t *retry_after_ms)
+void identity_admission_unreserve(void)
+{
+	pthread_mutex_lock(&adm_mu);
+	adm_waiting--;
+	pthread_cond_signal(&adm_cv);
+	pthread_mutex_unlock(&adm_mu);
+}
+
+void identity_admission_adopt(void)
+{
+	tl_reserved = true;
+}
+
+void identity_admission_unadopt(void)
+{
+	if (tl_reserved) {
+		tl_reserved = false;
+		identity_admission_unreserve();
+	}
+}
+
+/* Takes a slot (*slot, its index), waiting in the queue if there is room
+ * in it, or, holding a reservation, in the place it keeps. A free index
+ * below adm_slots always exists once running < adm_slots: the busy ones
+ * below it are at most the running. */
+static egov_err admit(int *slot, int64_t *retry_after_ms)
 {
 	egov_err err = EGOV_OK;
+	bool reserved = tl_reserved;
+	int i;
 
 	pthread_once(&sodium_once, sodium_setup);
 	if (!sodium_ok)
 		return EGOV_EINTERNAL;
+	tl_reserved = false;
 	pthread_mutex_lock(&adm_mu);
 	admission_defaults_locked();
-	if (adm_running >= adm_slots && adm_waiting >= adm_queue_max) {
+	if (!reserved && adm_running + adm_waiting >= adm_slots + adm_queue_max) {
 		if (retry_after_ms)
 			*retry_after_ms = retry_ms_locked();
 		adm_rejected++;
 		err = EGOV_EBUSY;
 		goto out;
 	}
-	adm_waiting++;
+	if (!reserved)
+		adm_waiting++;
 	while (adm_running >= adm_slots)
 		pthread_cond_wait(&adm_cv, &adm_mu);
 	adm_waiting--;
 	adm_running++;
 	adm_admitted++;
+	for (i = 0; i < adm_slots && slot_busy[i]; i++)
+		;
+	slot_busy[i] = true;
+	*slot = i;
 out:
 	pthread_mutex_unlock(&adm_mu);
 	return err;
 }
 
-static void release(int64_t took_us)
+static void release(int slot, int64_t took_us, bool lent)
 {
 	pthread_mutex_lock(&adm_mu);
 	adm_running--;
+	slot_busy[slot] = false;
+	if (lent)
+		adm_lent++;
 	/* Exponential moving average, weight 1/8. */
 	adm_mean_us += (took_us - adm_mean_us) / 8;
 	if (adm_mean_us < 1000)
@@ -245,19 +309,48 @@ static void release(int64_t took_us)
 	pthread_mutex_unlock(&adm_mu);
 }
 
+/* Runs one libsodium call in the slot the caller holds, with the slot's
+ * kept working memory lent to it (made on first use; without it libsodium
+ * maps its own, as it would anyway). */
+typedef struct hash_job {
+	const char *hash; /* verify against this; NULL: make a new hash */
+	const char *pw;
+	char *out; /* new hash, crypto_pwhash_STRBYTES */
+	int rc;
+	bool lent;
+	int64_t took_us;
+} hash_job;
+
+static lend_area slot_area[SLOTS_MAX]; /* each used only by its slot's holder */
+
+static void run_in_slot(int slot, hash_job *j)
+{
+	lend_area *a = &slot_area[slot];
+	int64_t t0 = time_mono_us();
+
+	if (!a->base && lend_supported())
+		(void)lend_area_alloc(a, IDENTITY_ARGON2_MEMLIMIT);
+	lend_begin(a);
+	if (j->hash)
+		j->rc = crypto_pwhash_str_verify(j->hash, j->pw, strlen(j->pw));
+	else
+		j->rc = crypto_pwhash_str_alg(j->out, j->pw, strlen(j->pw), IDENTITY_ARGON2_OPSLIMIT,
+					      IDENTITY_ARGON2_MEMLIMIT, crypto_pwhash_ALG_ARGON2ID13);
+	j->lent = lend_end();
+	j->took_us = time_mono_us() - t0;
+}
+
 egov_err identity_password_hash(const char *pw, char out[128], int64_t *retry_after_ms)
 {
-	int64_t t0;
-	int rc;
+	hash_job j = {.pw = pw, .out = out};
+	int slot = 0;
 	egov_err err;
 
-	if ((err = admit(retry_after_ms)))
+	if ((err = admit(&slot, retry_after_ms)))
 		return err;
-	t0 = time_mono_us();
-	rc = crypto_pwhash_str_alg(out, pw, strlen(pw), IDENTITY_ARGON2_OPSLIMIT, IDENTITY_ARGON2_MEMLIMIT,
-				   crypto_pwhash_ALG_ARGON2ID13);
-	release(time_mono_us() - t0);
-	return rc == 0 ? EGOV_OK : EGOV_ENOMEM;
+	run_in_slot(slot, &j);
+	release(slot, j.took_us, j.lent);
+	return j.rc == 0 ? EGOV_OK : EGOV_ENOMEM;
 }
 
 static char dummy_hash[crypto_pwhash_STRBYTES];
@@ -278,8 +371,8 @@ static void make_dummy(void)
 
 egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, int64_t *retry_after_ms)
 {
-	int64_t t0;
-	int rc;
+	hash_job j = {.pw = pw};
+	int slot = 0;
 	egov_err err;
 
 	*ok = false;
@@ -287,12 +380,12 @@ egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, in
 		pthread_once(&dummy_once, make_dummy);
 		hash = dummy_hash;
 	}
-	if ((err = admit(retry_after_ms)))
+	j.hash = hash;
+	if ((err = admit(&slot, retry_after_ms)))
 		return err;
-	t0 = time_mono_us();
-	rc = crypto_pwhash_str_verify(hash, pw, strlen(pw));
-	release(time_mono_us() - t0);
-	*ok = rc == 0 && hash != dummy_hash;
+	run_in_slot(slot, &j);
+	release(slot, j.took_us, j.lent);
+	*ok = j.rc == 0 && hash != dummy_hash;
 	return EGOV_OK;
 }
 

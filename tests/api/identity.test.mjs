@@ -241,6 +241,37 @@ for (const backend of backends()) {
         assert.equal(r.headers.get('content-type'), 'application/problem+json');
         conforms('POST', '/login', r);
       }
+
+      // Places taken by requests that end without a hash come back: a body
+      // that is not JSON, a missing password.
+      for (const b of ['{"email":', JSON.stringify({ email: 'flo@example.mo' })]) {
+        const r = await fetch(`${node.url}/api/v1/identity/login`, {
+          method: 'POST', headers: { 'Content-Type': 'application/json' }, body: b,
+        });
+        assert.equal(r.status, 400, await r.text());
+      }
+
+      // The flood shows on /metrics: slots, admitted and refused hashes; and,
+      // outside AddressSanitizer (which keeps libsodium's own mappings), every
+      // admitted hash ran in a slot's kept memory.
+      const m = await (await fetch(`${node.url}/metrics`)).text();
+      const val = (re) => {
+        const x = re.exec(m);
+        assert.ok(x, `${re} on /metrics`);
+        return Number(x[1]);
+      };
+      const admitted = val(/^egov_identity_hashes_total\{result="admitted"\} (\d+)$/m);
+      const rejected = val(/^egov_identity_hashes_total\{result="rejected"\} (\d+)$/m);
+      const kept = val(/^egov_identity_hashes_total\{result="kept_memory"\} (\d+)$/m);
+      assert.ok(admitted >= rs.filter((r) => r.status === 200).length, `admitted ${admitted}`);
+      assert.ok(rejected >= busy.length, `rejected ${rejected} < ${busy.length}`);
+      if (process.env.EGOV_TEST_SANITIZER) assert.equal(kept, 0);
+      else assert.equal(kept, admitted);
+      assert.ok(val(/^egov_identity_hash_slots\{state="total"\} (\d+)$/m) >= 1);
+      // Nothing is left holding a slot or a place in the queue.
+      assert.equal(val(/^egov_identity_hash_slots\{state="running"\} (\d+)$/m), 0);
+      assert.equal(val(/^egov_identity_hash_queue\{state="waiting"\} (\d+)$/m), 0);
+      assert.ok(val(/^egov_identity_hash_seconds ([0-9.]+)$/m) > 0);
     });
   });
 }

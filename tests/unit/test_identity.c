@@ -138,6 +138,64 @@ static void test_admission_busy(void **state)
 	identity_admission_init(2, 4);
 }
 
+/* Places reserved on the HTTP side count against slots + queue at once,
+ * are taken over by the thread that hashes (never refused then), and come
+ * back when given up or not used. */
+static void *reserved_hash_thread(void *arg)
+{
+	char hash[128];
+	int64_t retry = 0;
+	egov_err *err = arg;
+
+	identity_admission_adopt();
+	*err = identity_password_hash("violet-harbour-lantern", hash, &retry);
+	identity_admission_unadopt(); /* nothing left to give back */
+	return NULL;
+}
+
+static void test_admission_reservations(void **state)
+{
+	identity_admission_stats st;
+	pthread_t t[2];
+	egov_err e[2] = {EGOV_EINTERNAL, EGOV_EINTERNAL};
+	char hash[128];
+	int64_t retry = 0;
+
+	(void)state;
+	identity_admission_init(1, 1);
+	/* Two places (one slot, one in the queue), even before any hash runs. */
+	assert_true(identity_admission_reserve(&retry));
+	assert_true(identity_admission_reserve(&retry));
+	retry = 0;
+	assert_false(identity_admission_reserve(&retry));
+	assert_true(retry >= 1);
+	/* Without a place, a hash is refused while the places are taken. */
+	assert_int_equal(identity_password_hash("violet-harbour-lantern", hash, &retry), EGOV_EBUSY);
+	identity_admission_stats_get(&st);
+	assert_int_equal(st.waiting, 2);
+	assert_int_equal(st.running, 0);
+	/* The holders hash in turn, neither refused. */
+	assert_int_equal(pthread_create(&t[0], NULL, reserved_hash_thread, &e[0]), 0);
+	assert_int_equal(pthread_create(&t[1], NULL, reserved_hash_thread, &e[1]), 0);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	assert_int_equal(e[0], EGOV_OK);
+	assert_int_equal(e[1], EGOV_OK);
+	identity_admission_stats_get(&st);
+	assert_int_equal(st.waiting, 0);
+	assert_int_equal(st.running, 0);
+	/* A place given up, and a place adopted but not used, come back. */
+	assert_true(identity_admission_reserve(&retry));
+	identity_admission_unreserve();
+	assert_true(identity_admission_reserve(&retry));
+	identity_admission_adopt();
+	identity_admission_unadopt();
+	identity_admission_stats_get(&st);
+	assert_int_equal(st.waiting, 0);
+	assert_int_equal(identity_password_hash("violet-harbour-lantern", hash, &retry), EGOV_OK);
+	identity_admission_init(2, 4);
+}
+
 static void test_totp_vectors(void **state)
 {
 	const unsigned char *key = (const unsigned char *)"12345678901234567890";
@@ -521,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_password_policy),
 		cmocka_unit_test(test_hash_verify),
 		cmocka_unit_test(test_admission_busy),
+		cmocka_unit_test(test_admission_reservations),
 		cmocka_unit_test(test_totp_vectors),
 		cmocka_unit_test(test_qr_svg),
 		cmocka_unit_test(test_roles_table),
