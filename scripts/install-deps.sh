@@ -3,7 +3,8 @@
 #   install-deps.sh build   compiler and libraries for `make run`
 #   install-deps.sh test    + PostgreSQL 15, clang/libFuzzer, cmocka, Chromium,
 #                             CJK fonts, Node.js and the npm packages in package.json
-#   install-deps.sh bench   + nginx and wrk
+#   install-deps.sh bench   + nginx, wrk and glewlwyd (measured beside egov's
+#                             trust layer, bench/glewlwyd_bench.sh)
 # Runs apt-get as root (or through sudo when not root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,7 @@ build_pkgs="build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3
 	libssl-dev libsodium-dev libqrencode-dev libgnutls28-dev libcurl4-openssl-dev ca-certificates curl"
 test_pkgs="postgresql-15 clang libclang-rt-14-dev libcmocka-dev chromium fonts-noto-cjk sqlite3 openssl
 	nodejs npm procps iproute2"
-bench_pkgs="nginx-light wrk libjansson-dev"
+bench_pkgs="nginx-light wrk libjansson-dev glewlwyd"
 
 case "$what" in
 build) pkgs="$build_pkgs" ;;
