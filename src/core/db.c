@@ -123,7 +123,7 @@ egov_err db_open(const char *url, db **out, char *errmsg, size_t errlen)
 	const struct db_backend *be = NULL;
 	const char *target = NULL;
 	db_conn *probe = NULL;
-	bool key_made = false, lock_made = false;
+	bool key_made = false, lock_made = false, gate_made = false;
 
 	*out = NULL;
 	if (errmsg && errlen)
@@ -184,6 +184,11 @@ egov_err db_open(const char *url, db **out, char *errmsg, size_t errlen)
 		goto out;
 	}
 	lock_made = true;
+	if (pthread_mutex_init(&d->gate.mu, NULL) != 0) {
+		err = EGOV_ENOMEM;
+		goto out;
+	}
+	gate_made = true;
 	if (pthread_key_create(&d->key, thread_conn_release) != 0) {
 		errset(errmsg, errlen, "%s", "out of thread-local keys");
 		err = EGOV_ENOMEM;
@@ -208,6 +213,8 @@ out:
 			pthread_key_delete(d->key);
 		if (lock_made)
 			pthread_mutex_destroy(&d->lock);
+		if (gate_made)
+			pthread_mutex_destroy(&d->gate.mu);
 		free(d->target);
 		free(d);
 	}
@@ -232,6 +239,7 @@ void db_close(db *d)
 		c->be->conn_close(c);
 	}
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->gate.mu);
 	free(d->target);
 	free(d);
 }

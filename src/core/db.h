@@ -104,6 +104,17 @@ egov_err db_query_int(db_conn *c, const char *sql, const db_param *params, int n
  * groups concurrent commits itself, fn runs in its own transaction on the
  * calling thread's connection. */
 egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
+/* The same, for a caller that makes a durable commit of its own (its audit
+ * record, say) after this one and before it acts on the result: fn's
+ * changes are committed and visible to every connection when this returns,
+ * but the commit is not flushed on its own account (SQLite: synchronous=
+ * NORMAL for a batch of such jobs only; PostgreSQL: synchronous_commit off
+ * for the transaction). Both logs are sequential, so the caller's later
+ * durable commit on the same database (any connection) flushes this one
+ * too; a crash before that loses this commit, and nothing that depended on
+ * it was let out yet. A batch that also carries db_batch() jobs is flushed
+ * for them all. */
+egov_err db_batch_nosync(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
 
 egov_err db_begin(db_conn *c);  /* SQLite: BEGIN IMMEDIATE */
 egov_err db_commit(db_conn *c);

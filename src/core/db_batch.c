@@ -2,14 +2,18 @@
  * db_batch.c: group commit for short writes (see db_batch() in db.h).
  *
  * One writer thread per database handle, started on first use, with its
- * own connection. Callers queue a job and sleep on their own condition;
- * the writer takes everything queued (at most BATCH_MAX), opens one
- * transaction, runs each job inside a SAVEPOINT, commits once and wakes the
- * callers. A commit that fails fails every job of the batch that had not
- * failed already. Invariant: a caller is woken only after its job's
- * transaction has committed or rolled back.
+ * own connection. Callers queue a job and sleep on their own semaphore;
+ * the writer opens one transaction, takes everything queued by the time it
+ * holds the write lock (at most BATCH_MAX), runs each job inside a
+ * SAVEPOINT, commits once and wakes the callers. A commit that fails fails
+ * every job of the batch that had not failed already. Invariant: a caller
+ * is woken only after its job's transaction has committed or rolled back,
+ * and the commit is flushed to disk unless every job of the batch came
+ * through db_batch_nosync().
  */
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
@@ -21,8 +25,14 @@ typedef struct batch_job {
 	egov_err (*fn)(db_conn *c, void *ctx);
 	void *ctx;
 	egov_err err;
-	bool done;
-	pthread_cond_t cv;
+	bool sync; /* false: db_batch_nosync() */
+	/* Posted when the job is settled. A semaphore per caller, posted
+	 * outside the queue's mutex: a condition variable on that mutex made
+	 * every woken caller queue for it again just to return. */
+	sem_t done;
+	/* The callers this one wakes in turn (a binary tree over the batch, as
+	 * the audit writer does), so the writer posts one semaphore. */
+	struct batch_job *wake[2];
 	struct batch_job *next;
 } batch_job;
 
@@ -34,32 +44,49 @@ struct db_batcher {
 	bool running;
 	pthread_t thread;
 	db_conn *c;
+	bool c_unsynced; /* c is at synchronous=NORMAL */
+	batch_job *settled[BATCH_MAX]; /* writer only */
 };
 
+/* Settles a batch and wakes its callers. The jobs live on their callers'
+ * stacks: none is touched after the first post. */
 static void finish(struct db_batcher *b, batch_job *jobs, egov_err commit_err)
 {
-	batch_job *j, *next;
+	batch_job *j;
+	size_t n = 0, i;
 
-	pthread_mutex_lock(&b->mu);
-	for (j = jobs; j; j = next) {
-		next = j->next;
+	for (j = jobs; j; j = j->next) {
 		if (!j->err)
 			j->err = commit_err;
-		j->done = true;
-		pthread_cond_signal(&j->cv);
+		b->settled[n++] = j;
 	}
-	pthread_mutex_unlock(&b->mu);
+	for (i = 0; i < n; i++) {
+		b->settled[i]->wake[0] = 2 * i + 1 < n ? b->settled[2 * i + 1] : NULL;
+		b->settled[i]->wake[1] = 2 * i + 2 < n ? b->settled[2 * i + 2] : NULL;
+	}
+	if (n)
+		sem_post(&b->settled[0]->done);
 }
 
+/* Sets the writer connection's flushing for the next batch. */
+static egov_err set_sync(struct db_batcher *b, bool sync)
+{
+	egov_err err;
+
+	if (sync != b->c_unsynced)
+		return EGOV_OK;
+	err = db_exec(b->c, sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL", NULL, 0, NULL);
+	if (!err)
+		b->c_unsynced = !sync;
+	return err;
+}
+
+/* Runs jobs (a list) in the transaction begun on b->c and commits. */
 static void run_batch(struct db_batcher *b, batch_job *jobs)
 {
 	batch_job *j;
 	egov_err err;
 
-	if ((err = db_begin(b->c))) {
-		finish(b, jobs, err);
-		return;
-	}
 	for (j = jobs; j; j = j->next) {
 		if ((j->err = db_exec(b->c, "SAVEPOINT egov_batch", NULL, 0, NULL)))
 			continue;
@@ -75,29 +102,68 @@ static void run_batch(struct db_batcher *b, batch_job *jobs)
 	finish(b, jobs, err);
 }
 
+/* Whether the next batch must be flushed: a db_batch() job is queued. */
+static bool queued_sync(const struct db_batcher *b)
+{
+	const batch_job *j;
+	int n = 0;
+
+	for (j = b->head; j && n < BATCH_MAX; j = j->next, n++)
+		if (j->sync)
+			return true;
+	return false;
+}
+
+/* Detaches the next batch (mu held): up to BATCH_MAX jobs, and for a batch
+ * that is not flushed only the db_batch_nosync() jobs before the first
+ * db_batch() one, which waits for the next. */
+static batch_job *take(struct db_batcher *b, bool sync)
+{
+	batch_job *jobs = b->head, *last = NULL, *j;
+	int n = 0;
+
+	for (j = b->head; j && n < BATCH_MAX && (sync || !j->sync); j = j->next, n++)
+		last = j;
+	if (!last)
+		return NULL;
+	b->head = last->next;
+	if (!b->head)
+		b->tail = NULL;
+	last->next = NULL;
+	return jobs;
+}
+
 static void *writer_main(void *arg)
 {
 	struct db_batcher *b = arg;
 
 	pthread_mutex_lock(&b->mu);
 	for (;;) {
-		batch_job *jobs, *last;
-		int n = 1;
+		batch_job *jobs;
+		bool sync;
+		egov_err err;
+
 		while (!b->head && !b->stop)
 			pthread_cond_wait(&b->cv, &b->mu);
 		if (!b->head)
 			break;
-		jobs = last = b->head;
-		while (last->next && n < BATCH_MAX) {
-			last = last->next;
-			n++;
-		}
-		b->head = last->next;
-		if (!b->head)
-			b->tail = NULL;
-		last->next = NULL;
+		/* The flushing must be chosen before BEGIN (SQLite refuses to
+		 * change it inside a transaction), the jobs only after it: those
+		 * that queue while BEGIN waits for the write lock (another
+		 * writer's commit) join this batch instead of waiting for the
+		 * next one. */
+		sync = queued_sync(b);
 		pthread_mutex_unlock(&b->mu);
-		run_batch(b, jobs);
+		err = set_sync(b, sync);
+		if (!err)
+			err = db_begin(b->c);
+		pthread_mutex_lock(&b->mu);
+		jobs = take(b, sync);
+		pthread_mutex_unlock(&b->mu);
+		if (err)
+			finish(b, jobs, err);
+		else
+			run_batch(b, jobs);
 		pthread_mutex_lock(&b->mu);
 	}
 	pthread_mutex_unlock(&b->mu);
@@ -132,36 +198,43 @@ static void batcher_start_once(void)
 	batcher_start(starting);
 }
 
-static egov_err direct(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx)
+/* fn in a transaction of the calling thread's connection. On SQLite that
+ * connection always flushes (a stronger promise than nosync asked for). */
+static egov_err direct(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx, bool sync)
 {
 	db_conn *c = NULL;
 	egov_err err;
 
 	if ((err = db_thread_conn(d, &c)) || (err = db_begin(c)))
 		return err;
+	if (!sync && db_kind_of(d) == DB_POSTGRES &&
+	    (err = db_exec(c, "SET LOCAL synchronous_commit TO OFF", NULL, 0, NULL))) {
+		db_rollback(c);
+		return err;
+	}
 	if ((err = fn(c, ctx)) || (err = db_commit(c)))
 		db_rollback(c);
 	return err;
 }
 
-egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx)
+static egov_err batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx, bool sync)
 {
 	struct db_batcher *b;
-	batch_job job = {.fn = fn, .ctx = ctx};
+	batch_job job = {.fn = fn, .ctx = ctx, .sync = sync};
 
 	if (db_kind_of(d) == DB_POSTGRES)
-		return direct(d, fn, ctx);
+		return direct(d, fn, ctx, sync);
 	starting = d;
 	pthread_once(&d->batcher_once, batcher_start_once);
 	b = d->batcher;
 	if (!b)
-		return direct(d, fn, ctx); /* could not start a writer: still correct */
-	pthread_cond_init(&job.cv, NULL);
+		return direct(d, fn, ctx, sync); /* could not start a writer: still correct */
+	sem_init(&job.done, 0, 0);
 	pthread_mutex_lock(&b->mu);
 	if (b->stop) {
 		pthread_mutex_unlock(&b->mu);
-		pthread_cond_destroy(&job.cv);
-		return direct(d, fn, ctx);
+		sem_destroy(&job.done);
+		return direct(d, fn, ctx, sync);
 	}
 	if (b->tail)
 		b->tail->next = &job;
@@ -169,11 +242,25 @@ egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx)
 		b->head = &job;
 	b->tail = &job;
 	pthread_cond_signal(&b->cv);
-	while (!job.done)
-		pthread_cond_wait(&job.cv, &b->mu);
 	pthread_mutex_unlock(&b->mu);
-	pthread_cond_destroy(&job.cv);
+	while (sem_wait(&job.done) != 0 && errno == EINTR)
+		;
+	if (job.wake[0])
+		sem_post(&job.wake[0]->done);
+	if (job.wake[1])
+		sem_post(&job.wake[1]->done);
+	sem_destroy(&job.done);
 	return job.err;
+}
+
+egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx)
+{
+	return batch(d, fn, ctx, true);
+}
+
+egov_err db_batch_nosync(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx)
+{
+	return batch(d, fn, ctx, false);
 }
 
 void db_batch_stop(db *d)

@@ -45,6 +45,15 @@ struct db_backend {
 	egov_err (*ping)(db_conn *c);
 };
 
+/* SQLite: writers of this process queue here for the file's write lock
+ * and are handed it in turn (db_sqlite.c, "write gate"). */
+struct db_gate_waiter;
+struct db_write_gate {
+	pthread_mutex_t mu;
+	bool held;
+	struct db_gate_waiter *head, *tail;
+};
+
 struct db {
 	const struct db_backend *be;
 	char *target; /* SQLite: file path; PostgreSQL: the URL */
@@ -57,6 +66,7 @@ struct db {
 	_Atomic uint64_t time_ns;
 	struct db_batcher *batcher; /* db_batch.c; started on first use */
 	pthread_once_t batcher_once;
+	struct db_write_gate gate;  /* SQLite only */
 };
 
 /* Stops the batch writer, if one was started (db_close calls it). */

@@ -228,9 +228,21 @@ egov_err oidc_refresh_issue(db_conn *c, const oidc_refresh_data *d, char token_o
  * EGOV_ECONFLICT (with *d filled); unknown, expired or revoked:
  * EGOV_ENOTFOUND. */
 egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d, char token_out[OIDC_TOKEN_LEN + 1]);
-/* The same through db_batch(): concurrent rotations share one commit. */
-egov_err oidc_refresh_rotate_batch(db *dbh, const char *token, oidc_refresh_data *d,
-				   char token_out[OIDC_TOKEN_LEN + 1]);
+/* What a refresh grant asks of oidc_refresh_rotate_batch(). */
+typedef struct oidc_rotation {
+	const char *token;     /* the refresh token presented */
+	const char *client_id; /* the authenticated client */
+	const char *scope;     /* the narrower scope asked for, or NULL */
+} oidc_rotation;
+/* The same through db_batch(): concurrent rotations share one commit. A
+ * live token issued to another client is left unspent (EGOV_EPERM), as is
+ * one asked for a scope that is empty or not within its own (EGOV_EINVAL);
+ * *d is filled then too. flush false (db_batch_nosync()) is for a caller
+ * that makes a durable commit of its own (the grant's audit record) before
+ * it hands token_out out: that commit flushes the rotation with it, so a
+ * grant waits for one flush to disk instead of two. */
+egov_err oidc_refresh_rotate_batch(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
+				   char token_out[OIDC_TOKEN_LEN + 1], bool flush);
 /* Looks a live refresh token up without spending it. EGOV_ENOTFOUND if not live. */
 egov_err oidc_refresh_lookup(db_conn *c, const char *token, oidc_refresh_data *d, int64_t *expires_at);
 

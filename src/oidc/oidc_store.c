@@ -518,14 +518,20 @@ egov_err oidc_refresh_lookup(db_conn *c, const char *token, oidc_refresh_data *d
 
 typedef struct rotate_ctx {
 	const char *token;
+	const char *client_id; /* NULL: any client */
+	const char *scope;     /* NULL: the token's own */
 	oidc_refresh_data *d;
 	char *token_out;
-	egov_err result; /* EGOV_OK, EGOV_ENOTFOUND or EGOV_ECONFLICT (reuse) */
+	/* EGOV_OK, EGOV_ENOTFOUND, EGOV_ECONFLICT (reuse), EGOV_EPERM (another
+	 * client's) or EGOV_EINVAL (scope) */
+	egov_err result;
 } rotate_ctx;
 
 /* The rotation inside a transaction the caller owns. Returns a database
  * error, or EGOV_OK with the outcome in x->result, so that the family
- * revocation a reuse triggers is committed although the request fails. */
+ * revocation a reuse triggers is committed although the request fails.
+ * The client and scope checks come before anything is spent, in the same
+ * transaction, so no rotation can slip between them and the spending. */
 static egov_err rotate_in_txn(db_conn *c, void *arg)
 {
 	rotate_ctx *x = arg;
@@ -545,6 +551,14 @@ static egov_err rotate_in_txn(db_conn *c, void *arg)
 		return err;
 	if (!found || used == 2 || exp <= oidc_now())
 		return EGOV_OK;
+	if (!used && x->client_id && strcmp(x->d->client_id, x->client_id) != 0) {
+		x->result = EGOV_EPERM;
+		return EGOV_OK;
+	}
+	if (!used && x->scope && (!*x->scope || !oidc_scopes_subset(x->scope, x->d->scope))) {
+		x->result = EGOV_EINVAL;
+		return EGOV_OK;
+	}
 	if (used == 0 && (err = db_exec(c, "UPDATE oidc_refresh SET used = 1 WHERE token_hash = ? AND used = 0",
 					(db_param[]){DBP_S(h)}, 1, &n)))
 		return err;
@@ -578,11 +592,12 @@ egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d
 	return x.result;
 }
 
-egov_err oidc_refresh_rotate_batch(db *dbh, const char *token, oidc_refresh_data *d,
-				   char token_out[OIDC_TOKEN_LEN + 1])
+egov_err oidc_refresh_rotate_batch(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
+				   char token_out[OIDC_TOKEN_LEN + 1], bool flush)
 {
-	rotate_ctx x = {.token = token, .d = d, .token_out = token_out};
-	egov_err err = db_batch(dbh, rotate_in_txn, &x);
+	rotate_ctx x = {.token = rot->token, .client_id = rot->client_id, .scope = rot->scope, .d = d,
+			.token_out = token_out};
+	egov_err err = flush ? db_batch(dbh, rotate_in_txn, &x) : db_batch_nosync(dbh, rotate_in_txn, &x);
 
 	if (err) {
 		token_out[0] = '\0';

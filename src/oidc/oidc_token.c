@@ -347,9 +347,9 @@ static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc
 {
 	const char *token, *scope;
 	oidc_refresh_data d;
+	oidc_rotation rot;
 	identity_account acct;
 	char refresh[OIDC_TOKEN_LEN + 1] = "";
-	int64_t exp = 0;
 	int dup = 0;
 	grant g;
 	egov_err err;
@@ -358,14 +358,18 @@ static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc
 	scope = param(q, "scope", &dup);
 	if (dup || !token)
 		return oauth_error(r, 400, "invalid_request", "refresh_token is required, once");
-	/* Checks that must not spend the token come first. */
-	if (oidc_refresh_lookup(c, token, &d, &exp) == EGOV_OK) {
-		if (strcmp(d.client_id, cl->client_id) != 0)
-			return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
-		if (scope && (!*scope || !oidc_scopes_subset(scope, d.scope)))
-			return oauth_error(r, 400, "invalid_scope", "scope may only narrow");
-	}
-	err = oidc_refresh_rotate_batch(app()->db, token, &d, refresh);
+	/* The checks that must not spend the token (client, scope) run in the
+	 * rotation's own transaction. The new token leaves only after issue()
+	 * appended the grant's audit record, and a reuse is answered only after
+	 * its audit record: that durable commit flushes the rotation (or the
+	 * revocation) with it. Without an audit log (unit tests) the rotation
+	 * flushes itself. */
+	rot = (oidc_rotation){.token = token, .client_id = cl->client_id, .scope = scope};
+	err = oidc_refresh_rotate_batch(app()->db, &rot, &d, refresh, !app()->audit);
+	if (err == EGOV_EPERM)
+		return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
+	if (err == EGOV_EINVAL)
+		return oauth_error(r, 400, "invalid_scope", "scope may only narrow");
 	if (err == EGOV_ECONFLICT) {
 		if ((err = audit_revocation(r, "oidc.refresh.reuse", cl, d.account_id, d.family)))
 			return err;
@@ -375,11 +379,6 @@ static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc
 		return oauth_error(r, 400, "invalid_grant", "unknown, expired or revoked refresh token");
 	if (err)
 		return err;
-	if (strcmp(d.client_id, cl->client_id) != 0) {
-		/* Raced with a rotation between lookup and here: treat as theft. */
-		oidc_family_revoke(c, d.family);
-		return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
-	}
 	err = identity_account_get(c, d.account_id, &acct);
 	if (err == EGOV_ENOTFOUND || (!err && acct.disabled)) {
 		oidc_family_revoke(c, d.family);

@@ -268,6 +268,11 @@ for (const backend of backends()) {
       const wide = await post('/oidc/token', { grant_type: 'refresh_token', refresh_token: r1.json.refresh_token, scope: 'openid egov.admin' }, basic(conf));
       assert.equal(wide.json.error, 'invalid_scope');
       assertConforms('POST', '/oidc/token', wide);
+      // another client's refresh token is refused without spending it (introR below: still active)
+      const foreign = await post('/oidc/token', { grant_type: 'refresh_token', refresh_token: r1.json.refresh_token, client_id: pub.client_id });
+      assert.equal(foreign.status, 400);
+      assert.equal(foreign.json.error, 'invalid_grant');
+      assert.match(foreign.json.error_description, /another client/);
 
       const intro = await post('/oidc/introspect', { token: r1.json.access_token }, basic(conf));
       assert.equal(intro.status, 200);

@@ -547,6 +547,177 @@ static void test_thread_conns(void **state)
 	on_each_backend(threads_case);
 }
 
+/* ---- group commit (db_batch) and the SQLite write gate ------------------------ */
+
+#define BATCH_THREADS 8
+#define BATCH_PER_THREAD 40
+
+struct batch_worker {
+	db *d;
+	int id;
+	int failures;
+};
+
+struct batch_row {
+	int64_t id, n;
+	bool fail; /* the job fails after its insert: it must leave nothing */
+};
+
+static egov_err batch_insert(db_conn *c, void *ctx)
+{
+	struct batch_row *r = ctx;
+	egov_err err = db_exec(c, "INSERT INTO t (id, n) VALUES (?, ?)", (db_param[]){DBP_I(r->id), DBP_I(r->n)}, 2,
+			       NULL);
+	return err ? err : r->fail ? EGOV_EINVAL : EGOV_OK;
+}
+
+/* Half the jobs flushed, half not, every fifth failing on purpose, from
+ * several threads at once so that batches mix them. */
+static void *batch_run(void *arg)
+{
+	struct batch_worker *w = arg;
+	int i;
+
+	for (i = 0; i < BATCH_PER_THREAD; i++) {
+		struct batch_row r = {.id = w->id * 1000 + i, .n = i % 2, .fail = i % 5 == 4};
+		egov_err err = i % 2 ? db_batch(w->d, batch_insert, &r) : db_batch_nosync(w->d, batch_insert, &r);
+		if (err != (r.fail ? EGOV_EINVAL : EGOV_OK))
+			w->failures++;
+	}
+	return NULL;
+}
+
+static void batch_case(db *d, db_conn *c)
+{
+	pthread_t th[BATCH_THREADS];
+	struct batch_worker w[BATCH_THREADS];
+	struct batch_row dup = {.id = 0, .n = 9};
+	db_conn *mine = NULL;
+	int64_t v = -1;
+	int i;
+
+	make_table(c);
+	for (i = 0; i < BATCH_THREADS; i++) {
+		w[i] = (struct batch_worker){.d = d, .id = i};
+		assert_int_equal(pthread_create(&th[i], NULL, batch_run, &w[i]), 0);
+	}
+	for (i = 0; i < BATCH_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < BATCH_THREADS; i++)
+		assert_int_equal(w[i].failures, 0);
+	/* Every job that succeeded is there and visible to another connection
+	 * at once, flushed or not; every failed one left nothing. */
+	assert_int_equal(count_rows(c, "SELECT COUNT(*) FROM t"), BATCH_THREADS * BATCH_PER_THREAD * 4 / 5);
+	assert_int_equal(count_rows(c, "SELECT COUNT(*) FROM t WHERE id % 1000 % 5 = 4"), 0);
+	/* A job's own error comes back to it alone. */
+	assert_int_equal(db_batch_nosync(d, batch_insert, &dup), EGOV_ECONFLICT);
+	assert_int_equal(count_rows(c, "SELECT n FROM t WHERE id = 0"), 0);
+	/* Not flushing is the batch writer's business only: other connections
+	 * still commit with synchronous=FULL. */
+	if (db_kind_of(d) == DB_SQLITE) {
+		assert_int_equal(db_thread_conn(d, &mine), EGOV_OK);
+		assert_int_equal(db_query_int(mine, "PRAGMA synchronous", NULL, 0, &v, NULL), EGOV_OK);
+		assert_int_equal(v, 2);
+		assert_int_equal(db_query_int(c, "PRAGMA synchronous", NULL, 0, &v, NULL), EGOV_OK);
+		assert_int_equal(v, 2);
+	}
+}
+
+static void test_batch(void **state)
+{
+	on_each_backend(batch_case);
+}
+
+struct holder {
+	db *d;
+	int64_t order; /* what the waiter saw of the holder's row */
+	egov_err err;
+	struct timespec began; /* when the waiter's BEGIN returned */
+};
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
+}
+
+/* Starts its write transaction while the main thread holds the write lock:
+ * it must wait its turn (not fail) and then see the holder's commit. */
+static void *gate_waiter(void *arg)
+{
+	struct holder *h = arg;
+	db_conn *c = NULL;
+	bool found = false;
+
+	if ((h->err = db_thread_conn(h->d, &c)) || (h->err = db_begin(c)))
+		return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &h->began);
+	h->err = db_query_int(c, "SELECT n FROM t WHERE id = 1", NULL, 0, &h->order, &found);
+	if (!h->err && !found)
+		h->order = -1;
+	if (!h->err)
+		h->err = db_exec(c, "INSERT INTO t (id, n) VALUES (2, 2)", NULL, 0, NULL);
+	if (!h->err)
+		h->err = db_commit(c);
+	else
+		db_rollback(c);
+	return NULL;
+}
+
+static void gate_case(db *d, db_conn *c)
+{
+	struct holder h = {.d = d, .order = 0, .err = EGOV_EINTERNAL};
+	struct timespec committed;
+	pthread_t th;
+	int64_t late_ms;
+	int i;
+
+	if (db_kind_of(d) != DB_SQLITE)
+		return; /* PostgreSQL's BEGIN takes no write lock */
+	make_table(c);
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id, n) VALUES (1, 1)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(pthread_create(&th, NULL, gate_waiter, &h), 0);
+	sleep_ms(250);
+	assert_int_equal(db_commit(c), EGOV_OK);
+	clock_gettime(CLOCK_MONOTONIC, &committed);
+	pthread_join(th, NULL);
+	assert_int_equal(h.err, EGOV_OK);
+	assert_int_equal(h.order, 1);
+	/* Handed over at the commit: SQLite's busy handler alone would have
+	 * been asleep (it retries 228 ms, then 328 ms, after the first try). */
+	late_ms = (h.began.tv_sec - committed.tv_sec) * 1000 + (h.began.tv_nsec - committed.tv_nsec) / 1000000;
+	print_message("# the waiter began %lld ms after the commit\n", (long long)late_ms);
+	assert_true(late_ms < 40);
+	assert_int_equal(count_rows(c, "SELECT COUNT(*) FROM t"), 2);
+	/* A rollback (after a failed statement too) hands the lock on as a
+	 * commit does; the autocommit DELETE takes and leaves it by itself. */
+	for (i = 0; i < 3; i++) {
+		h = (struct holder){.d = d, .order = 0, .err = EGOV_EINTERNAL};
+		assert_int_equal(db_exec(c, "DELETE FROM t WHERE id = 2", NULL, 0, NULL), EGOV_OK);
+		assert_int_equal(db_begin(c), EGOV_OK);
+		assert_int_equal(db_exec(c, "UPDATE t SET n = 5 WHERE id = 1", NULL, 0, NULL), EGOV_OK);
+		assert_int_equal(pthread_create(&th, NULL, gate_waiter, &h), 0);
+		sleep_ms(50);
+		if (i == 0) {
+			assert_int_equal(db_rollback(c), EGOV_OK);
+		} else if (i == 1) {
+			assert_int_equal(db_exec(c, "INSERT INTO t (id, n) VALUES (1, 1)", NULL, 0, NULL), EGOV_ECONFLICT);
+			assert_int_equal(db_rollback(c), EGOV_OK);
+		} else {
+			assert_int_equal(db_commit(c), EGOV_OK);
+		}
+		pthread_join(th, NULL);
+		assert_int_equal(h.err, EGOV_OK);
+		assert_int_equal(h.order, i == 2 ? 5 : 1);
+	}
+}
+
+static void test_write_turns(void **state)
+{
+	on_each_backend(gate_case);
+}
+
 /* ---- durability and configuration ---------------------------------------------- */
 
 static void durability_case(db *d, db_conn *c)
@@ -684,6 +855,8 @@ int main(void)
 		cmocka_unit_test(test_migrations),
 		cmocka_unit_test(test_migration_failure),
 		cmocka_unit_test(test_thread_conns),
+		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_write_turns),
 		cmocka_unit_test(test_durability),
 		cmocka_unit_test(test_bad_urls),
 		cmocka_unit_test(test_pg_closed_port),

@@ -417,6 +417,69 @@ static void test_refresh_rotation_reuse(void **state)
 	}
 }
 
+/* The refresh grant's path: client and scope checks inside the rotation's
+ * own transaction leave the token unspent; a rotation that is not flushed
+ * on its own is still committed and seen by every connection. */
+static void test_refresh_rotation_batch(void **state)
+{
+	fixture *f = *state;
+	int i;
+
+	for (i = 0; i < f->n; i++) {
+		db *d = NULL;
+		db_conn *c = open_db(&d, f->urls[i]), *other = NULL;
+		oidc_refresh_data rd, out;
+		char t1[OIDC_TOKEN_LEN + 1], t2[OIDC_TOKEN_LEN + 1], t3[OIDC_TOKEN_LEN + 1];
+		oidc_rotation rot;
+		bool revoked = false;
+		int64_t exp;
+
+		fake_now = 1800000000;
+		memset(&rd, 0, sizeof rd);
+		snprintf(rd.family, sizeof rd.family, "fam-b");
+		snprintf(rd.client_id, sizeof rd.client_id, "client-1");
+		snprintf(rd.account_id, sizeof rd.account_id, "acct-1");
+		snprintf(rd.scope, sizeof rd.scope, "openid email");
+		rd.acr = 2;
+		assert_int_equal(oidc_family_create(c, "fam-b", "client-1", "acct-1"), EGOV_OK);
+		assert_int_equal(oidc_refresh_issue(c, &rd, t1), EGOV_OK);
+
+		rot = (oidc_rotation){.token = t1, .client_id = "client-2"};
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t2, true), EGOV_EPERM);
+		assert_string_equal(t2, "");
+		rot = (oidc_rotation){.token = t1, .client_id = "client-1", .scope = "openid egov.api"};
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t2, false), EGOV_EINVAL);
+		rot.scope = "";
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t2, false), EGOV_EINVAL);
+		/* none of those spent it */
+		assert_int_equal(oidc_refresh_lookup(c, t1, &out, &exp), EGOV_OK);
+
+		rot = (oidc_rotation){.token = t1, .client_id = "client-1", .scope = "openid"};
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t2, false), EGOV_OK);
+		assert_string_not_equal(t1, t2);
+		assert_string_equal(out.family, "fam-b");
+		assert_string_equal(out.scope, "openid email"); /* the chain keeps its scope */
+		assert_int_equal(out.acr, 2);
+		assert_int_equal(db_conn_open(d, &other), EGOV_OK);
+		assert_int_equal(oidc_refresh_lookup(other, t1, &out, &exp), EGOV_ENOTFOUND);
+		assert_int_equal(oidc_refresh_lookup(other, t2, &out, &exp), EGOV_OK);
+		db_conn_close(other);
+
+		/* A spent token is reuse whoever presents it: the family dies. */
+		rot = (oidc_rotation){.token = t1, .client_id = "client-2"};
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t3, false), EGOV_ECONFLICT);
+		assert_string_equal(t3, "");
+		assert_int_equal(oidc_family_revoked(c, "fam-b", &revoked), EGOV_OK);
+		assert_true(revoked);
+		rot = (oidc_rotation){.token = t2, .client_id = "client-1"};
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t3, true), EGOV_ECONFLICT);
+		rot = (oidc_rotation){.token = "unknown", .client_id = "client-1"};
+		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t3, true), EGOV_ENOTFOUND);
+		db_conn_close(c);
+		db_close(d);
+	}
+}
+
 static void test_clients(void **state)
 {
 	fixture *f = *state;
@@ -471,6 +534,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_keys_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_code_single_use, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_rotation_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refresh_rotation_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("oidc", tests, NULL, NULL);
