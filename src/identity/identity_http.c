@@ -334,8 +334,8 @@ static egov_err api_login(req *r)
 		return resp_problem(r, 403, "identity.email_unverified", NULL, NULL);
 	actor_of(a.id, actor);
 	if (a.totp_enabled) {
-		if ((err = identity_session_create_grouped(app()->db, a.id, 1, true, req_remote_ip(r), ua ? ua : "", token,
-							   &s)) ||
+		if ((err = identity_session_create_grouped(app()->db, !app()->audit, a.id, 1, true, req_remote_ip(r),
+							   ua ? ua : "", token, &s)) ||
 		    (err = audit_event(r, actor, "identity.login_password_ok", actor, "next", "totp")))
 			return err;
 		identity_session_cookie(token, IDENTITY_SESSION_PENDING_S, cookie, sizeof cookie);
@@ -348,8 +348,10 @@ static egov_err api_login(req *r)
 		jw_obj_end(&w);
 		return answer(r, 200, &b, &w);
 	}
-	if ((err = identity_session_create_grouped(app()->db, a.id, 1, false, req_remote_ip(r), ua ? ua : "", token,
-						   &s)) ||
+	/* The session row is flushed by the audit record's durable commit,
+	 * which comes before the cookie leaves (one flush per login). */
+	if ((err = identity_session_create_grouped(app()->db, !app()->audit, a.id, 1, false, req_remote_ip(r),
+						   ua ? ua : "", token, &s)) ||
 	    (err = audit_event(r, actor, "identity.login", actor, "acr", "1")))
 		return err;
 	return answer_session(r, &a, &s, token);

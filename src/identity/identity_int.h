@@ -41,9 +41,12 @@ void identity_admission_adopt(void);
 void identity_admission_unadopt(void);
 
 /* identity_session_create() through db_batch(): concurrent logins share
- * one commit (a login's session row is its one write on the common path). */
-egov_err identity_session_create_grouped(db *d, const char *account_id, int acr, bool pending, const char *ip,
-					 const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
+ * one commit (a login's session row is its one write on the common path).
+ * flush false: through db_batch_nosync(), for a caller whose audit record
+ * is committed durably on the same database before it sends the cookie,
+ * and so flushes the session row with it (one flush per login). */
+egov_err identity_session_create_grouped(db *d, bool flush, const char *account_id, int acr, bool pending,
+					 const char *ip, const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
 					 identity_session *out);
 
 /* Migrations, for the module descriptor. */

@@ -90,13 +90,13 @@ static egov_err session_job_run(db_conn *c, void *ctx)
 	return identity_session_create(c, j->account_id, j->acr, j->pending, j->ip, j->user_agent, j->token, j->out);
 }
 
-egov_err identity_session_create_grouped(db *d, const char *account_id, int acr, bool pending, const char *ip,
-					 const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
+egov_err identity_session_create_grouped(db *d, bool flush, const char *account_id, int acr, bool pending,
+					 const char *ip, const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
 					 identity_session *out)
 {
 	session_job j = {.account_id = account_id, .ip = ip, .user_agent = user_agent, .acr = acr,
 			 .pending = pending, .token = token_out, .out = out};
-	return db_batch(d, session_job_run, &j);
+	return flush ? db_batch(d, session_job_run, &j) : db_batch_nosync(d, session_job_run, &j);
 }
 
 #define SESSION_COLS                                                                                  \
