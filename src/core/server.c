@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -601,9 +602,20 @@ static struct {
 	bool stop;
 } pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
 
+/* The blocking pool's threads run at a lower priority than the HTTP
+ * workers: their work is long by definition (password hashes, key
+ * generation, token grants that wait on commits), and when it keeps the
+ * cores busy a worker with a request to answer (a 429, a page) must get a
+ * core the moment it wakes. Measured at 10x the hashing ceiling's load: 429
+ * latency p90 1.2-1.5 ms at nice 0, 0.3-0.4 ms at nice 5 (nginx's fixed 429
+ * beside the same hashing: 0.3 ms), logins unchanged; nice 10 and 19 were
+ * no better. Raising nice needs no privilege; failing to is harmless. */
+#define POOL_NICE 5
+
 static void *pool_main(void *arg)
 {
 	(void)arg;
+	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_NICE);
 	for (;;) {
 		req *r;
 		pthread_mutex_lock(&pool.mu);
