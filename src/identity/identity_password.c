@@ -3,9 +3,11 @@
  * control, brute-force counters and the password step of a login.
  *
  * Invariants:
- * - At most `slots` hashes run at once and at most `queue_max` callers wait;
- *   anyone beyond is refused at once (EGOV_EBUSY) with an estimate of when
- *   a slot frees, so memory stays bounded at slots x 19 MiB under any load.
+ * - At most `slots` hashes run at once and at most `queue_max` callers wait
+ *   (counting the places reserved on the HTTP worker for requests on their
+ *   way to a pool thread); anyone beyond is refused at once (EGOV_EBUSY)
+ *   with an estimate of when a slot frees, so memory stays bounded at
+ *   slots x 19 MiB under any load.
  * - Each slot keeps its Argon2id working memory (19 MiB, made on the slot's
  *   first hash) and lends it to libsodium for each hash (core/lend.h), so a
  *   hash costs the computation and not also the kernel mapping, faulting,
@@ -312,18 +314,18 @@ static void release(int slot, int64_t took_us, bool lent)
 /* Runs one libsodium call in the slot the caller holds, with the slot's
  * kept working memory lent to it (made on first use; without it libsodium
  * maps its own, as it would anyway). */
-typedef struct hash_job {
+typedef struct slot_call {
 	const char *hash; /* verify against this; NULL: make a new hash */
 	const char *pw;
 	char *out; /* new hash, crypto_pwhash_STRBYTES */
 	int rc;
 	bool lent;
 	int64_t took_us;
-} hash_job;
+} slot_call;
 
 static lend_area slot_area[SLOTS_MAX]; /* each used only by its slot's holder */
 
-static void run_in_slot(int slot, hash_job *j)
+static void run_in_slot(int slot, slot_call *j)
 {
 	lend_area *a = &slot_area[slot];
 	int64_t t0 = time_mono_us();
@@ -342,7 +344,7 @@ static void run_in_slot(int slot, hash_job *j)
 
 egov_err identity_password_hash(const char *pw, char out[128], int64_t *retry_after_ms)
 {
-	hash_job j = {.pw = pw, .out = out};
+	slot_call j = {.pw = pw, .out = out};
 	int slot = 0;
 	egov_err err;
 
@@ -371,7 +373,7 @@ static void make_dummy(void)
 
 egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, int64_t *retry_after_ms)
 {
-	hash_job j = {.pw = pw};
+	slot_call j = {.pw = pw};
 	int slot = 0;
 	egov_err err;
 

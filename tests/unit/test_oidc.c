@@ -365,6 +365,21 @@ static void test_code_single_use(void **state)
 	}
 }
 
+/* A new family fam of client-1 for acct-1 and its first refresh token. */
+static void first_refresh(db_conn *c, const char *fam, int acr, char t1[OIDC_TOKEN_LEN + 1])
+{
+	oidc_refresh_data rd;
+
+	memset(&rd, 0, sizeof rd);
+	snprintf(rd.family, sizeof rd.family, "%s", fam);
+	snprintf(rd.client_id, sizeof rd.client_id, "client-1");
+	snprintf(rd.account_id, sizeof rd.account_id, "acct-1");
+	snprintf(rd.scope, sizeof rd.scope, "openid email");
+	rd.acr = acr;
+	assert_int_equal(oidc_family_create(c, fam, "client-1", "acct-1"), EGOV_OK);
+	assert_int_equal(oidc_refresh_issue(c, &rd, t1), EGOV_OK);
+}
+
 static void test_refresh_rotation_reuse(void **state)
 {
 	fixture *f = *state;
@@ -373,20 +388,13 @@ static void test_refresh_rotation_reuse(void **state)
 	for (i = 0; i < f->n; i++) {
 		db *d = NULL;
 		db_conn *c = open_db(&d, f->urls[i]);
-		oidc_refresh_data rd, out;
+		oidc_refresh_data out;
 		char t1[OIDC_TOKEN_LEN + 1], t2[OIDC_TOKEN_LEN + 1], t3[OIDC_TOKEN_LEN + 1];
 		bool revoked = false;
 		int64_t exp;
 
 		fake_now = 1800000000;
-		memset(&rd, 0, sizeof rd);
-		snprintf(rd.family, sizeof rd.family, "fam-r");
-		snprintf(rd.client_id, sizeof rd.client_id, "client-1");
-		snprintf(rd.account_id, sizeof rd.account_id, "acct-1");
-		snprintf(rd.scope, sizeof rd.scope, "openid email");
-		rd.acr = 1;
-		assert_int_equal(oidc_family_create(c, "fam-r", "client-1", "acct-1"), EGOV_OK);
-		assert_int_equal(oidc_refresh_issue(c, &rd, t1), EGOV_OK);
+		first_refresh(c, "fam-r", 1, t1);
 		assert_int_equal(oidc_refresh_lookup(c, t1, &out, &exp), EGOV_OK);
 		assert_int_equal(oidc_refresh_rotate(c, t1, &out, t2), EGOV_OK);
 		assert_string_not_equal(t1, t2);
@@ -428,21 +436,14 @@ static void test_refresh_rotation_batch(void **state)
 	for (i = 0; i < f->n; i++) {
 		db *d = NULL;
 		db_conn *c = open_db(&d, f->urls[i]), *other = NULL;
-		oidc_refresh_data rd, out;
+		oidc_refresh_data out;
 		char t1[OIDC_TOKEN_LEN + 1], t2[OIDC_TOKEN_LEN + 1], t3[OIDC_TOKEN_LEN + 1];
 		oidc_rotation rot;
 		bool revoked = false;
 		int64_t exp;
 
 		fake_now = 1800000000;
-		memset(&rd, 0, sizeof rd);
-		snprintf(rd.family, sizeof rd.family, "fam-b");
-		snprintf(rd.client_id, sizeof rd.client_id, "client-1");
-		snprintf(rd.account_id, sizeof rd.account_id, "acct-1");
-		snprintf(rd.scope, sizeof rd.scope, "openid email");
-		rd.acr = 2;
-		assert_int_equal(oidc_family_create(c, "fam-b", "client-1", "acct-1"), EGOV_OK);
-		assert_int_equal(oidc_refresh_issue(c, &rd, t1), EGOV_OK);
+		first_refresh(c, "fam-b", 2, t1);
 
 		rot = (oidc_rotation){.token = t1, .client_id = "client-2"};
 		assert_int_equal(oidc_refresh_rotate_batch(d, &rot, &out, t2, true), EGOV_EPERM);
