@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -589,18 +591,34 @@ static enum MHD_Result queue(req *r)
  * the cores a few of them stall every other request. Their handlers run
  * here instead: the worker hands the request over, suspends the connection
  * and goes on serving; the pool thread builds the response and resumes it.
- * The queue is bounded: past it the request gets 503 at once. */
-#define BLOCKING_QUEUE_MAX 1024
+ * The queue is bounded: past it the request gets 503 at once.
+ *
+ * The worker's hand-over never waits for a pool thread. The pool threads run
+ * at a lower priority (below) and are often preempted; with a mutex and a
+ * condition variable around the queue, a worker handing over a request
+ * waited for whichever pool thread held the mutex, or (glibc's
+ * pthread_cond_signal) for woken pool threads to leave the old wait group,
+ * and every request on that worker, a 429 included, waited with it: in a
+ * profile of a login flood the workers' time off the CPU was almost all in
+ * that hand-over. The queue is now a bounded lock-free ring (Vyukov's
+ * multi-producer multi-consumer queue) and a semaphore counts what is in
+ * it: sem_post does not block. */
+#define BLOCKING_QUEUE_MAX 1024 /* a power of two */
+
+typedef struct pool_cell {
+	atomic_size_t seq; /* == position: free for that push; == position + 1: holds r */
+	req *r;
+} pool_cell;
 
 static struct {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	req *queue[BLOCKING_QUEUE_MAX];
-	size_t head, len;
+	pool_cell cell[BLOCKING_QUEUE_MAX];
+	atomic_size_t head, tail; /* next position to take, to fill */
+	sem_t ready;		  /* one post per request queued, one per thread at stop */
+	atomic_bool stop;
+	atomic_int submitting; /* pool_submit calls in progress */
 	pthread_t *threads;
 	size_t nthreads;
-	bool stop;
-} pool = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+} pool;
 
 /* The blocking pool's threads run at a lower priority than the HTTP
  * workers: their work is long by definition (password hashes, key
@@ -612,24 +630,47 @@ static struct {
  * no better. Raising nice needs no privilege; failing to is harmless. */
 #define POOL_NICE 5
 
+/* The oldest queued request, or NULL when the queue is empty. A position
+ * a worker has claimed but not filled yet is waited for (it fills it next,
+ * without blocking). */
+static req *pool_take(void)
+{
+	size_t pos = atomic_load_explicit(&pool.head, memory_order_relaxed);
+
+	for (;;) {
+		pool_cell *c = &pool.cell[pos & (BLOCKING_QUEUE_MAX - 1)];
+		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&pool.head, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed)) {
+				req *r = c->r;
+				atomic_store_explicit(&c->seq, pos + BLOCKING_QUEUE_MAX, memory_order_release);
+				return r;
+			}
+		} else if (dif < 0) {
+			if (pos == atomic_load_explicit(&pool.tail, memory_order_acquire))
+				return NULL; /* empty */
+			sched_yield(); /* claimed, not filled yet */
+			pos = atomic_load_explicit(&pool.head, memory_order_relaxed);
+		} else {
+			pos = atomic_load_explicit(&pool.head, memory_order_relaxed);
+		}
+	}
+}
+
 static void *pool_main(void *arg)
 {
 	(void)arg;
 	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_NICE);
 	for (;;) {
 		req *r;
-		pthread_mutex_lock(&pool.mu);
-		while (!pool.len && !pool.stop)
-			pthread_cond_wait(&pool.cv, &pool.mu);
-		if (!pool.len) {
-			pthread_mutex_unlock(&pool.mu);
+		if (sem_wait(&pool.ready) != 0)
+			continue; /* EINTR */
+		/* A post is a request queued, or at stop a token: a thread
+		 * leaves on a token only once the queue is empty. */
+		if (!(r = pool_take()))
 			return NULL;
-		}
-		r = pool.queue[pool.head];
-		pool.head = (pool.head + 1) % BLOCKING_QUEUE_MAX;
-		pool.len--;
-		pthread_mutex_unlock(&pool.mu);
-
 		if (!run_handler(r))
 			offloaded_done(r);
 	}
@@ -639,10 +680,19 @@ static egov_err pool_start(size_t n)
 {
 	size_t i;
 
+	for (i = 0; i < BLOCKING_QUEUE_MAX; i++)
+		atomic_store(&pool.cell[i].seq, i);
+	atomic_store(&pool.head, 0);
+	atomic_store(&pool.tail, 0);
+	atomic_store(&pool.stop, false);
+	atomic_store(&pool.submitting, 0);
+	if (sem_init(&pool.ready, 0, 0) != 0)
+		return EGOV_EINTERNAL;
 	pool.threads = calloc(n, sizeof *pool.threads);
-	if (!pool.threads)
+	if (!pool.threads) {
+		sem_destroy(&pool.ready);
 		return EGOV_ENOMEM;
-	pool.stop = false;
+	}
 	for (i = 0; i < n; i++) {
 		if (pthread_create(&pool.threads[i], NULL, pool_main, NULL) != 0)
 			break;
@@ -655,30 +705,53 @@ static void pool_stop(void)
 {
 	size_t i;
 
-	pthread_mutex_lock(&pool.mu);
-	pool.stop = true;
-	pthread_cond_broadcast(&pool.cv);
-	pthread_mutex_unlock(&pool.mu);
+	/* No hand-over starts after this; those under way finish first, so
+	 * every queued request is taken before the last thread leaves. */
+	atomic_store(&pool.stop, true);
+	while (atomic_load(&pool.submitting) > 0)
+		sched_yield();
+	for (i = 0; i < pool.nthreads; i++)
+		sem_post(&pool.ready);
 	for (i = 0; i < pool.nthreads; i++)
 		pthread_join(pool.threads[i], NULL);
 	free(pool.threads);
 	pool.threads = NULL;
 	pool.nthreads = 0;
+	sem_destroy(&pool.ready);
 }
 
-/* Hands r to the pool; false if the queue is full. */
+/* Hands r to the pool; false if the queue is full or the pool stopping.
+ * Never blocks. */
 static bool pool_submit(req *r)
 {
-	bool ok;
+	size_t pos;
+	bool ok = false;
 
-	pthread_mutex_lock(&pool.mu);
-	ok = pool.len < BLOCKING_QUEUE_MAX && !pool.stop;
-	if (ok) {
-		pool.queue[(pool.head + pool.len) % BLOCKING_QUEUE_MAX] = r;
-		pool.len++;
-		pthread_cond_signal(&pool.cv);
+	atomic_fetch_add(&pool.submitting, 1);
+	if (atomic_load(&pool.stop))
+		goto out;
+	pos = atomic_load_explicit(&pool.tail, memory_order_relaxed);
+	for (;;) {
+		pool_cell *c = &pool.cell[pos & (BLOCKING_QUEUE_MAX - 1)];
+		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
+		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+		if (dif == 0) {
+			if (atomic_compare_exchange_weak_explicit(&pool.tail, &pos, pos + 1, memory_order_relaxed,
+								  memory_order_relaxed)) {
+				c->r = r;
+				atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+				sem_post(&pool.ready);
+				ok = true;
+				break;
+			}
+		} else if (dif < 0) {
+			break; /* full */
+		} else {
+			pos = atomic_load_explicit(&pool.tail, memory_order_relaxed);
+		}
 	}
-	pthread_mutex_unlock(&pool.mu);
+out:
+	atomic_fetch_sub(&pool.submitting, 1);
 	return ok;
 }
 
