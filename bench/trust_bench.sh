@@ -25,7 +25,9 @@
 #             run in the same section, nginx answering a fixed 429 to the
 #             same paced load beside NCPU Argon2id hash loops and with
 #             nothing else running (the flood's latency is also
-#             printed). With server.threads = 4 x NCPU (EGOV_SERVER_THREADS);
+#             printed); when that unloaded reference's own p99 is over
+#             5 ms the machine was too busy to judge and the verdict is
+#             NOISY. With server.threads = 4 x NCPU (EGOV_SERVER_THREADS);
 #             the flood is repeated with the default (one thread per core)
 #             for information.
 #   refresh   a confidential client, one refresh token per worker from a full
@@ -282,8 +284,18 @@ verdict trust.overload.429 $ok >/dev/null
 # (docs/benchmarks.md), so a maximum of 5 ms is below what any server can
 # be measured at here; a stall of egov's own (a lock held across a hash, a
 # generator or server falling behind) moves p99 and fails the verdict.
-ok=0; fcmp "$O_P50" '<=' 5 && fcmp "$O_P99" '<=' 5 && ok=1
-verdict trust.overload.429_latency $ok >/dev/null
+# When the unloaded reference itself misses 5 ms at p99, the machine was
+# too busy in this run for a 5 ms target to be judged: the verdict says
+# NOISY (neither met nor missed) and the figures stay printed.
+NU_P99=$(tv "$NU" trust.busy p99_ms)
+if [ -n "$NU_P99" ] && fcmp "$NU_P99" '>' 5; then
+	kv trust.overload.429_latency.verdict NOISY
+	say "    NOTE: nginx's fixed 429 with nothing else running had a p99 of $NU_P99 ms in this run: the"
+	say "    machine was too busy for the 5 ms target to be judged (verdict NOISY); rerun when it is quiet."
+else
+	ok=0; fcmp "$O_P50" '<=' 5 && fcmp "$O_P99" '<=' 5 && ok=1
+	verdict trust.overload.429_latency $ok >/dev/null
+fi
 kv trust.overload.busy_p999_ms "$(tv "$O" trust.busy p999_ms)"
 kv trust.overload.busy_over_5ms "$(tv "$O" trust.busy over_5ms)"
 for ref in nginx:"$N" nginx_unloaded:"$NU"; do
