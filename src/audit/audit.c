@@ -16,7 +16,6 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +27,7 @@
 #include "audit/audit_int.h"
 #include "core/utf8.h"
 #include "core/timeutil.h"
+#include "core/wake.h"
 
 /* Records one transaction may carry. Bounds the writer's scratch memory and
  * the time a batch holds the write lock; far above what concurrent
@@ -54,14 +54,11 @@ typedef struct pending {
 	struct pending *next;
 	int64_t seq;
 	egov_err err;
-	/* Posted when the batch is settled. A semaphore, not the shared mutex
-	 * and a condition: hundreds of waiters released at once would
-	 * otherwise queue on the mutex just to return. */
-	sem_t done;
-	/* The waiters this one wakes in turn (a binary tree over the batch),
-	 * so the writer posts one semaphore, not hundreds, before it goes on
-	 * to the next batch. */
-	struct pending *wake[2];
+	/* Released when the batch is settled (core/wake.h): not the shared
+	 * mutex and a condition, on which hundreds of waiters released at once
+	 * would queue just to return, and one post by the writer, not
+	 * hundreds, before it goes on to the next batch. */
+	wake_node done;
 } pending;
 
 /* What the writer computed for one record of the batch being committed. */
@@ -488,6 +485,11 @@ static void linger(audit_log *a)
 			break;
 }
 
+static wake_node *batch_at(void *ctx, size_t i)
+{
+	return &((audit_log *)ctx)->batch[i]->done;
+}
+
 static void *writer_main(void *arg)
 {
 	char head_hex[AUDIT_HEX_LEN + 1];
@@ -518,14 +520,11 @@ static void *writer_main(void *arg)
 		atomic_fetch_add(&a->stat_batches, 1);
 		atomic_fetch_add(&a->stat_records, (int64_t)n);
 		atomic_fetch_add(&a->stat_commit_us, took);
-		for (i = 0; i < n; i++) {
+		for (i = 0; i < n; i++)
 			a->batch[i]->err = err;
-			a->batch[i]->wake[0] = 2 * i + 1 < n ? a->batch[2 * i + 1] : NULL;
-			a->batch[i]->wake[1] = 2 * i + 2 < n ? a->batch[2 * i + 2] : NULL;
-		}
 		/* The pendings live on their callers' stacks: none is touched
 		 * by the writer after this. */
-		sem_post(&a->batch[0]->done);
+		wake_tree_release(n, batch_at, a);
 		/* After the callers are released: a checkpoint may be slow. */
 		if (!err)
 			run_checkpoint(a, old_len, head_seq, head_hex);
@@ -641,14 +640,12 @@ egov_err audit_append(audit_log *a, const char *actor, const char *action, const
 	p.object = object;
 	p.details = details;
 
-	if (sem_init(&p.done, 0, 0) != 0) {
-		err = EGOV_EINTERNAL;
+	if ((err = wake_init(&p.done)))
 		goto out;
-	}
 	pthread_mutex_lock(&a->mu);
 	if (a->closing) {
 		pthread_mutex_unlock(&a->mu);
-		sem_destroy(&p.done);
+		wake_destroy(&p.done);
 		err = EGOV_EUNAVAILABLE;
 		goto out;
 	}
@@ -663,13 +660,8 @@ egov_err audit_append(audit_log *a, const char *actor, const char *action, const
 	if (a->queued == 1 || a->queued >= a->group)
 		pthread_cond_signal(&a->work_cv);
 	pthread_mutex_unlock(&a->mu);
-	while (sem_wait(&p.done) != 0 && errno == EINTR)
-		;
-	if (p.wake[0])
-		sem_post(&p.wake[0]->done);
-	if (p.wake[1])
-		sem_post(&p.wake[1]->done);
-	sem_destroy(&p.done);
+	wake_wait(&p.done);
+	wake_destroy(&p.done);
 	err = p.err;
 	if (!err && seq_out)
 		*seq_out = p.seq;

@@ -2,7 +2,8 @@
  * db_batch.c: group commit for short writes (see db_batch() in db.h).
  *
  * One writer thread per database handle, started on first use, with its
- * own connection. Callers queue a job and sleep on their own semaphore;
+ * own connection. Callers queue a job and sleep on their own semaphore
+ * (core/wake.h);
  * the writer opens one transaction, takes everything queued by the time it
  * holds the write lock (at most BATCH_MAX), runs each job inside a
  * SAVEPOINT, commits once and wakes the callers. A commit that fails fails
@@ -11,13 +12,12 @@
  * and the commit is flushed to disk unless every job of the batch came
  * through db_batch_nosync().
  */
-#include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 #include "core/db_int.h"
+#include "core/wake.h"
 
 #define BATCH_MAX 256
 
@@ -26,13 +26,10 @@ typedef struct batch_job {
 	void *ctx;
 	egov_err err;
 	bool sync; /* false: db_batch_nosync() */
-	/* Posted when the job is settled. A semaphore per caller, posted
-	 * outside the queue's mutex: a condition variable on that mutex made
-	 * every woken caller queue for it again just to return. */
-	sem_t done;
-	/* The callers this one wakes in turn (a binary tree over the batch, as
-	 * the audit writer does), so the writer posts one semaphore. */
-	struct batch_job *wake[2];
+	/* Released when the job is settled, outside the queue's mutex: a
+	 * condition variable on that mutex made every woken caller queue for
+	 * it again just to return. */
+	wake_node done;
 	struct batch_job *next;
 } batch_job;
 
@@ -48,24 +45,24 @@ struct db_batcher {
 	batch_job *settled[BATCH_MAX]; /* writer only */
 };
 
+static wake_node *settled_at(void *ctx, size_t i)
+{
+	return &((struct db_batcher *)ctx)->settled[i]->done;
+}
+
 /* Settles a batch and wakes its callers. The jobs live on their callers'
- * stacks: none is touched after the first post. */
+ * stacks: none is touched after the release. */
 static void finish(struct db_batcher *b, batch_job *jobs, egov_err commit_err)
 {
 	batch_job *j;
-	size_t n = 0, i;
+	size_t n = 0;
 
 	for (j = jobs; j; j = j->next) {
 		if (!j->err)
 			j->err = commit_err;
 		b->settled[n++] = j;
 	}
-	for (i = 0; i < n; i++) {
-		b->settled[i]->wake[0] = 2 * i + 1 < n ? b->settled[2 * i + 1] : NULL;
-		b->settled[i]->wake[1] = 2 * i + 2 < n ? b->settled[2 * i + 2] : NULL;
-	}
-	if (n)
-		sem_post(&b->settled[0]->done);
+	wake_tree_release(n, settled_at, b);
 }
 
 /* Sets the writer connection's flushing for the next batch. */
@@ -229,11 +226,12 @@ static egov_err batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx, b
 	b = d->batcher;
 	if (!b)
 		return direct(d, fn, ctx, sync); /* could not start a writer: still correct */
-	sem_init(&job.done, 0, 0);
+	if (wake_init(&job.done))
+		return direct(d, fn, ctx, sync);
 	pthread_mutex_lock(&b->mu);
 	if (b->stop) {
 		pthread_mutex_unlock(&b->mu);
-		sem_destroy(&job.done);
+		wake_destroy(&job.done);
 		return direct(d, fn, ctx, sync);
 	}
 	if (b->tail)
@@ -243,13 +241,8 @@ static egov_err batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx, b
 	b->tail = &job;
 	pthread_cond_signal(&b->cv);
 	pthread_mutex_unlock(&b->mu);
-	while (sem_wait(&job.done) != 0 && errno == EINTR)
-		;
-	if (job.wake[0])
-		sem_post(&job.wake[0]->done);
-	if (job.wake[1])
-		sem_post(&job.wake[1]->done);
-	sem_destroy(&job.done);
+	wake_wait(&job.done);
+	wake_destroy(&job.done);
 	return job.err;
 }
 
