@@ -83,6 +83,19 @@ async function scrape(node) {
   return parseMetrics(r.text);
 }
 
+// A request is counted when the server has finished sending its answer, a
+// moment after the client has it, so a scrape on another connection right
+// after can miss it: scrape again (for up to 2 s) until ready(parsed) holds,
+// and return the last scrape either way (the caller asserts on it).
+async function scrapeWhen(node, ready) {
+  const until = Date.now() + 2000;
+  for (;;) {
+    const m = await scrape(node);
+    if (ready(m) || Date.now() > until) return m;
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
 for (const backend of backends()) {
   describe(`system (${backend})`, () => {
     let node;
@@ -130,6 +143,8 @@ for (const backend of backends()) {
     test('GET /metrics: valid exposition text with the kernel metrics', async () => {
       await request(node, '/healthz');
       await request(node, '/api/v1/notices');
+      await scrapeWhen(node, (m) => find(m.samples, 'egov_http_requests_total')
+        .some((x) => x.labels.route.includes('notices') && x.labels.method === 'GET'));
       const r = await request(node, '/metrics');
       assert.equal(r.status, 200);
       assert.match(r.headers.get('content-type') ?? '', /^text\/plain; ?version=0\.0\.4/);
@@ -203,7 +218,7 @@ for (const backend of backends()) {
       const c0 = find(before1.samples, 'egov_http_request_duration_seconds_count', (l) => l.route.includes('version'))[0]?.value ?? 0;
       for (let i = 0; i < 5; i++) await request(node, '/api/v1/version');
       for (let i = 0; i < 3; i++) await request(node, '/api/v1/notices?limit=1');
-      const after1 = await scrape(node);
+      const after1 = await scrapeWhen(node, (m) => (find(m.samples, 'egov_http_requests_total', (l) => key({ labels: l }))[0]?.value ?? 0) >= v0 + 5);
       const v1 = find(after1.samples, 'egov_http_requests_total', (l) => key({ labels: l }))[0]?.value;
       assert.equal(v1, v0 + 5, 'egov_http_requests_total for GET version 200');
       const c1 = find(after1.samples, 'egov_http_request_duration_seconds_count', (l) => l.route.includes('version'))[0]?.value;
@@ -215,7 +230,8 @@ for (const backend of backends()) {
       assert.ok(s1 >= s0 && s1 > 0, 'egov_db_query_seconds_total');
       const nf0 = find(after1.samples, 'egov_http_requests_total', (l) => l.status === '404').reduce((a, s) => a + s.value, 0);
       await request(node, '/definitely/missing');
-      const nf1 = find((await scrape(node)).samples, 'egov_http_requests_total', (l) => l.status === '404').reduce((a, s) => a + s.value, 0);
+      const notFound = (m) => find(m.samples, 'egov_http_requests_total', (l) => l.status === '404').reduce((a, s) => a + s.value, 0);
+      const nf1 = notFound(await scrapeWhen(node, (m) => notFound(m) >= nf0 + 1));
       assert.equal(nf1, nf0 + 1, '404s are counted');
     });
 
