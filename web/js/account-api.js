@@ -23,7 +23,12 @@
       credentials: 'same-origin',
       body: body === undefined ? undefined : JSON.stringify(body),
     }).then(function (r) {
-      if (r.status === 204 || r.status === 202) return { status: r.status, data: null };
+      // Read even an empty body to its end: a caller that navigates away
+      // next must not abort a request the browser has not finished.
+      if (r.status === 204 || r.status === 202) {
+        return r.text().then(function () { return { status: r.status, data: null }; },
+          function () { return { status: r.status, data: null }; });
+      }
       return r.json().then(function (d) { return { status: r.status, data: d }; },
         function () { return { status: r.status, data: null }; });
     }, function () { return { status: 0, data: null }; });
