@@ -39,6 +39,9 @@ typedef struct egov_module {
 	 * else a short reason ("conf_missing") that makes the node not ready.
 	 * Must be cheap and must not block. May be NULL. */
 	const char *(*ready)(void);
+	/* Background jobs (core/jobs.h): started after .start, stopped before .stop. */
+	const struct job *const *jobs;
+	size_t njobs;
 } egov_module;
 
 extern const egov_module *const egov_modules[];
