@@ -11,6 +11,9 @@
  * control bytes, sloppy numbers, a BOM, escaped NUL, depth) before cJSON
  * sees the bytes; the duplicate check in the walk closes the second.
  *
+ * json_bind_tree() runs the same walk over a tree its caller parsed; the
+ * first invariant below is then the caller's to keep.
+ *
  * Invariants:
  *  - Every byte json_bind() accepted is strict RFC 8259 JSON in UTF-8 with
  *    no escaped NUL, nested at most EGOV_JSON_DEPTH_MAX deep.
@@ -18,6 +21,8 @@
  *    duplicate key or more than EGOV_JSON_MEMBERS_MAX members.
  *  - The cJSON tree never outlives json_bind(); everything handed out lives
  *    in the caller's arena.
+ *  - Memory for an array of objects is allocated only after its element
+ *    count was checked against the field's limit, in one piece.
  *  - Integers are exact: cJSON holds numbers as doubles, so only integral
  *    values within +-(2^53 - 1) are taken (larger ones are json.out_of_range
  *    because 2^53 + 1 cannot be told from 2^53).
@@ -173,6 +178,7 @@ const char *json_precheck(const char *s, size_t len, size_t depth_max)
 typedef struct bind_ctx {
 	arena *a;
 	json_error *jerr;
+	unsigned flags; /* JSON_BIND_* */
 	char path[sizeof(((json_error *)0)->field)];
 	size_t plen;
 } bind_ctx;
@@ -328,6 +334,41 @@ static egov_err take_str_array(bind_ctx *c, const cJSON *item, const json_field 
 	return err;
 }
 
+static egov_err bind_object(bind_ctx *c, const cJSON *obj, const json_field *fields, size_t nfields, void *base);
+
+/* The count is known (and checked) before the structs are allocated; a
+ * count the body only claims is never trusted, as it is the parsed tree. */
+static egov_err take_obj_array(bind_ctx *c, const cJSON *item, const json_field *f, json_obj_array *dst)
+{
+	size_t max = f->max_len ? f->max_len : EGOV_JSON_ARRAY_MAX;
+	size_t n, i, old;
+	const cJSON *ch;
+	char *items = NULL;
+	egov_err err = EGOV_OK;
+
+	if (!f->elem_size || (f->nfields && !f->fields))
+		return fail(c, EGOV_EINTERNAL, "json.malformed"); /* a table bug, not the client's */
+	if (!cJSON_IsArray(item))
+		return fail(c, EGOV_EINVAL, "json.wrong_type");
+	n = count_children(item);
+	if (n > max)
+		return fail(c, EGOV_EINVAL, "json.too_long");
+	if (n < f->min_len)
+		return fail(c, EGOV_EINVAL, "json.too_short");
+	if (n && (n > SIZE_MAX / f->elem_size || !(items = arena_alloc(c->a, n * f->elem_size))))
+		return fail(c, EGOV_ELIMIT, "json.too_large");
+	for (ch = item->child, i = 0; ch && !err; ch = ch->next, i++) {
+		old = path_push(c, NULL, i, 1);
+		err = bind_object(c, ch, f->fields, f->nfields, items + i * f->elem_size);
+		path_pop(c, old);
+	}
+	if (!err) {
+		dst->items = items;
+		dst->n = n;
+	}
+	return err;
+}
+
 static egov_err take_raw(bind_ctx *c, const cJSON *item, const char **dst)
 {
 	char *text = NULL, *s;
@@ -348,8 +389,6 @@ out:
 	cJSON_free(text);
 	return err;
 }
-
-static egov_err bind_object(bind_ctx *c, const cJSON *obj, const json_field *fields, size_t nfields, void *base);
 
 static egov_err bind_value(bind_ctx *c, const cJSON *item, const json_field *f, void *base)
 {
@@ -382,6 +421,9 @@ static egov_err bind_value(bind_ctx *c, const cJSON *item, const json_field *f, 
 		case JSON_T_RAW:
 			err = take_raw(c, item, (const char **)dst);
 			break;
+		case JSON_T_OBJECT_ARRAY:
+			err = take_obj_array(c, item, f, (json_obj_array *)dst);
+			break;
 		default:
 			return fail(c, EGOV_EINTERNAL, "json.wrong_type");
 		}
@@ -408,6 +450,8 @@ static egov_err bind_object(bind_ctx *c, const cJSON *obj, const json_field *fie
 		for (i = 0; i < nfields; i++)
 			if (strcmp(fields[i].name, m->string) == 0)
 				break;
+		if (i == nfields && (c->flags & JSON_BIND_SKIP_UNKNOWN))
+			continue;
 		old = path_push(c, m->string, 0, 0);
 		if (i == nfields)
 			err = fail(c, EGOV_EINVAL, "json.unknown_field");
@@ -471,6 +515,25 @@ egov_err json_bind(arena *a, const char *body, size_t len, const json_field *fie
 out:
 	cJSON_Delete(root);
 	return err;
+}
+
+egov_err json_bind_tree(arena *a, const cJSON *root, const json_field *fields, size_t nfields, unsigned flags,
+			void *out, json_error *jerr)
+{
+	json_error scratch;
+	bind_ctx c;
+
+	if (!jerr)
+		jerr = &scratch;
+	jerr->code = NULL;
+	jerr->field[0] = '\0';
+	memset(&c, 0, sizeof c);
+	c.a = a;
+	c.jerr = jerr;
+	c.flags = flags;
+	if (!root)
+		return fail(&c, EGOV_EINVAL, "json.malformed");
+	return bind_object(&c, root, fields, nfields, out);
 }
 
 /* ---- writer -------------------------------------------------------------- */

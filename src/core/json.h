@@ -40,8 +40,27 @@
  * each item is a string of at most EGOV_JSON_STRING_MAX and at least min_len
  * bytes. JSON_T_RAW values obey the same duplicate and member limits.
  *
- * Strings and arrays are copied into the caller's arena, so the out struct
- * lives as long as the arena (the request).
+ * JSON_T_OBJECT_ARRAY: an array of objects, each bound by .fields into a
+ * struct of .elem_size bytes; the member is a json_obj_array whose items
+ * point at n such structs, zeroed before binding (absent members stay
+ * zero). max_len limits the count (default EGOV_JSON_ARRAY_MAX), min_len is
+ * the least count (json.too_short); an element that is not an object is
+ * json.not_object. Errors inside an element name it by index:
+ * "members[3].code", "subsystems[0].certs[2].usage". The count is checked
+ * before anything is allocated.
+ *
+ *	typedef struct member { const char *code; int64_t level; } member;
+ *	static const json_field member_fields[] = {
+ *		{.name = "code", .type = JSON_T_STRING, .offset = offsetof(member, code), .required = true},
+ *		{.name = "level", .type = JSON_T_INT, .offset = offsetof(member, level), .min = 1, .max = 9},
+ *	};
+ *	{.name = "members", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(doc, members),
+ *	 .fields = member_fields, .nfields = 2, .elem_size = sizeof(member), .max_len = 100},
+ *	...
+ *	const member *m = doc.members.items; // doc.members.n of them
+ *
+ * Strings and arrays are copied into the caller's arena (the request's, or
+ * one the caller keeps longer), so the out struct lives as long as it.
  */
 #ifndef EGOV_CORE_JSON_H
 #define EGOV_CORE_JSON_H
@@ -62,12 +81,18 @@ typedef enum json_type {
 	JSON_T_STRING_ARRAY, /* json_str_array */
 	JSON_T_OBJECT,       /* nested struct described by .fields */
 	JSON_T_RAW,          /* const char *: the member re-serialised compactly (any type) */
+	JSON_T_OBJECT_ARRAY, /* json_obj_array of structs described by .fields and .elem_size */
 } json_type;
 
 typedef struct json_str_array {
 	const char **items;
 	size_t n;
 } json_str_array;
+
+typedef struct json_obj_array {
+	void *items; /* n structs of the field's elem_size, in the arena */
+	size_t n;
+} json_obj_array;
 
 typedef struct json_field {
 	const char *name;
@@ -76,11 +101,12 @@ typedef struct json_field {
 	bool required;
 	bool nullable;          /* JSON null accepted and leaves the member zero */
 	size_t max_len;         /* strings: bytes, arrays: items; 0 = default limit */
-	size_t min_len;         /* strings: bytes (e.g. 1 for non-empty) */
+	size_t min_len;         /* strings: bytes (e.g. 1 for non-empty); object arrays: items */
 	int64_t min, max;       /* ints; both 0 = full int64 range */
-	const struct json_field *fields; /* JSON_T_OBJECT */
+	const struct json_field *fields; /* JSON_T_OBJECT, JSON_T_OBJECT_ARRAY (each element) */
 	size_t nfields;
 	ssize_t present_offset; /* > 0: offset of a bool set when the member was present */
+	size_t elem_size;       /* JSON_T_OBJECT_ARRAY: sizeof the element struct */
 } json_field;
 
 /* Marks where a bool "was this member present" lives; use in a field as
@@ -98,6 +124,18 @@ typedef struct json_error {
  * returns EGOV_EINVAL (or EGOV_ENOMEM/ELIMIT) and fills *jerr. */
 egov_err json_bind(arena *a, const char *body, size_t len, const json_field *fields, size_t nfields,
 		   void *out, json_error *jerr);
+
+/* Binds an already parsed cJSON tree (root must be an object) by the same
+ * rules, for a caller that holds one: the claims of a verified token. The
+ * precheck did not see the tree's text, so its strings are only as strict
+ * as the parser that made it; use it for text already checked or of our
+ * own making. flags: 0, or JSON_BIND_SKIP_UNKNOWN to pass over members the
+ * tables do not name (at every level) instead of refusing them, as RFC 7519
+ * asks of claims. The tree stays the caller's. */
+struct cJSON;
+#define JSON_BIND_SKIP_UNKNOWN 1u
+egov_err json_bind_tree(arena *a, const struct cJSON *root, const json_field *fields, size_t nfields,
+			unsigned flags, void *out, json_error *jerr);
 
 /* Checks UTF-8 validity (no overlongs, no surrogates, <= U+10FFFF) and the
  * bracket depth outside strings in one pass. Returns NULL if fine, else the

@@ -1,6 +1,7 @@
 /*
  * fuzz_json.c: libFuzzer target for json_bind() with a table holding every
- * field type (string, int, bool, string array, nested object, raw).
+ * field type (string, int, bool, string array, nested object, raw, and an
+ * array of objects holding another array of objects).
  *
  * The input is copied to the very end of a page followed by an inaccessible
  * page: libcjson is not built with ASan, so this is what turns a read past
@@ -26,6 +27,17 @@ typedef struct inner {
 	bool n_present;
 } inner;
 
+typedef struct cell {
+	const char *v;
+	bool b;
+} cell;
+
+typedef struct row {
+	const char *id;
+	int64_t n;
+	json_obj_array cells; /* of cell */
+} row;
+
 typedef struct doc {
 	const char *title;
 	int64_t size;
@@ -35,8 +47,21 @@ typedef struct doc {
 	inner in;
 	const char *extra;
 	const char *opt;
+	json_obj_array rows; /* of row */
 	bool opt_present;
 } doc;
+
+static const json_field cell_fields[] = {
+	{.name = "v", .type = JSON_T_STRING, .offset = offsetof(cell, v), .max_len = 8, .min_len = 1},
+	{.name = "b", .type = JSON_T_BOOL, .offset = offsetof(cell, b)},
+};
+
+static const json_field row_fields[] = {
+	{.name = "id", .type = JSON_T_STRING, .offset = offsetof(row, id), .required = true, .max_len = 16},
+	{.name = "n", .type = JSON_T_INT, .offset = offsetof(row, n), .min = -5, .max = 5},
+	{.name = "cells", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(row, cells), .fields = cell_fields,
+	 .nfields = sizeof cell_fields / sizeof cell_fields[0], .elem_size = sizeof(cell), .max_len = 4},
+};
 
 static const json_field inner_fields[] = {
 	{.name = "id", .type = JSON_T_STRING, .offset = offsetof(inner, id), .required = true, .max_len = 16},
@@ -56,6 +81,9 @@ static const json_field doc_fields[] = {
 	{.name = "extra", .type = JSON_T_RAW, .offset = offsetof(doc, extra)},
 	{.name = "opt", .type = JSON_T_STRING, .offset = offsetof(doc, opt), .nullable = true,
 	 .present_offset = JSON_PRESENT(doc, opt_present)},
+	{.name = "rows", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(doc, rows), .fields = row_fields,
+	 .nfields = sizeof row_fields / sizeof row_fields[0], .elem_size = sizeof(row), .max_len = 16,
+	 .min_len = 1, .nullable = true},
 };
 
 static void check_str(const char *s, size_t min, size_t max)
@@ -97,6 +125,27 @@ static void check_array(const json_str_array *a, size_t max_items, size_t min)
 	}
 }
 
+/* What a handler relies on after a bind: counts within limits, required
+ * members there, values in range. */
+static void check_rows(const json_obj_array *a)
+{
+	const row *r = a->items;
+	size_t i, k;
+
+	if (a->n > 16 || (a->n && !a->items) || (!a->n && a->items))
+		abort();
+	for (i = 0; i < a->n; i++) {
+		const cell *c = r[i].cells.items;
+		if (!r[i].id)
+			abort();
+		check_str(r[i].id, 0, 16);
+		if (r[i].n < -5 || r[i].n > 5 || r[i].cells.n > 4 || (r[i].cells.n && !c))
+			abort();
+		for (k = 0; k < r[i].cells.n; k++)
+			check_str(c[k].v, 1, 8);
+	}
+}
+
 static void write_back(const doc *d)
 {
 	buf b;
@@ -123,6 +172,27 @@ static void write_back(const doc *d)
 	jw_key(&w, "extra");
 	jw_raw(&w, d->extra);
 	jw_kstr(&w, "opt", d->opt);
+	jw_key(&w, "rows");
+	jw_arr_begin(&w);
+	for (i = 0; i < d->rows.n; i++) {
+		const row *r = (const row *)d->rows.items + i;
+		size_t k;
+		jw_obj_begin(&w);
+		jw_kstr(&w, "id", r->id);
+		jw_kint(&w, "n", r->n);
+		jw_key(&w, "cells");
+		jw_arr_begin(&w);
+		for (k = 0; k < r->cells.n; k++) {
+			const cell *c = (const cell *)r->cells.items + k;
+			jw_obj_begin(&w);
+			jw_kstr(&w, "v", c->v);
+			jw_kbool(&w, "b", c->b);
+			jw_obj_end(&w);
+		}
+		jw_arr_end(&w);
+		jw_obj_end(&w);
+	}
+	jw_arr_end(&w);
 	jw_obj_end(&w);
 	if (w.err || w.depth != 0)
 		abort();
@@ -180,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_str(d.opt, 0, EGOV_JSON_STRING_MAX);
 		if (d.opt && !d.opt_present)
 			abort();
+		check_rows(&d.rows);
 		if (d.extra && json_precheck(d.extra, strlen(d.extra), EGOV_JSON_DEPTH_MAX) != NULL)
 			abort();
 		write_back(&d);

@@ -2,6 +2,8 @@
  * test_json.c: json_bind() against a table with every field type, the
  * precheck's UTF-8 and depth rules, and the writer's output byte for byte.
  * Error cases are a table: body in, egov_err + code + field path out.
+ * Arrays of objects have a table of their own, with the index in the path,
+ * and json_bind_tree() is checked on a tree parsed here.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +11,8 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+
+#include <cJSON.h>
 
 #include "core/json.h"
 #include "core/limits.h"
@@ -518,6 +522,253 @@ static void test_writer_errors(void **state)
 	buf_release(&b);
 }
 
+/* ---- arrays of objects --------------------------------------------------------- */
+
+typedef struct cert {
+	const char *usage;
+	int64_t serial;
+} cert;
+
+typedef struct member {
+	const char *code;
+	int64_t level;
+	json_str_array tags;
+	json_obj_array certs; /* of cert */
+	bool level_present;
+} member;
+
+typedef struct roster {
+	const char *name;
+	json_obj_array members; /* of member */
+	json_obj_array extra;   /* of cert, optional, nullable, default limits */
+} roster;
+
+static const json_field cert_fields[] = {
+	{.name = "usage", .type = JSON_T_STRING, .offset = offsetof(cert, usage), .required = true, .max_len = 4},
+	{.name = "serial", .type = JSON_T_INT, .offset = offsetof(cert, serial), .min = 1, .max = 1000},
+};
+
+static const json_field member_fields[] = {
+	{.name = "code", .type = JSON_T_STRING, .offset = offsetof(member, code), .required = true, .min_len = 1,
+	 .max_len = 8},
+	{.name = "level", .type = JSON_T_INT, .offset = offsetof(member, level), .min = 1, .max = 9,
+	 .present_offset = JSON_PRESENT(member, level_present)},
+	{.name = "tags", .type = JSON_T_STRING_ARRAY, .offset = offsetof(member, tags), .max_len = 2},
+	{.name = "certs", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(member, certs), .fields = cert_fields,
+	 .nfields = sizeof cert_fields / sizeof cert_fields[0], .elem_size = sizeof(cert), .max_len = 2},
+};
+
+static const json_field roster_fields[] = {
+	{.name = "name", .type = JSON_T_STRING, .offset = offsetof(roster, name)},
+	{.name = "members", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(roster, members), .required = true,
+	 .fields = member_fields, .nfields = sizeof member_fields / sizeof member_fields[0],
+	 .elem_size = sizeof(member), .min_len = 1, .max_len = 3},
+	{.name = "extra", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(roster, extra), .nullable = true,
+	 .fields = cert_fields, .nfields = sizeof cert_fields / sizeof cert_fields[0], .elem_size = sizeof(cert)},
+};
+#define NROSTER (sizeof roster_fields / sizeof roster_fields[0])
+
+static const bad_case bad_rosters[] = {
+	{"{}", 0, EGOV_EINVAL, "json.missing_field", "members"},
+	{"{\"members\":null}", 0, EGOV_EINVAL, "json.wrong_type", "members"},
+	{"{\"members\":{}}", 0, EGOV_EINVAL, "json.wrong_type", "members"},
+	{"{\"members\":\"a\"}", 0, EGOV_EINVAL, "json.wrong_type", "members"},
+	{"{\"members\":[]}", 0, EGOV_EINVAL, "json.too_short", "members"},
+	{"{\"members\":[{\"code\":\"a\"},{\"code\":\"b\"},{\"code\":\"c\"},{\"code\":\"d\"}]}", 0, EGOV_EINVAL,
+	 "json.too_long", "members"},
+	{"{\"members\":[1]}", 0, EGOV_EINVAL, "json.not_object", "members[0]"},
+	{"{\"members\":[{\"code\":\"a\"},null]}", 0, EGOV_EINVAL, "json.not_object", "members[1]"},
+	{"{\"members\":[{\"code\":\"a\"},[]]}", 0, EGOV_EINVAL, "json.not_object", "members[1]"},
+	{"{\"members\":[{\"code\":\"a\"},{\"level\":2}]}", 0, EGOV_EINVAL, "json.missing_field", "members[1].code"},
+	{"{\"members\":[{\"code\":\"a\",\"x\":1}]}", 0, EGOV_EINVAL, "json.unknown_field", "members[0].x"},
+	{"{\"members\":[{\"code\":\"a\",\"code\":\"b\"}]}", 0, EGOV_EINVAL, "json.duplicate_field",
+	 "members[0].code"},
+	{"{\"members\":[{\"code\":\"a\",\"level\":\"2\"}]}", 0, EGOV_EINVAL, "json.wrong_type", "members[0].level"},
+	{"{\"members\":[{\"code\":\"a\"},{\"code\":\"b\",\"level\":10}]}", 0, EGOV_EINVAL, "json.out_of_range",
+	 "members[1].level"},
+	{"{\"members\":[{\"code\":\"123456789\"}]}", 0, EGOV_EINVAL, "json.too_long", "members[0].code"},
+	{"{\"members\":[{\"code\":\"\"}]}", 0, EGOV_EINVAL, "json.too_short", "members[0].code"},
+	{"{\"members\":[{\"code\":\"a\",\"tags\":[\"x\",1]}]}", 0, EGOV_EINVAL, "json.wrong_type",
+	 "members[0].tags[1]"},
+	{"{\"members\":[{\"code\":\"a\",\"certs\":[{\"usage\":\"tls\"},{}]}]}", 0, EGOV_EINVAL,
+	 "json.missing_field", "members[0].certs[1].usage"},
+	{"{\"members\":[{\"code\":\"a\"},{\"code\":\"b\",\"certs\":[{\"usage\":\"sign\",\"serial\":0}]}]}", 0,
+	 EGOV_EINVAL, "json.out_of_range", "members[1].certs[0].serial"},
+	{"{\"members\":[{\"code\":\"a\",\"certs\":[{\"usage\":\"a\"},{\"usage\":\"b\"},{\"usage\":\"c\"}]}]}", 0,
+	 EGOV_EINVAL, "json.too_long", "members[0].certs"},
+	{"{\"members\":[{\"code\":\"a\",\"certs\":{\"usage\":\"a\"}}]}", 0, EGOV_EINVAL, "json.wrong_type",
+	 "members[0].certs"},
+	{"{\"members\":[{\"code\":\"a\"}],\"members\":[{\"code\":\"b\"}]}", 0, EGOV_EINVAL, "json.duplicate_field",
+	 "members"},
+	{"{\"members\":[{\"code\":\"a\"}],\"extra\":[{\"usage\":\"x\",\"usage\":\"y\"}]}", 0, EGOV_EINVAL,
+	 "json.duplicate_field", "extra[0].usage"},
+};
+
+static egov_err bind_roster(arena *a, const char *text, roster *r, json_error *je)
+{
+	memset(r, 0, sizeof *r);
+	return json_bind(a, text, strlen(text), roster_fields, NROSTER, r, je);
+}
+
+static void test_object_array_rejects(void **state)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof bad_rosters / sizeof bad_rosters[0]; i++) {
+		const bad_case *c = &bad_rosters[i];
+		arena a;
+		roster r;
+		json_error je;
+		egov_err err;
+
+		arena_init(&a, 1 << 20);
+		err = bind_roster(&a, c->body, &r, &je);
+		if (err != c->err || !je.code || strcmp(je.code, c->code) != 0 || strcmp(je.field, c->field) != 0)
+			print_error("case %zu %s: got err %d code %s field '%s', want %s '%s'\n", i, c->body, err,
+				    je.code ? je.code : "(null)", je.field, c->code, c->field);
+		assert_int_equal(err, c->err);
+		assert_string_equal(je.code, c->code);
+		assert_string_equal(je.field, c->field);
+		arena_release(&a);
+	}
+}
+
+static void test_object_array_binds(void **state)
+{
+	static const char text[] = "{\"name\":\"r\",\"members\":[{\"code\":\"a\",\"level\":3,\"tags\":[\"t\"],"
+				   "\"certs\":[{\"usage\":\"sign\",\"serial\":7},{\"usage\":\"tls\"}]},"
+				   "{\"code\":\"b\",\"certs\":[]},{\"tags\":[],\"code\":\"c\"}],\"extra\":null}";
+	const member *m;
+	const cert *k;
+	arena a;
+	roster r;
+	json_error je;
+
+	arena_init(&a, 1 << 20);
+	assert_int_equal(bind_roster(&a, text, &r, &je), EGOV_OK);
+	assert_null(je.code);
+	assert_string_equal(r.name, "r");
+	assert_int_equal(r.members.n, 3);
+	m = r.members.items;
+	assert_string_equal(m[0].code, "a");
+	assert_int_equal(m[0].level, 3);
+	assert_true(m[0].level_present);
+	assert_int_equal(m[0].tags.n, 1);
+	assert_string_equal(m[0].tags.items[0], "t");
+	assert_int_equal(m[0].certs.n, 2);
+	k = m[0].certs.items;
+	assert_string_equal(k[0].usage, "sign");
+	assert_int_equal(k[0].serial, 7);
+	assert_string_equal(k[1].usage, "tls");
+	assert_int_equal(k[1].serial, 0); /* absent: zero */
+	/* absent members of an element stay zero, presence flags false */
+	assert_string_equal(m[1].code, "b");
+	assert_int_equal(m[1].level, 0);
+	assert_false(m[1].level_present);
+	assert_int_equal(m[1].certs.n, 0);
+	assert_null(m[1].certs.items);
+	assert_int_equal(m[1].tags.n, 0);
+	assert_string_equal(m[2].code, "c");
+	/* null for a nullable array leaves it empty */
+	assert_int_equal(r.extra.n, 0);
+	assert_null(r.extra.items);
+	arena_release(&a);
+}
+
+/* The default count limit, and the arena's cap, before anything else. */
+static void test_object_array_limits(void **state)
+{
+	buf b;
+	arena a;
+	roster r;
+	json_error je;
+	size_t i;
+
+	buf_init(&b, 1 << 20);
+	assert_int_equal(buf_adds(&b, "{\"members\":[{\"code\":\"a\"}],\"extra\":["), EGOV_OK);
+	for (i = 0; i <= EGOV_JSON_ARRAY_MAX; i++)
+		assert_int_equal(buf_addf(&b, "%s{\"usage\":\"u\"}", i ? "," : ""), EGOV_OK);
+	assert_int_equal(buf_adds(&b, "]}"), EGOV_OK);
+	arena_init(&a, 1 << 20);
+	assert_int_equal(bind_roster(&a, b.data, &r, &je), EGOV_EINVAL);
+	assert_string_equal(je.code, "json.too_long");
+	assert_string_equal(je.field, "extra");
+	arena_release(&a);
+	/* exactly the limit binds */
+	buf_reset(&b);
+	assert_int_equal(buf_adds(&b, "{\"members\":[{\"code\":\"a\"}],\"extra\":["), EGOV_OK);
+	for (i = 0; i < EGOV_JSON_ARRAY_MAX; i++)
+		assert_int_equal(buf_addf(&b, "%s{\"usage\":\"u\",\"serial\":%zu}", i ? "," : "", i + 1), EGOV_OK);
+	assert_int_equal(buf_adds(&b, "]}"), EGOV_OK);
+	arena_init(&a, 1 << 20);
+	assert_int_equal(bind_roster(&a, b.data, &r, &je), EGOV_OK);
+	assert_int_equal(r.extra.n, EGOV_JSON_ARRAY_MAX);
+	assert_int_equal(((const cert *)r.extra.items)[EGOV_JSON_ARRAY_MAX - 1].serial, EGOV_JSON_ARRAY_MAX);
+	arena_release(&a);
+	/* an arena too small for the structs: ELIMIT, not a partial bind */
+	arena_init(&a, 2048);
+	assert_int_equal(bind_roster(&a, b.data, &r, &je), EGOV_ELIMIT);
+	assert_string_equal(je.code, "json.too_large");
+	arena_release(&a);
+	buf_release(&b);
+}
+
+/* A table without elem_size is a bug of ours: EGOV_EINTERNAL, never a 400. */
+static void test_object_array_table_bug(void **state)
+{
+	static const json_field broken[] = {
+		{.name = "members", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(roster, members),
+		 .fields = member_fields, .nfields = sizeof member_fields / sizeof member_fields[0]},
+	};
+	static const char text[] = "{\"members\":[]}";
+	arena a;
+	roster r;
+	json_error je;
+
+	arena_init(&a, 1 << 16);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(json_bind(&a, text, strlen(text), broken, 1, &r, &je), EGOV_EINTERNAL);
+	arena_release(&a);
+}
+
+/* json_bind_tree: the same rules over a tree the caller parsed, and the
+ * flag that passes over members the table does not name. */
+static void test_bind_tree(void **state)
+{
+	static const char text[] = "{\"members\":[{\"code\":\"a\",\"since\":2020}],\"kid\":\"k1\",\"name\":\"n\"}";
+	cJSON *root = cJSON_Parse(text), *arr = cJSON_CreateArray();
+	arena a;
+	roster r;
+	json_error je;
+
+	assert_non_null(root);
+	assert_non_null(arr);
+	arena_init(&a, 1 << 16);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(json_bind_tree(&a, root, roster_fields, NROSTER, 0, &r, &je), EGOV_EINVAL);
+	assert_string_equal(je.code, "json.unknown_field");
+	assert_string_equal(je.field, "members[0].since");
+	memset(&r, 0, sizeof r);
+	assert_int_equal(json_bind_tree(&a, root, roster_fields, NROSTER, JSON_BIND_SKIP_UNKNOWN, &r, &je), EGOV_OK);
+	assert_null(je.code);
+	assert_string_equal(r.name, "n");
+	assert_int_equal(r.members.n, 1);
+	assert_string_equal(((const member *)r.members.items)[0].code, "a");
+	/* the other rules still hold with the flag */
+	cJSON_DeleteItemFromObjectCaseSensitive(root, "members");
+	assert_int_equal(json_bind_tree(&a, root, roster_fields, NROSTER, JSON_BIND_SKIP_UNKNOWN, &r, &je),
+			 EGOV_EINVAL);
+	assert_string_equal(je.code, "json.missing_field");
+	assert_string_equal(je.field, "members");
+	assert_int_equal(json_bind_tree(&a, NULL, roster_fields, NROSTER, 0, &r, &je), EGOV_EINVAL);
+	assert_string_equal(je.code, "json.malformed");
+	assert_int_equal(json_bind_tree(&a, arr, roster_fields, NROSTER, 0, &r, &je), EGOV_EINVAL);
+	assert_string_equal(je.code, "json.not_object");
+	arena_release(&a);
+	cJSON_Delete(arr);
+	cJSON_Delete(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +783,11 @@ int main(void)
 		cmocka_unit_test(test_not_nul_terminated),
 		cmocka_unit_test(test_writer_output),
 		cmocka_unit_test(test_writer_errors),
+		cmocka_unit_test(test_object_array_rejects),
+		cmocka_unit_test(test_object_array_binds),
+		cmocka_unit_test(test_object_array_limits),
+		cmocka_unit_test(test_object_array_table_bug),
+		cmocka_unit_test(test_bind_tree),
 	};
 	return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }
