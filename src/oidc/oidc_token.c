@@ -7,7 +7,9 @@
  * problem documents, and every answer carries Cache-Control: no-store; an
  * access token is believed only after its signature, issuer, expiry, typ
  * ("at+jwt"), denylist and token family were checked; a replayed code or a
- * reused refresh token revokes its family and is audited.
+ * reused refresh token revokes its family and is audited. A verified access
+ * token's claims are bound once into a typed struct (at_claims) by the
+ * kernel's JSON binder; nothing below reads the JSON tree.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 
 #include "core/app.h"
 #include "core/crypto.h"
+#include "core/json.h"
 #include "core/timeutil.h"
 #include "core/uri.h"
 #include "identity/identity.h"
@@ -424,42 +427,64 @@ out:
 
 /* ---- access tokens ---------------------------------------------------- */
 
-/* Verifies an access token completely. *payload owned by the caller. */
-static egov_err access_check(db_conn *c, const char *tok, cJSON **payload, const char **why)
+/* The claims of an access token as issue() writes them. Strings are NULL
+ * when absent; the numbers have presence flags. */
+typedef struct at_claims {
+	const char *jti, *fam, *sub, *scope;
+	const char *client_id, *aud, *iss, *acr;
+	int64_t exp, iat, auth_time;
+	bool exp_present, iat_present, auth_time_present;
+} at_claims;
+
+/* jti, fam, sub and scope are what a token is checked and used by. Claims
+ * the table does not name are passed over (RFC 7519 §4), so a token from a
+ * node that writes one more is still good here. */
+static const json_field at_fields[] = {
+	{.name = "jti", .type = JSON_T_STRING, .offset = offsetof(at_claims, jti), .required = true},
+	{.name = "fam", .type = JSON_T_STRING, .offset = offsetof(at_claims, fam), .required = true},
+	{.name = "sub", .type = JSON_T_STRING, .offset = offsetof(at_claims, sub), .required = true},
+	{.name = "scope", .type = JSON_T_STRING, .offset = offsetof(at_claims, scope), .required = true},
+	{.name = "client_id", .type = JSON_T_STRING, .offset = offsetof(at_claims, client_id)},
+	{.name = "aud", .type = JSON_T_STRING, .offset = offsetof(at_claims, aud)},
+	{.name = "iss", .type = JSON_T_STRING, .offset = offsetof(at_claims, iss)},
+	{.name = "acr", .type = JSON_T_STRING, .offset = offsetof(at_claims, acr)},
+	{.name = "exp", .type = JSON_T_INT, .offset = offsetof(at_claims, exp),
+	 .present_offset = JSON_PRESENT(at_claims, exp_present)},
+	{.name = "iat", .type = JSON_T_INT, .offset = offsetof(at_claims, iat),
+	 .present_offset = JSON_PRESENT(at_claims, iat_present)},
+	{.name = "auth_time", .type = JSON_T_INT, .offset = offsetof(at_claims, auth_time),
+	 .present_offset = JSON_PRESENT(at_claims, auth_time_present)},
+};
+
+/* Verifies an access token completely and binds its claims into *out
+ * (strings in r's arena). EGOV_EAUTH with *why when it is not good. */
+static egov_err access_check(req *r, db_conn *c, const char *tok, at_claims *out, const char **why)
 {
-	const cJSON *jti, *fam, *sub;
+	cJSON *payload = NULL;
 	bool denied = true, revoked = true;
 	egov_err err;
 
-	if ((err = oidc_verify(c, tok, AT_TYP, NULL, payload, why)))
-		return err;
-	jti = cJSON_GetObjectItemCaseSensitive(*payload, "jti");
-	fam = cJSON_GetObjectItemCaseSensitive(*payload, "fam");
-	sub = cJSON_GetObjectItemCaseSensitive(*payload, "sub");
+	memset(out, 0, sizeof *out);
+	if ((err = oidc_verify(c, tok, AT_TYP, NULL, &payload, why)))
+		goto out;
 	*why = "jwt.claims";
-	if (!cJSON_IsString(jti) || !cJSON_IsString(fam) || !cJSON_IsString(sub) ||
-	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(*payload, "scope")))
-		goto fail;
-	if ((err = oidc_deny_has(c, jti->valuestring, &denied)) ||
-	    (err = oidc_family_revoked(c, fam->valuestring, &revoked)))
-		goto fail_err;
+	if ((err = json_bind_tree(req_arena(r), payload, at_fields, sizeof at_fields / sizeof at_fields[0],
+				  JSON_BIND_SKIP_UNKNOWN, out, NULL))) {
+		if (err == EGOV_EINVAL)
+			err = EGOV_EAUTH;
+		goto out;
+	}
+	if ((err = oidc_deny_has(c, out->jti, &denied)) || (err = oidc_family_revoked(c, out->fam, &revoked)))
+		goto out;
 	*why = "jwt.revoked";
-	if (denied || revoked)
-		goto fail;
+	if (denied || revoked) {
+		err = EGOV_EAUTH;
+		goto out;
+	}
 	*why = NULL;
-	return EGOV_OK;
-fail:
-	err = EGOV_EAUTH;
-fail_err:
-	cJSON_Delete(*payload);
-	*payload = NULL;
+out:
+	cJSON_Delete(payload);
 	return err;
-}
-
-static const char *claim_str(const cJSON *p, const char *name)
-{
-	const cJSON *j = cJSON_GetObjectItemCaseSensitive(p, name);
-	return cJSON_IsString(j) ? j->valuestring : NULL;
 }
 
 static egov_err bearer_error(req *r, const char *error)
@@ -475,7 +500,7 @@ egov_err oidc_userinfo(req *r)
 {
 	const char *h = req_header(r, "Authorization"), *why = NULL, *scope, *sub;
 	identity_account acct;
-	cJSON *p = NULL;
+	at_claims p;
 	db_conn *c = NULL;
 	buf b;
 	jw w;
@@ -486,26 +511,20 @@ egov_err oidc_userinfo(req *r)
 					     "Bearer realm=\"egov\"");
 	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
-	err = access_check(c, h + 7, &p, &why);
+	err = access_check(r, c, h + 7, &p, &why);
 	if (err == EGOV_EAUTH)
 		return bearer_error(r, "invalid_token");
 	if (err)
 		return err;
-	scope = claim_str(p, "scope");
-	sub = claim_str(p, "sub");
-	if (!oidc_scope_has(scope, "openid")) {
-		cJSON_Delete(p);
+	scope = p.scope;
+	sub = p.sub;
+	if (!oidc_scope_has(scope, "openid"))
 		return bearer_error(r, "insufficient_scope");
-	}
 	err = identity_account_get(c, sub, &acct);
-	if (err == EGOV_ENOTFOUND || (!err && acct.disabled)) {
-		cJSON_Delete(p);
+	if (err == EGOV_ENOTFOUND || (!err && acct.disabled))
 		return bearer_error(r, "invalid_token");
-	}
-	if (err) {
-		cJSON_Delete(p);
+	if (err)
 		return err;
-	}
 	buf_init(&b, 16 * 1024);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
@@ -519,7 +538,6 @@ egov_err oidc_userinfo(req *r)
 		jw_kstr(&w, "locale", acct.locale);
 	}
 	jw_obj_end(&w);
-	cJSON_Delete(p);
 	if (w.err) {
 		buf_release(&b);
 		return w.err;
@@ -534,7 +552,7 @@ egov_err oidc_revoke_post(req *r)
 	oidc_client cl;
 	oidc_refresh_data d;
 	const char *tok, *why = NULL;
-	cJSON *p = NULL;
+	at_claims p;
 	db_conn *c = NULL;
 	int64_t exp = 0;
 	int dup = 0;
@@ -557,15 +575,13 @@ egov_err oidc_revoke_post(req *r)
 			    (err = audit_revocation(r, "oidc.token.revoke", &cl, d.account_id, d.family)))
 				goto out;
 		}
-	} else if (access_check(c, tok, &p, &why) == EGOV_OK) {
-		const char *cid = claim_str(p, "client_id"), *jti = claim_str(p, "jti");
-		const cJSON *e = cJSON_GetObjectItemCaseSensitive(p, "exp");
-		if (cid && jti && cJSON_IsNumber(e) && strcmp(cid, cl.client_id) == 0) {
+	} else if (access_check(r, c, tok, &p, &why) == EGOV_OK) {
+		if (p.client_id && p.exp_present && strcmp(p.client_id, cl.client_id) == 0) {
 			char actor[96], object[64];
-			if ((err = oidc_deny_add(c, jti, (int64_t)e->valuedouble)))
+			if ((err = oidc_deny_add(c, p.jti, p.exp)))
 				goto out;
 			snprintf(actor, sizeof actor, "oidc_client:%s", cl.client_id);
-			snprintf(object, sizeof object, "oidc_access:%s", jti);
+			snprintf(object, sizeof object, "oidc_access:%s", p.jti);
 			if ((err = oidc_audit(actor, "oidc.token.revoke", object, NULL)))
 				goto out;
 		}
@@ -574,7 +590,6 @@ egov_err oidc_revoke_post(req *r)
 	resp_header(r, "Cache-Control", "no-store");
 	err = resp_empty(r, 200);
 out:
-	cJSON_Delete(p);
 	oidc_client_release(&cl);
 	return err;
 }
@@ -585,7 +600,7 @@ egov_err oidc_introspect_post(req *r)
 	oidc_client cl;
 	oidc_refresh_data d;
 	const char *tok, *why = NULL;
-	cJSON *p = NULL;
+	at_claims p;
 	db_conn *c = NULL;
 	int64_t exp = 0;
 	int dup = 0;
@@ -621,25 +636,32 @@ egov_err oidc_introspect_post(req *r)
 		jw_kstr(&w, "sub", d.account_id);
 		jw_kint(&w, "exp", exp);
 		jw_kstr(&w, "iss", oidc_issuer());
-	} else if (access_check(c, tok, &p, &why) == EGOV_OK) {
-		static const char *const strs[] = {"scope", "client_id", "sub", "aud", "iss", "jti", "acr"};
-		static const char *const nums[] = {"exp", "iat", "auth_time"};
+	} else if (access_check(r, c, tok, &p, &why) == EGOV_OK) {
+		/* The claims RFC 7662 §2.2 names, as the token has them. */
+		const struct {
+			const char *name, *v;
+		} strs[] = {{"scope", p.scope}, {"client_id", p.client_id}, {"sub", p.sub}, {"aud", p.aud},
+			    {"iss", p.iss},     {"jti", p.jti},             {"acr", p.acr}};
+		const struct {
+			const char *name;
+			int64_t v;
+			bool present;
+		} nums[] = {{"exp", p.exp, p.exp_present},
+			    {"iat", p.iat, p.iat_present},
+			    {"auth_time", p.auth_time, p.auth_time_present}};
 		size_t i;
 		jw_kbool(&w, "active", true);
 		jw_kstr(&w, "token_type", "Bearer");
 		for (i = 0; i < sizeof strs / sizeof strs[0]; i++)
-			if (claim_str(p, strs[i]))
-				jw_kstr(&w, strs[i], claim_str(p, strs[i]));
-		for (i = 0; i < sizeof nums / sizeof nums[0]; i++) {
-			const cJSON *e = cJSON_GetObjectItemCaseSensitive(p, nums[i]);
-			if (cJSON_IsNumber(e))
-				jw_kint(&w, nums[i], (int64_t)e->valuedouble);
-		}
+			if (strs[i].v)
+				jw_kstr(&w, strs[i].name, strs[i].v);
+		for (i = 0; i < sizeof nums / sizeof nums[0]; i++)
+			if (nums[i].present)
+				jw_kint(&w, nums[i].name, nums[i].v);
 	} else {
 		jw_kbool(&w, "active", false);
 	}
 	jw_obj_end(&w);
-	cJSON_Delete(p);
 	oidc_client_release(&cl);
 	if (w.err) {
 		buf_release(&b);
@@ -657,20 +679,17 @@ egov_err oidc_introspect_post(req *r)
 static egov_err bearer_resolve(req *r, const char *token, const char *perm, identity_principal *out)
 {
 	const char *why = NULL, *scope, *sub, *acr;
-	cJSON *p = NULL;
+	at_claims p;
 	db_conn *c = NULL;
-	egov_err err;
+	egov_err err = EGOV_EAUTH;
 
 	memset(out, 0, sizeof *out);
-	if (!app()->db || db_thread_conn(app()->db, &c))
-		return EGOV_EAUTH;
-	if (access_check(c, token, &p, &why))
-		return EGOV_EAUTH;
-	scope = claim_str(p, "scope");
-	sub = claim_str(p, "sub");
-	acr = claim_str(p, "acr");
-	err = EGOV_EAUTH;
-	if (!sub || strlen(sub) >= sizeof out->account_id)
+	if (!app()->db || db_thread_conn(app()->db, &c) || access_check(r, c, token, &p, &why))
+		goto out;
+	scope = p.scope;
+	sub = p.sub;
+	acr = p.acr;
+	if (strlen(sub) >= sizeof out->account_id)
 		goto out;
 	if (perm && strcmp(perm, IDENTITY_PERM_SIGNED_IN) != 0 && !oidc_scope_has(scope, "egov.api") &&
 	    !oidc_scope_has(scope, perm))
@@ -679,7 +698,6 @@ static egov_err bearer_resolve(req *r, const char *token, const char *perm, iden
 	out->acr = acr && acr[0] >= '1' && acr[0] <= '3' && !acr[1] ? acr[0] - '0' : 1;
 	err = EGOV_OK;
 out:
-	cJSON_Delete(p);
 	return err;
 }
 
