@@ -3,7 +3,8 @@
  *
  * Every fallible function returns an egov_err; results come back through
  * out-parameters. EGOV_OK is zero so `if (err)` reads naturally. The mapping
- * to HTTP status lives in exactly one place, egov_err_http_status().
+ * to the wire (HTTP status and problem code) lives in exactly one place, the
+ * error table in err.c.
  */
 #ifndef EGOV_CORE_ERR_H
 #define EGOV_CORE_ERR_H
@@ -29,7 +30,13 @@ typedef enum egov_err {
 /* Stable lower-case name of an error, e.g. "not_found". Never NULL. */
 const char *egov_err_name(egov_err err);
 
-/* The HTTP status an error maps to. The only such mapping in egov. */
+/* The HTTP status an error maps to, from the error table (the only such
+ * mapping in egov). 500 for a value outside the enum. */
 int egov_err_http_status(egov_err err);
+
+/* The problem code (docs/api/problems.md) of the problem document that
+ * answers an error a handler returned, e.g. "not_found" or "unavailable";
+ * from the same table. Never NULL; "internal" outside the enum. */
+const char *egov_err_problem_code(egov_err err);
 
 #endif

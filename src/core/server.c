@@ -402,24 +402,11 @@ static void body_add(req *r, const char *data, size_t n)
 
 /* ---- answering --------------------------------------------------------- */
 
+/* A handler's (or the authoriser's) error as a problem document: status and
+ * code both from the error table (core/err.c). */
 static void problem_for_err(req *r, egov_err err)
 {
-	int status = egov_err_http_status(err);
-	const char *code;
-
-	switch (err) {
-	case EGOV_EINVAL: code = "bad_request"; break;
-	case EGOV_ENOTFOUND: code = "not_found"; break;
-	case EGOV_ECONFLICT: code = "conflict"; break;
-	case EGOV_ELIMIT: code = "payload_too_large"; break;
-	case EGOV_EPERM: code = "forbidden"; break;
-	case EGOV_EAUTH: code = "unauthorized"; break;
-	case EGOV_EBUSY: code = "too_many_requests"; break;
-	case EGOV_EUNAVAILABLE:
-	case EGOV_ENOMEM: code = "unavailable"; break;
-	default: code = "internal"; break;
-	}
-	resp_problem(r, status, code, NULL, NULL);
+	resp_problem(r, egov_err_http_status(err), egov_err_problem_code(err), NULL, NULL);
 }
 
 static void serve_static(req *r)

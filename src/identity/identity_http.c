@@ -101,18 +101,6 @@ static egov_err problem_retry(req *r, const char *code, int64_t ms)
 	return resp_buf(r, 429, "application/problem+json", &b);
 }
 
-static int status_for(egov_err err)
-{
-	switch (err) {
-	case EGOV_EINVAL: return 400;
-	case EGOV_EAUTH: return 401;
-	case EGOV_EPERM: return 403;
-	case EGOV_ENOTFOUND: return 404;
-	case EGOV_ECONFLICT: return 409;
-	default: return egov_err_http_status(err);
-	}
-}
-
 static void write_account(jw *w, const identity_account *a)
 {
 	jw_obj_begin(w);
@@ -209,7 +197,7 @@ static egov_err api_register(req *r)
 		field = strncmp(code, "identity.password", 17) == 0 ? "password"
 			: strcmp(code, "identity.name_invalid") == 0 ? "name"
 			: strcmp(code, "identity.locale_invalid") == 0 ? "locale" : "email";
-		return resp_problem(r, status_for(err), code, field, NULL);
+		return resp_problem(r, egov_err_http_status(err), code, field, NULL);
 	}
 	if (err)
 		return err;
