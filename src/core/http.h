@@ -1,7 +1,7 @@
 /*
  * http.h: what a handler sees of a request, how it answers, and the shape
  * of a route. The server itself (libmicrohttpd, threads, limits, drain)
- * lives in server.c; the matching in router.c.
+ * lives in server.c and http_mhd.c; the matching in router.c.
  *
  * A request's strings (path parameters, query values, headers, the body)
  * stay valid until the handler returns. Allocate request-lifetime data from

@@ -1,5 +1,6 @@
 /*
- * log.c: the operational log and the access log.
+ * log.c: the operational log, and where both logs go (log_open, log_close).
+ * The access log's lines and their buffering are in accesslog.c.
  *
  * Each operational line is one JSON object,
  *   {"ts":"2026-11-26T12:00:00.123Z","level":"info","event":"...","msg":"..."}
@@ -15,8 +16,6 @@
  * log_access_write may run on any thread at any time in between.
  */
 #include <errno.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -28,6 +27,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/log_int.h"
 #include "core/utf8.h"
 
 /* PIPE_BUF on Linux: a write of at most this many bytes to a pipe (stderr
@@ -41,10 +41,8 @@
 #define LOG_TAIL_ROOM 32
 
 static atomic_int log_fd = 2;
-static atomic_int access_fd = -1;
 static atomic_int log_min = LOG_INFO;
 static bool log_fd_owned;
-static bool access_fd_owned;
 
 static const char *const level_names[] = {
 	[LOG_DEBUG] = "debug",
@@ -72,9 +70,6 @@ static egov_err open_append(const char *path, int *fd)
 	return *fd < 0 ? EGOV_EIO : EGOV_OK;
 }
 
-static void flusher_start(void);
-static void flusher_stop(void);
-
 egov_err log_open(const char *path, const char *access_path, log_level min)
 {
 	int fd = 2, afd = -1;
@@ -99,12 +94,9 @@ egov_err log_open(const char *path, const char *access_path, log_level min)
 	}
 	log_close();
 	atomic_store(&log_fd, fd);
-	atomic_store(&access_fd, afd);
 	log_fd_owned = fd_owned;
-	access_fd_owned = afd_owned;
 	atomic_store(&log_min, (int)min);
-	if (afd >= 0)
-		flusher_start();
+	log_access_start(afd, afd_owned);
 	fd_owned = afd_owned = false;
 out:
 	if (fd_owned)
@@ -116,17 +108,13 @@ out:
 
 void log_close(void)
 {
-	int fd, afd;
+	int fd;
 
-	flusher_stop();
+	log_access_stop();
 	fd = atomic_exchange(&log_fd, 2);
-	afd = atomic_exchange(&access_fd, -1);
-
 	if (log_fd_owned && fd >= 0)
 		close(fd);
-	if (access_fd_owned && afd >= 0)
-		close(afd);
-	log_fd_owned = access_fd_owned = false;
+	log_fd_owned = false;
 }
 
 void log_set_level(log_level min)
@@ -136,7 +124,7 @@ void log_set_level(log_level min)
 
 /* One write(2) for the whole line; a short write (disk full, signal) is
  * finished with more writes rather than lost. */
-static void write_all(int fd, const char *p, size_t n)
+void log_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -225,150 +213,8 @@ void log_msg(log_level lvl, const char *event, const char *fmt, ...)
 	if (buf_add(&line, body.data ? body.data : "", body.len) ||
 	    buf_adds(&line, whole ? "\"}\n" : "\",\"truncated\":true}\n"))
 		goto out;
-	write_all(atomic_load(&log_fd), line.data, line.len);
+	log_write_all(atomic_load(&log_fd), line.data, line.len);
 out:
 	buf_release(&body);
 	buf_release(&line);
-}
-
-/* ---- access log buffering ----------------------------------------------
- * One write(2) per request cost a fifth of the request rate on a small JSON
- * GET (measured: 35k vs 44k req/s). So each thread appends whole lines to
- * its own buffer, and a flusher thread writes every buffer out every
- * ACCESS_FLUSH_MS, or a thread does when its buffer is full. Lines stay
- * whole (a buffer holds complete lines only); at most ACCESS_FLUSH_MS of
- * access lines can be lost in a crash. This is the access log only: the
- * audit log, which must not lose anything, is in the database. */
-#define ACCESS_BUF_SIZE (32 * 1024)
-#define ACCESS_FLUSH_MS 200
-
-typedef struct abuf {
-	pthread_mutex_t mu;
-	size_t len;
-	struct abuf *next;
-	char data[ACCESS_BUF_SIZE];
-} abuf;
-
-static pthread_mutex_t abuf_list_mu = PTHREAD_MUTEX_INITIALIZER;
-static abuf *abuf_list;
-static _Thread_local abuf *abuf_mine;
-static atomic_uint abuf_generation = 1;
-static pthread_t flusher;
-static atomic_bool flusher_running;
-static pthread_mutex_t flusher_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t flusher_cv = PTHREAD_COND_INITIALIZER;
-
-static void abuf_flush(abuf *b, int fd)
-{
-	pthread_mutex_lock(&b->mu);
-	if (b->len && fd >= 0)
-		write_all(fd, b->data, b->len);
-	b->len = 0;
-	pthread_mutex_unlock(&b->mu);
-}
-
-static void abuf_flush_all(void)
-{
-	int fd = atomic_load(&access_fd);
-	abuf *b;
-
-	pthread_mutex_lock(&abuf_list_mu);
-	for (b = abuf_list; b; b = b->next)
-		abuf_flush(b, fd);
-	pthread_mutex_unlock(&abuf_list_mu);
-}
-
-static void *flusher_main(void *arg)
-{
-	(void)arg;
-	pthread_mutex_lock(&flusher_mu);
-	while (atomic_load(&flusher_running)) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += ACCESS_FLUSH_MS * 1000000L;
-		ts.tv_sec += ts.tv_nsec / 1000000000L;
-		ts.tv_nsec %= 1000000000L;
-		pthread_cond_timedwait(&flusher_cv, &flusher_mu, &ts);
-		pthread_mutex_unlock(&flusher_mu);
-		abuf_flush_all();
-		pthread_mutex_lock(&flusher_mu);
-	}
-	pthread_mutex_unlock(&flusher_mu);
-	return NULL;
-}
-
-static void flusher_start(void)
-{
-	atomic_store(&flusher_running, true);
-	if (pthread_create(&flusher, NULL, flusher_main, NULL) != 0)
-		atomic_store(&flusher_running, false); /* lines then go out unbuffered */
-}
-
-/* Stops the flusher, writes out and frees every buffer. */
-static void flusher_stop(void)
-{
-	abuf *b, *next;
-
-	if (atomic_load(&flusher_running)) {
-		pthread_mutex_lock(&flusher_mu);
-		atomic_store(&flusher_running, false);
-		pthread_cond_signal(&flusher_cv);
-		pthread_mutex_unlock(&flusher_mu);
-		pthread_join(flusher, NULL);
-	}
-	abuf_flush_all();
-	pthread_mutex_lock(&abuf_list_mu);
-	for (b = abuf_list; b; b = next) {
-		next = b->next;
-		pthread_mutex_destroy(&b->mu);
-		free(b);
-	}
-	abuf_list = NULL;
-	atomic_fetch_add(&abuf_generation, 1);
-	pthread_mutex_unlock(&abuf_list_mu);
-}
-
-static abuf *abuf_get(void)
-{
-	static _Thread_local unsigned my_generation;
-
-	/* A buffer freed by flusher_stop() must not be reused after a reopen. */
-	if (abuf_mine && my_generation == atomic_load(&abuf_generation))
-		return abuf_mine;
-	abuf_mine = calloc(1, sizeof *abuf_mine);
-	if (!abuf_mine)
-		return NULL;
-	pthread_mutex_init(&abuf_mine->mu, NULL);
-	pthread_mutex_lock(&abuf_list_mu);
-	abuf_mine->next = abuf_list;
-	abuf_list = abuf_mine;
-	my_generation = atomic_load(&abuf_generation);
-	pthread_mutex_unlock(&abuf_list_mu);
-	return abuf_mine;
-}
-
-void log_access_write(const char *line, size_t len)
-{
-	int fd = atomic_load(&access_fd);
-	abuf *b;
-
-	if (fd < 0 || len == 0)
-		return;
-	if (!atomic_load(&flusher_running) || len > ACCESS_BUF_SIZE / 4 || !(b = abuf_get())) {
-		write_all(fd, line, len);
-		return;
-	}
-	pthread_mutex_lock(&b->mu);
-	if (b->len + len > ACCESS_BUF_SIZE) {
-		write_all(fd, b->data, b->len);
-		b->len = 0;
-	}
-	memcpy(b->data + b->len, line, len);
-	b->len += len;
-	pthread_mutex_unlock(&b->mu);
-}
-
-int log_access_enabled(void)
-{
-	return atomic_load(&access_fd) >= 0;
 }

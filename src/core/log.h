@@ -1,7 +1,7 @@
 /*
  * log.h: operational logging. One JSON object per line, to stderr by
- * default or to a file. The access log (one line per request) is written
- * by the HTTP layer through log_access_write().
+ * default or to a file. The access log (one line per request, accesslog.c)
+ * is written by the HTTP layer through log_access_write().
  *
  * Thread-safe: each line goes out in a single write(2) with O_APPEND.
  */

@@ -1,8 +1,8 @@
 /*
  * req.c: what handlers call: request accessors and the resp_*() family.
  *
- * A response is built into an MHD response object at once; server.c queues
- * it after the handler returns. Every response gets the same security
+ * A response is built into an MHD response object at once; http_mhd.c
+ * queues it after the handler returns. Every response gets the same security
  * headers here, in req_finish_response(), so no route can forget them.
  */
 #include <stdint.h>

@@ -1,6 +1,6 @@
 /*
- * req_int.h: the request struct, private to the HTTP layer (server.c and
- * req.c). Modules see only the accessors in http.h.
+ * req_int.h: the request struct, private to the kernel's HTTP layer (the
+ * files listed in http_int.h). Modules see only the accessors in http.h.
  */
 #ifndef EGOV_CORE_REQ_INT_H
 #define EGOV_CORE_REQ_INT_H
@@ -19,12 +19,15 @@
 
 #define REQ_EXTRA_HEADERS_MAX 16
 
+struct http_listener; /* http_int.h */
+
 typedef struct resp_hdr {
 	const char *name, *value;
 } resp_hdr;
 
 struct req {
 	struct MHD_Connection *conn;
+	const struct http_listener *listener; /* the daemon it arrived on */
 	arena arena;
 	int64_t t0_us;
 	int phase;             /* 0 new, 1 reading body, 2 answered */
@@ -65,7 +68,8 @@ struct req {
 	char allow[64];
 	const char *csp_form_action; /* extra form-action source, or NULL */
 
-	/* blocking routes (server.c): the handler runs on the blocking pool */
+	/* blocking routes and deferred answers (http_mhd.c): the handler runs
+	 * on the blocking pool, or its answer comes from another thread */
 	pthread_mutex_t off_mu;
 	int off_state;         /* 0 none, 1 queued/running, 2 done */
 	bool off_suspended;    /* the MHD worker suspended the connection */

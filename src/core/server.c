@@ -1,965 +1,50 @@
 /*
- * server.c: libmicrohttpd glue: request life cycle, limits, dispatch to
- * the router, static files, access log, metrics and graceful drain.
+ * server.c: the HTTP server's daemons: the main listener and the peer
+ * listener (libmicrohttpd with epoll and a worker per core), start,
+ * signals, drain and stop.
  *
- * Life of a request (MHD calls us several times per request):
- *   uri_log_cb     request line read: allocate the req, keep the raw target
- *   access_cb #1   headers read: parse path and query, pick the language,
- *                  match the route, run its head callback (which may lower
- *                  the body limit or answer), check limits and content
- *                  type. Errors
- *                  that make the body pointless (413 on Content-Length,
- *                  415) are answered at once; MHD then closes the
- *                  connection. Other errors wait for the last call, so the
- *                  connection stays alive (answering on the first call
- *                  costs keep-alive in MHD 0.9.75: 3-5x slower).
- *   access_cb #2.. body chunks, appended up to the route's limit (a .spool
- *                  route's past SPOOL_THRESHOLD go to a temporary file)
- *   access_cb last authorise, run the handler, queue the response; for a
- *                  .blocking route hand the request to the blocking pool
- *                  and suspend the connection instead
- *   access_cb again (after the pool resumed it) queue the pool's response
- *   completed_cb   metrics, access log line; the req goes back to this
- *                  worker's spare slot for the next request
+ * The request life cycle is in http_mhd.c (the callbacks given to the
+ * daemons below), the blocking pool in pool.c, the access log in
+ * accesslog.c; http_int.h is the interface between them.
  *
- * Invariant: a request belongs to one thread at a time: its MHD worker,
- * or the pool thread between pool_submit() and MHD_resume_connection().
+ * Invariants: each daemon's listener (its routes, metrics labels and slots)
+ * lives in the server struct and outlives every request of that daemon:
+ * the daemons are stopped before it is freed. The blocking pool runs from
+ * before the main daemon starts until after every connection has been
+ * drained or closed.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <pthread.h>
-#include <sched.h>
-#include <semaphore.h>
 #include <signal.h>
-#include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/app.h"
-#include "core/crypto.h"
-#include "core/i18n.h"
+#include "core/http_int.h"
 #include "core/log.h"
 #include "core/metrics.h"
-#include "core/req_int.h"
+#include "core/pool.h"
 #include "core/server.h"
 #include "core/server_tls.h"
+#include "core/spool.h"
 #include "core/timeutil.h"
-#include "core/web.h"
 
 struct server {
 	struct MHD_Daemon *d;
 	struct MHD_Daemon *pd; /* the peer listener (server.peer_listen), or NULL */
+	http_listener main_l, peer_l;
+	bool pool_running;
 	bool drained;
-	const router *rt;
 	const egov_config *cfg;
 	const char **labels;
-	size_t slot_static, slot_unmatched;
 };
 
-static server *the_server;
-static atomic_long inflight;
-static atomic_uint_fast64_t req_counter;
-static unsigned req_prefix;
-static http_authorizer authorizer;
-
-void http_set_authorizer(http_authorizer fn)
-{
-	authorizer = fn;
-}
-
-bool req_is_operator(const req *r)
-{
-	const char *token = app()->config ? app()->config->admin_token : NULL;
-	const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-
-	if (!token || !*token || !h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	return crypto_streq(h + 7, token);
-}
-
-/* The kernel's authoriser until the trust layer installs its own: the
- * operator's bearer token from server.admin_token grants every permission. */
-static egov_err default_authorizer(req *r, const char *perm)
-{
-	(void)perm;
-	return req_is_operator(r) ? EGOV_OK : EGOV_EAUTH;
-}
-
-/* ---- request setup ---------------------------------------------------- */
-
-/* Each worker thread keeps one finished request struct, with the first
- * chunk of its arena, for the next request it starts: the calloc, the
- * 4 KiB malloc (which also made glibc consolidate its fast bins) and two
- * frees per request become a memset. MHD runs a connection's callbacks on
- * the worker that owns it, so the spare never crosses threads. */
-static pthread_key_t spare_key;
-static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
-
-static void spare_free(void *p)
-{
-	req *r = p;
-	arena_release(&r->arena);
-	free(r);
-}
-
-static void spare_init(void)
-{
-	pthread_key_create(&spare_key, spare_free);
-}
-
-static req *req_get(void)
-{
-	req *r;
-	arena keep;
-
-	pthread_once(&spare_once, spare_init);
-	r = pthread_getspecific(spare_key);
-	if (!r) {
-		r = calloc(1, sizeof *r);
-		if (r)
-			arena_init(&r->arena, EGOV_REQUEST_ARENA_MAX);
-		return r;
-	}
-	pthread_setspecific(spare_key, NULL);
-	keep = r->arena;
-	memset(r, 0, sizeof *r);
-	r->arena = keep;
-	return r;
-}
-
-static void req_put(req *r)
-{
-	pthread_once(&spare_once, spare_init);
-	if (pthread_getspecific(spare_key) || pthread_setspecific(spare_key, r) != 0) {
-		spare_free(r);
-		return;
-	}
-	arena_reset(&r->arena);
-}
-
-static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
-{
-	req *r = req_get();
-	size_t len;
-
-	if (!r)
-		return NULL;
-	r->peer = cls != NULL; /* the peer listener passes a non-NULL tag */
-	buf_init(&r->body, 0);
-	spool_init(&r->spool);
-	r->t0_us = time_mono_us();
-	r->conn = conn;
-	r->lang = "zh-Hant";
-	r->metrics_slot = the_server ? the_server->slot_unmatched : 0;
-	len = strlen(uri);
-	if (len <= EGOV_URI_MAX) {
-		r->raw_uri = arena_strndup(&r->arena, uri, len);
-		r->raw_uri_len = len;
-	}
-	atomic_fetch_add(&inflight, 1);
-	return r;
-}
-
-static void set_early(req *r, int status, const char *code, const char *field)
-{
-	if (r->early_status)
-		return;
-	r->early_status = status;
-	r->early_code = code;
-	r->early_field = field;
-}
-
-static int id_char_ok(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-	       c == '_' || c == '.';
-}
-
-static void set_request_id(req *r)
-{
-	const char *h = req_header(r, "X-Request-Id");
-	size_t i, n;
-
-	if (h && (n = strlen(h)) > 0 && n <= EGOV_REQUEST_ID_MAX) {
-		for (i = 0; i < n && id_char_ok(h[i]); i++)
-			;
-		if (i == n) {
-			memcpy(r->id, h, n + 1);
-			return;
-		}
-	}
-	{
-		static const char hex[] = "0123456789abcdef";
-		unsigned long long seq = atomic_fetch_add_explicit(&req_counter, 1, memory_order_relaxed);
-		char tmp[16];
-		int k = 0, j;
-		for (j = 0; j < 8; j++)
-			r->id[j] = hex[(req_prefix >> (28 - 4 * j)) & 15];
-		r->id[8] = '-';
-		do {
-			tmp[k++] = hex[seq & 15];
-			seq >>= 4;
-		} while (seq);
-		for (j = 0; j < k; j++)
-			r->id[9 + j] = tmp[k - 1 - j];
-		r->id[9 + k] = '\0';
-	}
-}
-
-static void set_remote_ip(req *r)
-{
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-
-	r->ip[0] = '\0';
-	if (!sa)
-		return;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip, sizeof r->ip);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip,
-			  sizeof r->ip);
-}
-
-static void pick_language(req *r)
-{
-	const char *q = uri_query_get(&r->query, "lang");
-	const char *c, *al;
-	int i;
-
-	if (q && (i = i18n_lang_index(q)) >= 0) {
-		r->lang = i18n_langs[i];
-		r->lang_from_query = true;
-		return;
-	}
-	c = req_cookie(r, "lang");
-	if (c && (i = i18n_lang_index(c)) >= 0) {
-		r->lang = i18n_langs[i];
-		return;
-	}
-	al = req_header(r, MHD_HTTP_HEADER_ACCEPT_LANGUAGE);
-	if (al && *al)
-		r->lang = i18n_negotiate(al);
-}
-
-static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
-{
-	size_t *acc = cls;
-	(void)kind;
-	acc[0]++;
-	acc[1] += strlen(key) + (value ? strlen(value) : 0) + 4;
-	return MHD_YES;
-}
-
-static bool media_type_is(const char *header, const char *want)
-{
-	size_t n = strlen(want);
-	if (!header)
-		return false;
-	while (*header == ' ')
-		header++;
-	if (strncasecmp(header, want, n) != 0)
-		return false;
-	header += n;
-	while (*header == ' ')
-		header++;
-	return *header == '\0' || *header == ';';
-}
-
-/* First call: everything that can be decided from the request head. */
-static void setup(req *r, const char *method)
-{
-	const char *why = NULL, *q;
-	size_t counts[2] = {0, 0};
-	size_t path_len;
-
-	set_request_id(r);
-	set_remote_ip(r);
-	r->method_name = method;
-	r->method = http_method_parse(method);
-
-	if (r->peer) {
-		/* Nothing is served on the peer listener without a certificate
-		 * that chains to server.peer_tls_ca. */
-		const char *code = server_tls_peer_check(r);
-		if (code)
-			set_early(r, 403, code, NULL);
-	}
-	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_header, counts);
-	if (counts[0] > EGOV_HEADER_COUNT_MAX || counts[1] > EGOV_HEADER_BYTES_MAX)
-		set_early(r, 431, "header_fields_too_large", NULL);
-	if (!r->raw_uri) {
-		set_early(r, 414, "uri_too_long", NULL);
-		return;
-	}
-	q = memchr(r->raw_uri, '?', r->raw_uri_len);
-	path_len = q ? (size_t)(q - r->raw_uri) : r->raw_uri_len;
-	if (uri_path_parse(&r->arena, r->raw_uri, path_len, &r->path, &why)) {
-		set_early(r, 400, why ? why : "bad_request", NULL);
-		return;
-	}
-	if (q && uri_query_parse(&r->arena, q + 1, r->raw_uri_len - path_len - 1, &r->query, &why)) {
-		set_early(r, 400, "query.invalid", NULL);
-		/* still pick the language from headers below */
-	}
-	pick_language(r);
-	if (!r->method) {
-		set_early(r, 405, "method_not_allowed", NULL);
-		return;
-	}
-	r->match_status = router_match(the_server->rt, r->method, r->path.segs, r->path.nsegs, &r->match);
-	/* The peer listener serves peer routes only, and the main listener
-	 * never serves them. */
-	if (r->match_status == 200 && r->match.route->peer != r->peer)
-		r->match_status = 404;
-	else if (r->match_status != 200 && r->peer)
-		r->match_status = 404;
-	if (r->match_status == 200) {
-		r->metrics_slot = r->match.index;
-		r->body_max = r->match.route->body_max;
-	} else if (r->match_status == 405) {
-		http_allow_string(r->match.allow, r->allow, sizeof r->allow);
-	} else if ((r->method == HTTP_GET || r->method == HTTP_HEAD) &&
-		   !(r->path.nsegs > 0 && strcmp(r->path.segs[0], "api") == 0)) {
-		r->metrics_slot = the_server->slot_static;
-	}
-}
-
-/* Checks made on the first call that decide whether the body is read. */
-static int check_body_head(req *r)
-{
-	const char *cl = req_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	const char *te = req_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-	const char *ct;
-	bool body = (cl && strcmp(cl, "0") != 0) || te;
-
-	if (!body || r->early_status)
-		return 0;
-	if (r->body_max == 0) {
-		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
-		return 1;
-	}
-	if (cl) {
-		char *end;
-		unsigned long long n;
-		errno = 0;
-		n = strtoull(cl, &end, 10);
-		if (errno || *end || n > r->body_max) {
-			set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
-			return 1;
-		}
-	}
-	ct = req_header(r, MHD_HTTP_HEADER_CONTENT_TYPE);
-	if (!(r->match.route->content_type && strcmp(r->match.route->content_type, "*") == 0) &&
-	    !media_type_is(ct, r->match.route->content_type ? r->match.route->content_type : "application/json")) {
-		set_early(r, 415, "unsupported_media_type", NULL);
-		return 1;
-	}
-	/* A spooling route keeps at most SPOOL_THRESHOLD in memory. */
-	r->body.cap_max = r->match.route->spool && r->body_max > SPOOL_THRESHOLD ? SPOOL_THRESHOLD : r->body_max;
-	return 0;
-}
-
-/* A .spool route's body chunk: in memory up to SPOOL_THRESHOLD, then
- * (what was kept first) into the spool file. Over the limit: 413. */
-static void body_add(req *r, const char *data, size_t n)
-{
-	size_t have = r->spool.fd >= 0 ? r->spool.len : r->body.len;
-	egov_err err;
-
-	if (n > r->body_max - have) {
-		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
-		buf_release(&r->body);
-		spool_release(&r->spool);
-		return;
-	}
-	if (r->spool.fd < 0 && r->body.len + n <= SPOOL_THRESHOLD) {
-		if (buf_add(&r->body, data, n)) {
-			set_early(r, 503, "unavailable", NULL);
-			buf_release(&r->body);
-		}
-		return;
-	}
-	err = EGOV_OK;
-	if (r->spool.fd < 0 && r->body.len)
-		err = spool_write(&r->spool, r->body.data, r->body.len);
-	buf_release(&r->body);
-	if (!err)
-		err = spool_write(&r->spool, data, n);
-	if (err) {
-		log_error("http.spool", "cannot spool a request body: %s", egov_err_name(err));
-		set_early(r, 503, "unavailable", NULL);
-		spool_release(&r->spool);
-	}
-}
-
-/* ---- answering --------------------------------------------------------- */
-
-/* A handler's (or the authoriser's) error as a problem document: status and
- * code both from the error table (core/err.c). */
-static void problem_for_err(req *r, egov_err err)
-{
-	resp_problem(r, egov_err_http_status(err), egov_err_problem_code(err), NULL, NULL);
-}
-
-static void serve_static(req *r)
-{
-	const web_file *f = web_find(r->path.decoded, r->lang);
-
-	if (!f) {
-		resp_problem(r, 404, "not_found", NULL, NULL);
-		return;
-	}
-	resp_header(r, MHD_HTTP_HEADER_ETAG, f->etag);
-	resp_header(r, MHD_HTTP_HEADER_CACHE_CONTROL,
-		    strncmp(f->mime, "text/html", 9) == 0 ? "no-cache" : "public, max-age=3600");
-	if (f->per_lang) {
-		resp_header(r, MHD_HTTP_HEADER_VARY, "Accept-Language, Cookie");
-		if (r->lang_from_query) {
-			char cookie[96];
-			snprintf(cookie, sizeof cookie, "lang=%s; Path=/; Max-Age=31536000; SameSite=Lax", r->lang);
-			resp_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
-		}
-	}
-	if (req_etag_matches(r, f->etag)) {
-		resp_empty(r, 304);
-		return;
-	}
-	resp_bytes(r, 200, f->mime, f->data, f->len, false);
-}
-
-static bool run_handler(req *r);
-
-/* Returns true when the handler deferred its answer (req_defer): then
- * another thread may already own r, and the caller must take the lock
- * before it looks at r again. */
-static bool dispatch(req *r)
-{
-	egov_err err;
-
-	if (r->early_status) {
-		resp_problem(r, r->early_status, r->early_code, r->early_field, NULL);
-		return false;
-	}
-	if (r->match_status == 405) {
-		resp_problem(r, 405, "method_not_allowed", NULL, NULL);
-		return false;
-	}
-	if (r->match_status == 404) {
-		if (r->metrics_slot == the_server->slot_static && !r->peer)
-			serve_static(r);
-		else
-			resp_problem(r, 404, "not_found", NULL, NULL);
-		return false;
-	}
-	if (r->match.route->perm) {
-		err = (authorizer ? authorizer : default_authorizer)(r, r->match.route->perm);
-		if (err) {
-			problem_for_err(r, err);
-			return false;
-		}
-	}
-	if (r->match.route->blocking) {
-		/* A gate that answers (or fails) keeps the request off the pool. */
-		if (r->match.route->gate && (err = r->match.route->gate(r)) && !r->resp)
-			problem_for_err(r, err);
-		return false; /* else access_cb hands it to the blocking pool */
-	}
-	return run_handler(r);
-}
-
-void req_gate_hold(req *r, void (*release)(void))
-{
-	r->gate_release = release;
-}
-
-bool req_gate_take(req *r)
-{
-	bool held = r->gate_release != NULL;
-
-	r->gate_release = NULL;
-	return held;
-}
-
-/* Set by req_defer() on the thread running the handler, so that
- * run_handler learns of the deferral without touching r afterwards. */
-static __thread bool handler_deferred;
-
-void req_defer(req *r)
-{
-	if (!r->off_init) {
-		pthread_mutex_init(&r->off_mu, NULL);
-		r->off_init = true;
-	}
-	r->off_state = 1;
-	handler_deferred = true;
-}
-
-/* Marks r answered and wakes its connection if the worker suspended it.
- * Decide under the lock, resume outside it: once resumed, the worker may
- * answer, complete and reuse r at once, so r must not be touched after
- * MHD_resume_connection. */
-static void offloaded_done(req *r)
-{
-	struct MHD_Connection *conn = r->conn;
-	bool suspended;
-
-	pthread_mutex_lock(&r->off_mu);
-	r->off_state = 2;
-	suspended = r->off_suspended;
-	pthread_mutex_unlock(&r->off_mu);
-	if (suspended)
-		MHD_resume_connection(conn);
-}
-
-void req_resume(req *r)
-{
-	offloaded_done(r);
-}
-
-static bool run_handler(req *r)
-{
-	egov_err err;
-
-	handler_deferred = false;
-	err = r->match.route->handler(r);
-	if (handler_deferred) {
-		handler_deferred = false;
-		if (err)
-			log_error("http.deferred_error", "a handler deferred its answer and returned %s",
-				  egov_err_name(err));
-		return true;
-	}
-	if (!r->resp) {
-		if (!err) {
-			log_error("http.no_response", "handler for %s answered nothing", r->match.route->path);
-			err = EGOV_EINTERNAL;
-		}
-		problem_for_err(r, err);
-	}
-	return false;
-}
-
-static enum MHD_Result queue(req *r)
-{
-	enum MHD_Result ret;
-
-	if (!r->resp) {
-		/* Even the problem document could not be built: out of memory. */
-		static const char msg[] = "{\"status\":503,\"code\":\"unavailable\"}";
-		r->resp = MHD_create_response_from_buffer(sizeof msg - 1, (void *)(uintptr_t)msg,
-							  MHD_RESPMEM_PERSISTENT);
-		r->status = 503;
-		if (!r->resp)
-			return MHD_NO;
-	}
-	if (req_finish_response(r)) {
-		MHD_destroy_response(r->resp);
-		r->resp = NULL;
-		return MHD_NO;
-	}
-	ret = MHD_queue_response(r->conn, (unsigned)r->status, r->resp);
-	MHD_destroy_response(r->resp);
-	r->resp = NULL;
-	r->phase = 2;
-	return ret;
-}
-
-/* ---- the blocking pool ----------------------------------------------------
- * Routes marked .blocking (Argon2id, PKCS#12 key wrapping) would hold an
- * HTTP worker for tens of milliseconds to seconds, and with workers sized to
- * the cores a few of them stall every other request. Their handlers run
- * here instead: the worker hands the request over, suspends the connection
- * and goes on serving; the pool thread builds the response and resumes it.
- * The queue is bounded: past it the request gets 503 at once.
- *
- * The worker's hand-over never waits for a pool thread. The pool threads run
- * at a lower priority (below) and are often preempted; with a mutex and a
- * condition variable around the queue, a worker handing over a request
- * waited for whichever pool thread held the mutex, or (glibc's
- * pthread_cond_signal) for woken pool threads to leave the old wait group,
- * and every request on that worker, a 429 included, waited with it: in a
- * profile of a login flood the workers' time off the CPU was almost all in
- * that hand-over. The queue is now a bounded lock-free ring (Vyukov's
- * multi-producer multi-consumer queue) and a semaphore counts what is in
- * it: sem_post does not block. */
-#define BLOCKING_QUEUE_MAX 1024 /* a power of two */
-
-typedef struct pool_cell {
-	atomic_size_t seq; /* == position: free for that push; == position + 1: holds r */
-	req *r;
-} pool_cell;
-
-static struct {
-	pool_cell cell[BLOCKING_QUEUE_MAX];
-	atomic_size_t head, tail; /* next position to take, to fill */
-	sem_t ready;		  /* one post per request queued, one per thread at stop */
-	atomic_bool stop;
-	atomic_int submitting; /* pool_submit calls in progress */
-	pthread_t *threads;
-	size_t nthreads;
-} pool;
-
-/* The blocking pool's threads run at a lower priority than the HTTP
- * workers: their work is long by definition (password hashes, key
- * generation, token grants that wait on commits), and when it keeps the
- * cores busy a worker with a request to answer (a 429, a page) must get a
- * core the moment it wakes. Measured at 10x the hashing ceiling's load: 429
- * latency p90 1.2-1.5 ms at nice 0, 0.3-0.4 ms at nice 5 (nginx's fixed 429
- * beside the same hashing: 0.3 ms), logins unchanged; nice 10 and 19 were
- * no better. Raising nice needs no privilege; failing to is harmless. */
-#define POOL_NICE 5
-
-/* The oldest queued request, or NULL when the queue is empty. A position
- * a worker has claimed but not filled yet is waited for (it fills it next,
- * without blocking). */
-static req *pool_take(void)
-{
-	size_t pos = atomic_load_explicit(&pool.head, memory_order_relaxed);
-
-	for (;;) {
-		pool_cell *c = &pool.cell[pos & (BLOCKING_QUEUE_MAX - 1)];
-		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&pool.head, &pos, pos + 1, memory_order_relaxed,
-								  memory_order_relaxed)) {
-				req *r = c->r;
-				atomic_store_explicit(&c->seq, pos + BLOCKING_QUEUE_MAX, memory_order_release);
-				return r;
-			}
-		} else if (dif < 0) {
-			if (pos == atomic_load_explicit(&pool.tail, memory_order_acquire))
-				return NULL; /* empty */
-			sched_yield(); /* claimed, not filled yet */
-			pos = atomic_load_explicit(&pool.head, memory_order_relaxed);
-		} else {
-			pos = atomic_load_explicit(&pool.head, memory_order_relaxed);
-		}
-	}
-}
-
-static void *pool_main(void *arg)
-{
-	(void)arg;
-	(void)setpriority(PRIO_PROCESS, (id_t)gettid(), POOL_NICE);
-	for (;;) {
-		req *r;
-		if (sem_wait(&pool.ready) != 0)
-			continue; /* EINTR */
-		/* A post is a request queued, or at stop a token: a thread
-		 * leaves on a token only once the queue is empty. */
-		if (!(r = pool_take()))
-			return NULL;
-		if (!run_handler(r))
-			offloaded_done(r);
-	}
-}
-
-static egov_err pool_start(size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < BLOCKING_QUEUE_MAX; i++)
-		atomic_store(&pool.cell[i].seq, i);
-	atomic_store(&pool.head, 0);
-	atomic_store(&pool.tail, 0);
-	atomic_store(&pool.stop, false);
-	atomic_store(&pool.submitting, 0);
-	if (sem_init(&pool.ready, 0, 0) != 0)
-		return EGOV_EINTERNAL;
-	pool.threads = calloc(n, sizeof *pool.threads);
-	if (!pool.threads) {
-		sem_destroy(&pool.ready);
-		return EGOV_ENOMEM;
-	}
-	for (i = 0; i < n; i++) {
-		if (pthread_create(&pool.threads[i], NULL, pool_main, NULL) != 0)
-			break;
-		pool.nthreads++;
-	}
-	return pool.nthreads ? EGOV_OK : EGOV_EINTERNAL;
-}
-
-static void pool_stop(void)
-{
-	size_t i;
-
-	/* No hand-over starts after this; those under way finish first, so
-	 * every queued request is taken before the last thread leaves. */
-	atomic_store(&pool.stop, true);
-	while (atomic_load(&pool.submitting) > 0)
-		sched_yield();
-	for (i = 0; i < pool.nthreads; i++)
-		sem_post(&pool.ready);
-	for (i = 0; i < pool.nthreads; i++)
-		pthread_join(pool.threads[i], NULL);
-	free(pool.threads);
-	pool.threads = NULL;
-	pool.nthreads = 0;
-	sem_destroy(&pool.ready);
-}
-
-/* Hands r to the pool; false if the queue is full or the pool stopping.
- * Never blocks. */
-static bool pool_submit(req *r)
-{
-	size_t pos;
-	bool ok = false;
-
-	atomic_fetch_add(&pool.submitting, 1);
-	if (atomic_load(&pool.stop))
-		goto out;
-	pos = atomic_load_explicit(&pool.tail, memory_order_relaxed);
-	for (;;) {
-		pool_cell *c = &pool.cell[pos & (BLOCKING_QUEUE_MAX - 1)];
-		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
-		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&pool.tail, &pos, pos + 1, memory_order_relaxed,
-								  memory_order_relaxed)) {
-				c->r = r;
-				atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
-				sem_post(&pool.ready);
-				ok = true;
-				break;
-			}
-		} else if (dif < 0) {
-			break; /* full */
-		} else {
-			pos = atomic_load_explicit(&pool.tail, memory_order_relaxed);
-		}
-	}
-out:
-	atomic_fetch_sub(&pool.submitting, 1);
-	return ok;
-}
-
-static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-				 const char *version, const char *upload_data, size_t *upload_data_size,
-				 void **con_cls)
-{
-	req *r = *con_cls;
-
-	(void)cls;
-	(void)url;
-	(void)version;
-	if (!r)
-		return MHD_NO; /* could not allocate: drop the connection */
-	if (r->phase == 0) {
-		r->conn = conn;
-		r->phase = 1;
-		setup(r, method);
-		if (!r->early_status && r->match_status == 200 && r->match.route->head) {
-			/* The route looks at the head first: it may lower the body
-			 * limit, or answer now without reading the body. */
-			r->match.route->head(r);
-			if (r->resp)
-				return queue(r);
-		}
-		if (check_body_head(r)) {
-			/* Refuse before reading a body we will not accept. */
-			dispatch(r);
-			return queue(r);
-		}
-		return MHD_YES;
-	}
-	if (r->phase == 2) {
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		if (r->early_status) {
-			/* A chunked body went over the route's limit, or the request
-			 * is already refused. MHD 0.9.75 cannot queue a response while
-			 * a body is arriving, so the rest is read and dropped and the
-			 * 413 goes out on the last call; a body that keeps coming past
-			 * EGOV_BODY_MAX_UPLOAD gets the connection closed instead. */
-			r->discarded += *upload_data_size;
-			*upload_data_size = 0;
-			return r->discarded > EGOV_BODY_MAX_UPLOAD ? MHD_NO : MHD_YES;
-		}
-		if (r->match.route->spool) {
-			body_add(r, upload_data, *upload_data_size);
-		} else if (buf_add(&r->body, upload_data, *upload_data_size)) {
-			set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
-			buf_release(&r->body);
-		}
-		r->has_body = true;
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	if (r->off_state == 2)
-		return queue(r); /* resumed: the pool built the response */
-	if (r->off_state == 1)
-		return MHD_YES;
-	if (dispatch(r))
-		goto suspend; /* deferred: its answer may already be there */
-	if (r->resp || r->match_status != 200 || !r->match.route->blocking)
-		return queue(r);
-	pthread_mutex_init(&r->off_mu, NULL);
-	r->off_init = true;
-	r->off_state = 1;
-	if (!pool_submit(r)) {
-		r->off_state = 0;
-		resp_problem(r, 503, "unavailable", NULL, "blocking pool full");
-		return queue(r);
-	}
-suspend:
-	/* The pool (or whoever answers a deferred request) may finish before
-	 * we get here: then answer at once. */
-	{
-		bool done;
-		pthread_mutex_lock(&r->off_mu);
-		done = r->off_state == 2;
-		if (!done) {
-			MHD_suspend_connection(conn);
-			r->off_suspended = true;
-		}
-		pthread_mutex_unlock(&r->off_mu);
-		return done ? queue(r) : MHD_YES;
-	}
-}
-
-/* ---- completion: metrics and access log --------------------------------- */
-
-/* The access log line is built on the stack without printf or malloc: it
- * runs once per request and was a measurable share of a small GET. */
-typedef struct line {
-	char buf[2048];
-	size_t len;
-} line;
-
-static void put(line *l, const char *s, size_t n)
-{
-	if (n > sizeof l->buf - 1 - l->len)
-		n = sizeof l->buf - 1 - l->len;
-	memcpy(l->buf + l->len, s, n);
-	l->len += n;
-}
-
-static void puts_(line *l, const char *s)
-{
-	put(l, s, strlen(s));
-}
-
-static void put_json(line *l, const char *s)
-{
-	static const char hex[] = "0123456789abcdef";
-	for (; *s && l->len < sizeof l->buf - 8; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\') {
-			l->buf[l->len++] = '\\';
-			l->buf[l->len++] = (char)c;
-		} else if (c < 0x20) {
-			char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			put(l, u, 6);
-		} else {
-			l->buf[l->len++] = (char)c;
-		}
-	}
-}
-
-static void put_uint(line *l, unsigned long long v)
-{
-	char tmp[24];
-	int i = sizeof tmp;
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(l, tmp + i, sizeof tmp - (size_t)i);
-}
-
-static void access_log(req *r, int64_t dur_us)
-{
-	static _Thread_local int64_t cached_sec = -1;
-	static _Thread_local char cached_ts[32];
-	int64_t now;
-	line l; /* not zero-initialised: only buf[0..len) is ever read */
-
-	if (!log_access_enabled())
-		return;
-	now = time_now_us();
-	l.len = 0;
-	if (now / 1000000 != cached_sec) {
-		cached_sec = now / 1000000;
-		time_format_rfc3339(cached_sec * 1000000, 0, cached_ts);
-		cached_ts[19] = '\0'; /* drop the 'Z'; milliseconds follow */
-	}
-	puts_(&l, "{\"ts\":\"");
-	puts_(&l, cached_ts);
-	{
-		unsigned ms = (unsigned)((now / 1000) % 1000);
-		char frac[6] = {'.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
-		put(&l, frac, 6);
-	}
-	puts_(&l, ",\"id\":\"");
-	put_json(&l, r->id);
-	puts_(&l, "\",\"ip\":\"");
-	puts_(&l, r->ip);
-	puts_(&l, "\",\"method\":\"");
-	put_json(&l, r->method_name ? r->method_name : "-");
-	puts_(&l, "\",\"path\":\"");
-	put_json(&l, r->path.decoded ? r->path.decoded : "-");
-	puts_(&l, "\",\"route\":\"");
-	put_json(&l, the_server ? the_server->labels[r->metrics_slot] : "-");
-	puts_(&l, "\",\"status\":");
-	put_uint(&l, (unsigned long long)r->status);
-	puts_(&l, ",\"bytes\":");
-	put_uint(&l, (unsigned long long)r->resp_len);
-	puts_(&l, ",\"us\":");
-	put_uint(&l, (unsigned long long)(dur_us > 0 ? dur_us : 0));
-	puts_(&l, "}\n");
-	if (l.buf[l.len - 1] != '\n') { /* cut by the cap: keep the line valid */
-		l.len = 0;
-		puts_(&l, "{\"truncated\":true}\n");
-	}
-	log_access_write(l.buf, l.len);
-}
-
-static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
-{
-	req *r = *con_cls;
-	int64_t dur;
-
-	(void)cls;
-	(void)conn;
-	if (!r)
-		return;
-	dur = time_mono_us() - r->t0_us;
-	if (r->phase != 2) {
-		/* MHD answered or dropped it itself (malformed, headers too
-		 * large, client gone, timeout). */
-		r->status = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? r->status : 0;
-	}
-	if (r->gate_release) {
-		r->gate_release(); /* the handler never took what the gate held */
-		r->gate_release = NULL;
-	}
-	if (the_server)
-		metrics_http_observe(r->metrics_slot, r->method ? (unsigned)r->method : HTTP_GET, r->status, dur);
-	access_log(r, dur);
-	if (r->resp)
-		MHD_destroy_response(r->resp);
-	buf_release(&r->body);
-	spool_release(&r->spool);
-	if (r->off_init)
-		pthread_mutex_destroy(&r->off_mu);
-	*con_cls = NULL;
-	req_put(r);
-	atomic_fetch_sub(&inflight, 1);
-}
-
-/* ---- start and stop ------------------------------------------------------ */
-
+/* libmicrohttpd's own messages (malformed requests, failed TLS handshakes)
+ * go to the operational log at debug level, one line each. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char msg[512];
@@ -972,6 +57,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 		msg[--n] = '\0';
 	log_msg(LOG_DEBUG, "http.mhd", "%s", msg);
 }
+
+/* ---- signals ------------------------------------------------------------- */
 
 void server_block_signals(void)
 {
@@ -997,12 +84,13 @@ int server_wait_signal(void)
 	return sig;
 }
 
+/* ---- start, drain, stop -------------------------------------------------- */
+
 /* The peer listener: a second daemon on server.peer_listen, HTTPS with a
- * client certificate asked for (and checked per request in setup()), the
- * same callbacks; uri_log_cb's non-NULL argument marks its requests. */
+ * client certificate asked for (and checked per request in http_mhd.c's
+ * setup), the same callbacks; its listener (peer_l) marks its requests. */
 static egov_err peer_start(server *s, const egov_config *cfg, unsigned threads, char *errmsg, size_t errlen)
 {
-	static char peer_tag;
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG |
@@ -1017,17 +105,19 @@ static egov_err peer_start(server *s, const egov_config *cfg, unsigned threads, 
 		flags |= MHD_USE_IPv6;
 	if ((err = server_tls_peer_open(cfg, errmsg, errlen)))
 		return err;
+	s->peer_l = s->main_l;
+	s->peer_l.peer = true;
 	s->pd = MHD_start_daemon(
-		flags, 0, NULL, NULL, access_cb, s,
+		flags, 0, NULL, NULL, http_access_cb, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connections_max,
 		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->connections_per_ip,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 8 * 1024),
-		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, (void *)&peer_tag,
+		MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, &s->peer_l,
 		MHD_OPTION_NOTIFY_CONNECTION, server_tls_peer_conn_cb, NULL,
-		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+		MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
@@ -1065,7 +155,6 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return EGOV_ENOMEM;
-	s->rt = rt;
 	s->cfg = cfg;
 	n = router_count(rt);
 	s->labels = calloc(n + 2, sizeof *s->labels);
@@ -1077,13 +166,13 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 		const route *r = router_get(rt, i);
 		s->labels[i] = r->name ? r->name : r->path;
 	}
-	s->slot_static = n;
-	s->slot_unmatched = n + 1;
 	s->labels[n] = "static";
 	s->labels[n + 1] = "unmatched";
+	s->main_l = (http_listener){
+		.rt = rt, .labels = s->labels, .slot_static = n, .slot_unmatched = n + 1, .peer = false};
 	if ((err = metrics_init(s->labels, n + 2)))
 		goto out;
-	crypto_random(&req_prefix, sizeof req_prefix);
+	http_request_ids_init();
 	{
 		/* Spooled bodies (routes .spool, the HTTP client's large answers)
 		 * go to DATA/tmp: the data disk, not a tmpfs in memory. */
@@ -1092,7 +181,6 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 		if (spool_set_dir(tmpdir))
 			log_warn("serve.spool", "cannot use %s for spooled bodies; using /tmp", tmpdir);
 	}
-	the_server = s;
 
 	/* HTTPS when server.tls_cert/tls_key are set: MHD gets the keys and
 	 * the client CA list through MHD_OPTION_ARRAY below (empty when off,
@@ -1110,10 +198,11 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	 * or on group commits (db_batch, the audit log), or answer 429 at once:
 	 * 8 threads per core keep enough of them waiting together that commits
 	 * are shared. */
-	if ((err = pool_start((size_t)(ncpu > 0 ? ncpu : 1) * 8)))
+	if ((err = pool_start((size_t)(ncpu > 0 ? ncpu : 1) * 8, http_run_offloaded)))
 		goto out;
+	s->pool_running = true;
 	s->d = MHD_start_daemon(
-		flags, 0, NULL, NULL, access_cb, s,
+		flags, 0, NULL, NULL, http_access_cb, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, threads,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->connections_max,
@@ -1125,8 +214,8 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 		 * small GET at 32 KiB; 24 KiB still lets
 		 * egov answer 431 itself, with a problem document). */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 8 * 1024),
-		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
-		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+		MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, &s->main_l,
+		MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
@@ -1146,11 +235,10 @@ out:
 	if (s) {
 		if (s->d)
 			MHD_stop_daemon(s->d);
-		if (pool.nthreads)
+		if (s->pool_running)
 			pool_stop();
 		server_tls_close();
 		server_tls_peer_close();
-		the_server = NULL;
 		metrics_free();
 		free(s->labels);
 		free(s);
@@ -1160,7 +248,7 @@ out:
 
 static void wait_inflight(int64_t deadline)
 {
-	while (atomic_load(&inflight) > 0 && time_mono_us() < deadline) {
+	while (http_inflight() > 0 && time_mono_us() < deadline) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
@@ -1191,15 +279,13 @@ void server_stop(server *s, int drain_s)
 	 * requests failed or flushed) still need a moment to be sent. */
 	wait_inflight(time_mono_us() + 1000000);
 	pool_stop();
-	if (atomic_load(&inflight) > 0)
-		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", atomic_load(&inflight),
-			 drain_s);
+	if (http_inflight() > 0)
+		log_warn("serve.drain", "%ld requests still in flight after %d s; closing", http_inflight(), drain_s);
 	MHD_stop_daemon(s->d);
 	if (s->pd)
 		MHD_stop_daemon(s->pd);
 	server_tls_close();
 	server_tls_peer_close();
-	the_server = NULL;
 	metrics_free();
 	free(s->labels);
 	free(s);

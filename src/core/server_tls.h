@@ -1,5 +1,6 @@
 /*
- * server_tls.h: the HTTPS side of the HTTP server, private to server.c.
+ * server_tls.h: the HTTPS side of the HTTP server, private to the HTTP layer
+ * (server.c starts it, http_mhd.c checks the peer certificate).
  *
  * server_tls_open() reads server.tls_cert/tls_key and the client CA bundle
  * once at start and builds the MHD options that turn TLS on; with the keys
