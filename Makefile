@@ -20,6 +20,12 @@ CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanit
 LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -Isrc $(PKG_CFLAGS)
+# Header dependencies per file: the compiler writes, beside each object and
+# test binary, a .d file naming the headers it read (-MMD: the project's,
+# not the system's), with an empty rule per header (-MP) so that a header
+# removed or renamed does not stop the build. Touching a header rebuilds
+# only what includes it.
+DEPFLAGS = -MMD -MP
 LIBS = $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC := $(filter-out src/main.c,$(shell find src -name '*.c' | sort))
@@ -41,9 +47,10 @@ build: $(BUILD)/egov
 deps:
 	@scripts/install-deps.sh build
 
-$(BUILD)/%.o: %.c $(wildcard src/*/*.h)
+# An object without its .d (a build directory from before -MMD) is rebuilt.
+$(BUILD)/%.o: %.c $(BUILD)/%.d
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # The OpenAPI description is built into the binary (src/system/openapi.c).
 $(BUILD)/src/system/openapi.o: docs/api/openapi.json
@@ -55,11 +62,20 @@ $(BUILD)/libegov.a: $(LIB_OBJ)
 $(BUILD)/egov: $(BUILD)/src/main.o $(BUILD)/libegov.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libegov.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/%.d $(BUILD)/libegov.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libegov.a $(LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -MF $@.d -MT $@ -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libegov.a \
+		$(LIBS) -lcmocka
 
 unit: $(UNIT_BIN)
+
+# The .d files: written by the compiler, never by a rule; those present
+# are read (the library's, main's and the unit tests', in whichever BUILD
+# directory, the sanitizer build's included). A target with no rule makes
+# one that is missing count as new, so its object is rebuilt.
+DEP_FILES := $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_BIN:=.d)
+$(DEP_FILES):
+-include $(wildcard $(DEP_FILES))
 
 build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h) src/exchange/exchange_int.h
 	@mkdir -p $(dir $@)
