@@ -35,6 +35,7 @@
 #include "core/web.h"
 #include "notify/notify.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 typedef struct opts {
 	const char *config, *data, *listen, *database;

@@ -4,6 +4,7 @@
  * means adding its descriptor here and nowhere else.
  */
 #include "core/module.h"
+#include "core/banned.h"
 
 extern const egov_module system_module;
 extern const egov_module audit_module;

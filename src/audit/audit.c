@@ -28,6 +28,7 @@
 #include "core/utf8.h"
 #include "core/timeutil.h"
 #include "core/wake.h"
+#include "core/banned.h"
 
 /* Records one transaction may carry. Bounds the writer's scratch memory and
  * the time a batch holds the write lock; far above what concurrent

@@ -9,6 +9,7 @@
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/module.h"
+#include "core/banned.h"
 
 #define PAGE_DEFAULT 100
 #define PAGE_MAX 1000

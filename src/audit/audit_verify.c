@@ -41,6 +41,7 @@
 
 #include "audit/audit.h"
 #include "audit/audit_int.h"
+#include "core/banned.h"
 
 /* Rows fetched per page: large enough that paging costs nothing next to
  * hashing, small enough to keep a PostgreSQL result to a few megabytes. */

@@ -27,6 +27,7 @@
 #include "core/log.h"
 #include "core/log_int.h"
 #include "core/timeutil.h"
+#include "core/banned.h"
 
 static atomic_int access_fd = -1;
 static bool access_fd_owned;

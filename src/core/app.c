@@ -1,5 +1,6 @@
 /* app.c: the process's one egov_app; see app.h. */
 #include "core/app.h"
+#include "core/banned.h"
 
 static egov_app the_app;
 

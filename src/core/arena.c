@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/banned.h"
 
 struct arena_chunk {
 	arena_chunk *next;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/b64url.h"
+#include "core/banned.h"
 
 static const char b64url_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

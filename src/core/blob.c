@@ -24,6 +24,7 @@
 #include <openssl/evp.h>
 
 #include "core/blob.h"
+#include "core/banned.h"
 
 struct blob_store {
 	int dirfd;

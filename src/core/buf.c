@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/banned.h"
 
 void buf_init(buf *b, size_t cap_max)
 {

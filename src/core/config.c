@@ -33,6 +33,7 @@
 
 #include "core/config.h"
 #include "core/limits.h"
+#include "core/banned.h"
 
 extern char **environ;
 

@@ -10,6 +10,7 @@
 #include <openssl/sha.h>
 
 #include "core/crypto.h"
+#include "core/banned.h"
 
 /* SHA256() looks the algorithm up in OpenSSL 3's provider tables on every
  * call (5 % of a small request's time); fetch it once instead. */

@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "core/db_int.h"
+#include "core/banned.h"
 
 egov_err db_conn_seterr(db_conn *c, egov_err err, const char *fmt, ...)
 {

@@ -18,6 +18,7 @@
 
 #include "core/db_int.h"
 #include "core/wake.h"
+#include "core/banned.h"
 
 #define BATCH_MAX 256
 

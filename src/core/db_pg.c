@@ -24,6 +24,7 @@
 #include <libpq-fe.h>
 
 #include "core/db_int.h"
+#include "core/banned.h"
 
 /* Parameters kept on the stack; statements with more allocate. */
 #define PG_STACK_PARAMS 16

@@ -34,6 +34,7 @@
 #include <sqlite3.h>
 
 #include "core/db_int.h"
+#include "core/banned.h"
 
 #define BUSY_TIMEOUT_MS 5000
 

@@ -8,6 +8,7 @@
  * docs/api/problems.md and are stable: changing one here changes the API.
  */
 #include "core/err.h"
+#include "core/banned.h"
 
 static const struct {
 	const char *name;

@@ -52,6 +52,7 @@
 #include "core/server_tls.h"
 #include "core/timeutil.h"
 #include "core/web.h"
+#include "core/banned.h"
 
 static atomic_long inflight;
 static atomic_uint_fast64_t req_counter;

@@ -24,6 +24,7 @@
 #include "core/httpc.h"
 #include "core/log.h"
 #include "core/spool.h"
+#include "core/banned.h"
 
 #define RESPONSE_MAX_DEFAULT (16u * 1024 * 1024)
 #define HEADERS_BYTES_MAX (32 * 1024)

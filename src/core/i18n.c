@@ -17,6 +17,7 @@
 
 #include "core/utf8.h"
 #include "core/i18n.h"
+#include "core/banned.h"
 
 /* A catalogue is written by us, but it is still parsed defensively: a few
  * hundred texts take tens of KiB, so 1 MiB and 8192 keys are far above need. */

@@ -38,6 +38,7 @@
 #include "core/utf8.h"
 #include "core/json.h"
 #include "core/limits.h"
+#include "core/banned.h"
 
 /* ---- precheck ------------------------------------------------------------ */
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/lend.h"
+#include "core/banned.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define LEND_INTERPOSE 0

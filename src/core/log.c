@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/log_int.h"
 #include "core/utf8.h"
+#include "core/banned.h"
 
 /* PIPE_BUF on Linux: a write of at most this many bytes to a pipe (stderr
  * under a supervisor) is atomic too, not only to an O_APPEND file. */

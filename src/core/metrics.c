@@ -9,6 +9,7 @@
 
 #include "core/metrics.h"
 #include "core/router.h"
+#include "core/banned.h"
 
 #define NMETHODS 7
 static const int statuses[] = {200, 201, 202, 204, 206, 301, 302, 303, 304, 307, 308, 400, 401, 403, 404,

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "core/pool.h"
+#include "core/banned.h"
 
 #define BLOCKING_QUEUE_MAX 1024 /* a power of two */
 

@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/req_int.h"
+#include "core/banned.h"
 
 /* One policy for every page and API answer: nothing inline, nothing from
  * elsewhere, no framing. */

@@ -17,6 +17,7 @@
 
 #include "core/limits.h"
 #include "core/router.h"
+#include "core/banned.h"
 
 typedef struct seg {
 	const char *text; /* literal text, or parameter name */

@@ -32,6 +32,7 @@
 #include "core/server_tls.h"
 #include "core/spool.h"
 #include "core/timeutil.h"
+#include "core/banned.h"
 
 struct server {
 	struct MHD_Daemon *d;

@@ -29,6 +29,7 @@
 #include "core/req_int.h"
 #include "core/server_tls.h"
 #include "core/uri.h"
+#include "core/banned.h"
 
 #define PROXIES_MAX 16
 #define PEM_FILE_MAX (1u << 20)

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "core/spool.h"
+#include "core/banned.h"
 
 static char spool_dir[4096] = "/tmp";
 

@@ -5,6 +5,7 @@
 
 #include "core/crypto.h"
 #include "core/timeutil.h"
+#include "core/banned.h"
 
 int64_t time_now_us(void)
 {

@@ -20,6 +20,7 @@
 #include "core/utf8.h"
 #include "core/limits.h"
 #include "core/uri.h"
+#include "core/banned.h"
 
 static int hexval(unsigned char c)
 {

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/utf8.h"
+#include "core/banned.h"
 
 size_t utf8_seq_len(const unsigned char *p, size_t left)
 {

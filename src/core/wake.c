@@ -4,6 +4,7 @@
 #include <errno.h>
 
 #include "core/wake.h"
+#include "core/banned.h"
 
 egov_err wake_init(wake_node *w)
 {

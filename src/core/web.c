@@ -29,6 +29,7 @@
 #include "core/buf.h"
 #include "core/i18n.h"
 #include "core/web.h"
+#include "core/banned.h"
 
 /* The web directory is written by us, not by clients, but it is still read
  * defensively: the front end is tens of files and well under 1 MiB, so these

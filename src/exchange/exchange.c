@@ -13,6 +13,7 @@
 #include "core/app.h"
 #include "core/module.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 #define PERM_ADMIN "exchange.admin"
 /* A service's OpenAPI description may be up to 1 MiB of JSON. */

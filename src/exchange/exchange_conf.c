@@ -43,6 +43,7 @@
 #include "core/timeutil.h"
 #include "exchange/exchange_int.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 /* Largest configuration accepted or built: thousands of subsystems with
  * their certificates and OpenAPI documents. */

@@ -55,6 +55,7 @@
 #include "core/timeutil.h"
 #include "core/utf8.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 /* A message id (X-Road-Id): printable, no spaces, short enough to index. */
 #define MSGID_MAX EXCHANGE_MSGID_MAX

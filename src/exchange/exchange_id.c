@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 static bool part_char(char ch)
 {

@@ -38,6 +38,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 #define KEY_RECHECK_US (5LL * 1000000)
 /* Distinct certificates whose public keys are kept; beyond, the cache

@@ -50,6 +50,7 @@
 #include "core/utf8.h"
 #include "exchange/exchange_int.h"
 #include "exchange/exchange_log_int.h"
+#include "core/banned.h"
 
 /* Records one transaction may carry, and the body bytes: bound the time a
  * batch holds the write lock and the writer's memory. */

@@ -25,6 +25,7 @@
 #include "core/limits.h"
 #include "core/metrics.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 /* ---- metaservices ----------------------------------------------------------- */
 

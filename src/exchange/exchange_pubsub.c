@@ -23,6 +23,7 @@
 #include "core/module.h"
 #include "core/timeutil.h"
 #include "exchange/exchange_pubsub_int.h"
+#include "core/banned.h"
 
 #define CT_JSON "application/json"
 #define CT_PROBLEM "application/problem+json"

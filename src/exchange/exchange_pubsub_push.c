@@ -39,6 +39,7 @@
 #include "core/metrics.h"
 #include "core/timeutil.h"
 #include "exchange/exchange_pubsub_int.h"
+#include "core/banned.h"
 
 #define INFLIGHT_MAX 64
 /* Slack beyond the exchange timeout before a lease runs out. */

@@ -11,6 +11,7 @@
 
 #include "core/timeutil.h"
 #include "exchange/exchange_pubsub_int.h"
+#include "core/banned.h"
 
 #define ST_PENDING "0"
 

@@ -19,6 +19,7 @@
 
 #include "core/timeutil.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 #define RECENT_PAGE 1000
 

@@ -39,6 +39,7 @@
 #include "exchange/exchange_int.h"
 #include "identity/identity.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 #define NAME_MAX_BYTES 800        /* 200 characters of up to 4 bytes */
 #define TITLE_MAX_BYTES 800

@@ -34,6 +34,7 @@
 #include "exchange/exchange_int.h"
 #include "identity/identity.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 #define PERM_ADMIN "exchange.admin"
 #define PERM_STAFF "staff.console"

@@ -21,6 +21,7 @@
 #include "core/arena.h"
 #include "core/utf8.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 bool exchange_msgid_valid(const char *s)
 {

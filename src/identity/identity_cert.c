@@ -36,6 +36,7 @@
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 #define SMALL_BODY 4096
 #define RETURN_DEFAULT "/account.html"

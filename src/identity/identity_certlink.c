@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 static void copy_row(db_rows *rows, identity_cert_link *out)
 {

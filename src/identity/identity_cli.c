@@ -20,6 +20,7 @@
 #include "audit/audit.h"
 #include "core/app.h"
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 typedef struct cli_opts {
 	const char *email, *name, *kind, *locale, *code, *parent, *role, *dept;

@@ -29,6 +29,7 @@
 #include "core/module.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 #define SMALL_BODY 4096
 

@@ -32,6 +32,7 @@
 #include "core/utf8.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 __asm__(".section .rodata\n"
 	".global identity_common_passwords\n"

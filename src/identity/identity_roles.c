@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 typedef struct role_def {
 	const char *name;

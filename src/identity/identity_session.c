@@ -19,6 +19,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 static bool cookie_secure;
 static identity_bearer_resolver bearer_resolver;

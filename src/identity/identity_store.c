@@ -18,6 +18,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 /* ---- helpers ------------------------------------------------------------ */
 

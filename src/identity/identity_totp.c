@@ -22,6 +22,7 @@
 
 #include "core/crypto.h"
 #include "identity/identity_int.h"
+#include "core/banned.h"
 
 uint32_t identity_hotp(const unsigned char *key, size_t keylen, uint64_t counter, int digits)
 {

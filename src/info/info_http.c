@@ -13,6 +13,7 @@
 #include "core/module.h"
 #include "core/timeutil.h"
 #include "info/info.h"
+#include "core/banned.h"
 
 #define LIST_LIMIT_DEFAULT 20
 #define LIST_LIMIT_MAX 100

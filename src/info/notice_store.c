@@ -7,6 +7,7 @@
 
 #include "core/timeutil.h"
 #include "info/info.h"
+#include "core/banned.h"
 
 static const char *const categories[] = {"news", "food_safety", "traffic", "heritage"};
 

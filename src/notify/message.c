@@ -14,6 +14,7 @@
 
 #include "core/utf8.h"
 #include "notify/notify_int.h"
+#include "core/banned.h"
 
 /* Longest run of header text bytes put into one encoded-word: 39 bytes are
  * 52 base64 characters, so "=?UTF-8?B?...?=" stays within 64 and a folded

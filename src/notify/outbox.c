@@ -20,6 +20,7 @@
 #include "core/timeutil.h"
 #include "notify/notify.h"
 #include "notify/notify_int.h"
+#include "core/banned.h"
 
 /* How long a claimed row stays leased: longer than any one SMTP
  * transaction can take (about ten commands, each bounded by timeout_s). */

@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "notify/notify_int.h"
+#include "core/banned.h"
 
 egov_err notify_reply_parse(const char *data, size_t len, bool *complete, size_t *consumed, int *code)
 {

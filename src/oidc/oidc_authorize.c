@@ -21,6 +21,7 @@
 #include "core/web.h"
 #include "identity/identity.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 typedef struct authz {
 	const char *response_type, *client_id, *redirect_uri, *scope, *state, *nonce;

@@ -18,6 +18,7 @@
 #include "core/limits.h"
 #include "identity/identity.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 static void write_scopes(jw *w, const char *scopes)
 {

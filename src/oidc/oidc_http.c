@@ -19,6 +19,7 @@
 #include "core/module.h"
 #include "identity/identity.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 egov_err oidc_audit(const char *actor, const char *action, const char *object, const char *details)
 {

@@ -19,6 +19,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 static int64_t (*clock_fn)(void);
 

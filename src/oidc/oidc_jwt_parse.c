@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "core/limits.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 static cJSON *decode_json(const char *part, size_t len, const char **why)
 {

@@ -34,6 +34,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 #define CACHE_MAX 16
 #define CACHE_TTL_S 60

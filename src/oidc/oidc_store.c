@@ -17,6 +17,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 static const db_migration migrations[] = {
 	{.version = 1,

@@ -24,6 +24,7 @@
 #include "core/uri.h"
 #include "identity/identity.h"
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 #define AT_TYP "at+jwt"
 

@@ -26,6 +26,7 @@
 
 #include "core/log.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 /* National CAs publish CRLs of tens of megabytes; more is not a CRL file. */
 #define ANCHOR_CRL_FILE_MAX (64L * 1024 * 1024)

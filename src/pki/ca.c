@@ -25,6 +25,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 pki_state pki_g = {.crl_lock = PTHREAD_MUTEX_INITIALIZER};
 int64_t pki_test_not_before, pki_test_not_after;

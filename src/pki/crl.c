@@ -17,6 +17,7 @@
 
 #include "core/timeutil.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 void pki_crl_invalidate(void)
 {

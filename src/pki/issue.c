@@ -26,6 +26,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 typedef struct profile {
 	const char *name;

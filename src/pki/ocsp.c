@@ -19,6 +19,7 @@
 
 #include "core/timeutil.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 static egov_err finish(OCSP_RESPONSE *resp, unsigned char **out, size_t *len)
 {

@@ -22,6 +22,7 @@
 #include "core/module.h"
 #include "core/uri.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 static egov_err conn(db_conn **c)
 {

@@ -30,6 +30,7 @@
 #include "core/limits.h"
 #include "identity/identity.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 #define SELF_PREFIX "/api/v1/identity/me/certificates"
 

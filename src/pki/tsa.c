@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 static ASN1_INTEGER *serial_cb(TS_RESP_CTX *ctx, void *data)
 {

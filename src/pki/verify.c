@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 static X509 *parse_cert(const void *data, size_t len)
 {

@@ -4,6 +4,7 @@
  * this object when the file changes).
  */
 #include "system/system_int.h"
+#include "core/banned.h"
 
 __asm__(".section .rodata\n"
 	".global egov_openapi_json\n"

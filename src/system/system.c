@@ -19,6 +19,7 @@
 #include "core/module.h"
 #include "core/version.h"
 #include "system/system_int.h"
+#include "core/banned.h"
 
 static egov_err healthz(req *r)
 {

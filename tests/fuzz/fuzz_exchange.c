@@ -36,6 +36,7 @@
 #include "core/limits.h"
 #include "core/uri.h"
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

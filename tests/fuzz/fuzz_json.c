@@ -19,6 +19,7 @@
 
 #include "core/json.h"
 #include "core/limits.h"
+#include "core/banned.h"
 
 typedef struct inner {
 	const char *id;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "oidc/oidc_int.h"
+#include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

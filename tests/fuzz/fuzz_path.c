@@ -13,6 +13,7 @@
 
 #include "core/limits.h"
 #include "core/uri.h"
+#include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

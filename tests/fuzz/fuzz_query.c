@@ -15,6 +15,7 @@
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/uri.h"
+#include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

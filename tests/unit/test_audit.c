@@ -18,6 +18,7 @@
 #include "audit/audit.h"
 #include "core/db.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef struct env {
 	char *dir;

@@ -15,6 +15,7 @@
 
 #include "core/blob.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 /* SHA-256("abc"), from FIPS 180-2. */
 #define ABC_HEX "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

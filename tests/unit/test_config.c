@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/limits.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 #define EXAMPLE_PATH "config/egov.conf.example"
 

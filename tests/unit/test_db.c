@@ -18,6 +18,7 @@
 
 #include "core/db.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef void (*case_fn)(db *d, db_conn *c);
 

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "exchange/exchange_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static void test_request_text(void **state)
 {

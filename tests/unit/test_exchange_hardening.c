@@ -22,6 +22,7 @@
 #include "exchange/exchange_int.h"
 #include "exchange/exchange_log_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 

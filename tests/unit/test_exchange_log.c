@@ -37,6 +37,7 @@
 #include "exchange/exchange_log_int.h"
 #include "pki/pki.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 /* ---- a signer: a real P-256 key and a self-signed certificate ----------- */
 

@@ -19,6 +19,7 @@
 #include "core/timeutil.h"
 #include "exchange/exchange_pubsub_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 #define OWNER "MO/GOV/DSAJ/REG"
 #define SUBA "MO/GOV/DSB/APP"

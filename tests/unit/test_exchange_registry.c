@@ -22,6 +22,7 @@
 #include "core/timeutil.h"
 #include "exchange/exchange_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 

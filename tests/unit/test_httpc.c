@@ -19,6 +19,7 @@
 #include "core/httpc.h"
 #include "core/spool.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static int lfd;
 static int port;

@@ -21,6 +21,7 @@
 #include "identity/identity.h"
 #include "identity/identity_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static int64_t fake_now;
 static int64_t fake_clock(void)

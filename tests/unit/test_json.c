@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "core/limits.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef struct addr {
 	const char *street;

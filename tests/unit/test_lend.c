@@ -21,6 +21,7 @@
 #include "core/lend.h"
 #include "identity/identity.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 #define MEM IDENTITY_ARGON2_MEMLIMIT
 #define OPS IDENTITY_ARGON2_OPSLIMIT

@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef struct fixture {
 	char *dir;

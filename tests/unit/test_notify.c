@@ -27,6 +27,7 @@
 #include "notify/notify.h"
 #include "notify/notify_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 /* ---- pure parts ------------------------------------------------------------ */
 

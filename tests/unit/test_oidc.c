@@ -17,6 +17,7 @@
 #include "core/db.h"
 #include "oidc/oidc_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static int64_t fake_now = 1800000000;
 static int64_t fake_clock(void)

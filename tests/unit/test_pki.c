@@ -26,6 +26,7 @@
 #include "pki/pki.h"
 #include "pki/pki_int.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef struct fx {
 	char *dir;

@@ -19,6 +19,7 @@
 #include "core/crypto.h"
 #include "core/spool.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static unsigned char *pattern(size_t n)
 {

@@ -13,6 +13,7 @@
 #include "core/limits.h"
 #include "core/uri.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef struct path_case {
 	const char *raw;

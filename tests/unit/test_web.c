@@ -17,6 +17,7 @@
 #include "core/i18n.h"
 #include "core/web.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static const char *web_dir(void)
 {
