@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/timeutil.h"
+#include "core/banned.h"
 
 #define JOB_MSG_MAX 256
 

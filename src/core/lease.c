@@ -19,6 +19,7 @@
 
 #include "core/buf.h"
 #include "core/lease.h"
+#include "core/banned.h"
 
 /* Longest statement built from a spec; the specs are constants of ours
  * (a few hundred bytes), so going over it is a bug in one of them. */

@@ -24,6 +24,7 @@
 #include "core/jobs.h"
 #include "core/timeutil.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 static void sleep_ms(int ms)
 {

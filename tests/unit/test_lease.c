@@ -20,6 +20,7 @@
 #include "core/db.h"
 #include "core/lease.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 typedef void (*case_fn)(db *d, db_conn *c);
 
