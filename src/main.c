@@ -2,16 +2,19 @@
  * main.c: the egov command line. Each command sets up only what it needs:
  *
  *   egov serve   [--config FILE] [--data DIR] [--listen ADDR:PORT] [--database URL]
- *   egov init    [--demo] [same flags]     data directory, schema, demo data
+ *   egov init    [--demo] [same flags]     data directory, schema, modules' init, demo data
  *   egov migrate [same flags]              apply pending schema migrations
- *   egov audit verify [same flags]         walk the audit chain
+ *   egov verify  [same flags]              every module's integrity check
  *   egov config defaults                   every key with its default, as a file
  *   egov config check [same flags]         validate the configuration
- *   egov user|dept|role ... [same flags]   commands of modules (see each module)
+ *   egov NAME ... [same flags]             a module's command (egov help lists them)
  *   egov version
  *
- * Exit status: 0 success, 1 a check failed (audit verify found tampering,
- * config check found an error), 2 usage or runtime error.
+ * main.c knows no module by name: it drives them through their descriptors
+ * (core/module.h) in the order of src/modules.c.
+ *
+ * Exit status: 0 success, 1 a check failed (verify found tampering, config
+ * check found an error), 2 usage or runtime error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,12 +23,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audit/audit.h"
+#include "audit/audit.h" /* moved into the audit module's hooks by the chain-log change */
 #include "core/app.h"
 #include "core/blob.h"
 #include "core/config.h"
 #include "core/httpc.h"
 #include "core/i18n.h"
+#include "core/jobs.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/router.h"
@@ -33,8 +37,6 @@
 #include "core/timeutil.h"
 #include "core/version.h"
 #include "core/web.h"
-#include "notify/notify.h"
-#include "pki/pki.h"
 #include "core/banned.h"
 
 typedef struct opts {
@@ -44,16 +46,23 @@ typedef struct opts {
 
 static void usage(FILE *f)
 {
+	size_t i, j;
+
 	fputs("usage: egov <command> [options]\n"
 	      "\n"
 	      "commands:\n"
 	      "  serve          run the node (HTTP API, pages, background work)\n"
 	      "  init [--demo]  create the data directory and schema (and demo data)\n"
 	      "  migrate        apply pending schema migrations\n"
-	      "  audit verify   check the audit log's hash chain\n"
+	      "  verify         check what every module stores (the audit chain, ...)\n"
 	      "  config defaults | config check\n"
-	      "  version\n"
-	      "\n"
+	      "  version\n",
+	      f);
+	for (i = 0; i < egov_modules_count; i++)
+		for (j = 0; j < egov_modules[i]->ncommands; j++)
+			fprintf(f, "  %-14s %s\n", egov_modules[i]->commands[j].name,
+				egov_modules[i]->commands[j].usage ? egov_modules[i]->commands[j].usage : "");
+	fputs("\n"
 	      "options:\n"
 	      "  --config FILE      configuration file (default DATA/egov.conf if present)\n"
 	      "  --data DIR         data directory (default ./var)\n"
@@ -111,6 +120,7 @@ static int load_config(const opts *o, egov_config *cfg)
 	    (o->database && config_set(cfg, "data.database", o->database, err, sizeof err)) ||
 	    config_finish(cfg, err, sizeof err)) {
 		fprintf(stderr, "egov: configuration: %s\n", err);
+		config_release(cfg);
 		return -1;
 	}
 	return 0;
@@ -148,13 +158,10 @@ static int migrate_all(db *d, int *applied_total)
 	}
 	for (i = 0; i < egov_modules_count; i++) {
 		const egov_module *m = egov_modules[i];
-		const db_migration *mig;
-		size_t n = 0;
 		int applied = 0;
-		if (!m->migrations)
+		if (!m->nmigrations)
 			continue;
-		mig = m->migrations(&n);
-		if (db_migrate(c, m->name, mig, n, &applied)) {
+		if (db_migrate(c, m->name, m->migrations, m->nmigrations, &applied)) {
 			fprintf(stderr, "egov: migrating %s failed: %s\n", m->name, db_conn_errmsg(c));
 			rc = -1;
 			break;
@@ -179,9 +186,11 @@ static int cmd_init(const opts *o)
 	snprintf(path, sizeof path, "%s/blobs", cfg.data_dir);
 	if (ensure_dir(cfg.data_dir) || ensure_dir(path) || open_db(&cfg, &d) || migrate_all(d, &applied))
 		goto out;
-	if (pki_ca_init(cfg.data_dir, err, sizeof err)) {
-		fprintf(stderr, "egov: pki: %s\n", err);
-		goto out;
+	for (i = 0; i < egov_modules_count; i++) {
+		if (egov_modules[i]->init && egov_modules[i]->init(&cfg, err, sizeof err)) {
+			fprintf(stderr, "egov: %s: %s\n", egov_modules[i]->name, err);
+			goto out;
+		}
 	}
 	if (o->demo) {
 		if (db_conn_open(d, &c))
@@ -224,47 +233,26 @@ static int cmd_migrate(const opts *o)
 	return rc;
 }
 
-static int cmd_audit_verify(const opts *o)
+/* Every module's integrity check, on a database opened read-only in spirit:
+ * nothing is migrated or written. */
+static int cmd_verify(const opts *o)
 {
 	egov_config cfg;
-	audit_verify_result res = {0};
-	pki_checkpoint_result cp;
-	egov_err err;
 	db *d = NULL;
 	db_conn *c = NULL;
 	int rc = 2;
-	int64_t t0 = time_mono_us();
 
 	if (load_config(o, &cfg))
 		return 2;
-	if (open_db(&cfg, &d) || db_conn_open(d, &c))
+	if (open_db(&cfg, &d))
 		goto out;
-	if (audit_verify(c, &res)) {
-		fprintf(stderr, "egov: audit verify: cannot read the log: %s\n", db_conn_errmsg(c));
+	if (db_conn_open(d, &c)) {
+		fprintf(stderr, "egov: verify: cannot connect to the database\n");
 		goto out;
 	}
-	if (res.fault == AUDIT_FAULT_NONE) {
-		printf("audit chain intact: %lld records, head %s (%.2f s)\n", (long long)res.records, res.head,
-		       (double)(time_mono_us() - t0) / 1e6);
-		rc = 0;
-		err = pki_audit_checkpoints_verify(c, cfg.data_dir, &cp);
-		if (err == EGOV_ENOTFOUND) {
-			printf("no CA in %s/pki: checkpoints not checked\n", cfg.data_dir);
-		} else if (err) {
-			fprintf(stderr, "egov: audit verify: cannot read the checkpoints: %s\n", db_conn_errmsg(c));
-			rc = 2;
-		} else if (cp.first_bad) {
-			printf("audit checkpoint BAD at record %lld: %s (%lld checkpoints before it verified)\n",
-			       (long long)cp.first_bad, cp.why, (long long)cp.checked);
-			rc = 1;
-		} else {
-			printf("%lld checkpoints verified\n", (long long)cp.checked);
-		}
-	} else {
-		printf("audit chain BROKEN at record %lld: %s (%lld records before it are intact)\n",
-		       (long long)res.first_bad, audit_fault_name(res.fault), (long long)res.records);
-		rc = 1;
-	}
+	app()->config = &cfg;
+	rc = egov_modules_verify(c, &cfg, stdout);
+	app()->config = NULL;
 out:
 	if (c)
 		db_conn_close(c);
@@ -320,6 +308,17 @@ static int build_router(router **out)
 	return 0;
 }
 
+/* Stops the first *started modules in reverse order (and forgets them). */
+static void stop_modules(size_t *started)
+{
+	while (*started > 0) {
+		(*started)--;
+		jobs_stop(egov_modules[*started]->jobs, egov_modules[*started]->njobs);
+		if (egov_modules[*started]->stop)
+			egov_modules[*started]->stop();
+	}
+}
+
 static int cmd_serve(const opts *o)
 {
 	int64_t t0 = time_mono_us();
@@ -357,13 +356,9 @@ static int cmd_serve(const opts *o)
 	}
 	if (open_db(&cfg, &app()->db) || migrate_all(app()->db, &applied))
 		goto out;
+	/* moved into the audit module's hooks by the chain-log change */
 	if (audit_open(app()->db, &app()->audit)) {
 		fprintf(stderr, "egov: cannot start the audit log\n");
-		goto out;
-	}
-	if (pki_open(&cfg, err, sizeof err) ||
-	    pki_audit_checkpoints_start(app()->audit, app()->db, cfg.pki_checkpoint_every)) {
-		fprintf(stderr, "egov: pki: %s\n", err);
 		goto out;
 	}
 	if (httpc_start()) {
@@ -372,14 +367,14 @@ static int cmd_serve(const opts *o)
 	}
 	for (i = 0; i < egov_modules_count; i++) {
 		if (egov_modules[i]->start && egov_modules[i]->start(&cfg)) {
-			fprintf(stderr, "egov: module %s: cannot start\n", egov_modules[i]->name);
+			fprintf(stderr, "egov: module %s: cannot start (see the log)\n", egov_modules[i]->name);
 			goto out;
 		}
 		started = i + 1;
-	}
-	if (notify_start(app()->db, &cfg)) {
-		fprintf(stderr, "egov: mail: cannot start delivery (see mail.from)\n");
-		goto out;
+		if (jobs_start(app()->db, egov_modules[i]->jobs, egov_modules[i]->njobs)) {
+			fprintf(stderr, "egov: module %s: cannot start its jobs (see the log)\n", egov_modules[i]->name);
+			goto out;
+		}
 	}
 	if (build_router(&rt))
 		goto out;
@@ -397,26 +392,17 @@ static int cmd_serve(const opts *o)
 	 * modules flush their writers (each answers and resumes its requests);
 	 * only then are the connections closed. */
 	httpc_stop();
-	while (started > 0) {
-		started--;
-		if (egov_modules[started]->stop)
-			egov_modules[started]->stop();
-	}
+	stop_modules(&started);
 	server_stop(srv, cfg.drain_s);
 	srv = NULL;
 	rc = 0;
 out:
-	notify_stop();
-	while (started > 0) {
-		started--;
-		if (egov_modules[started]->stop)
-			egov_modules[started]->stop();
-	}
+	stop_modules(&started);
 	httpc_stop();
+	/* moved into the audit module's hooks by the chain-log change */
 	if (app()->audit)
 		audit_close(app()->audit);
 	app()->audit = NULL;
-	pki_close();
 	if (app()->db)
 		db_close(app()->db);
 	app()->db = NULL;
@@ -434,16 +420,27 @@ out:
 	return rc;
 }
 
+/* The module command called name, and its module; NULL if none. */
+static const module_command *find_command(const char *name)
+{
+	size_t i, j;
+
+	for (i = 0; i < egov_modules_count; i++)
+		for (j = 0; j < egov_modules[i]->ncommands; j++)
+			if (strcmp(egov_modules[i]->commands[j].name, name) == 0)
+				return &egov_modules[i]->commands[j];
+	return NULL;
+}
+
 /* A command owned by a module: the global options are taken out of argv
- * and the rest handed to the module, with the schema migrated. */
-static int cmd_module(const char *cmd, int argc, char **argv)
+ * and the rest handed to the module, with what its flags ask for set up. */
+static int cmd_module(const module_command *mc, int argc, char **argv)
 {
 	static const char *const globals[] = {"--config", "--data", "--listen", "--database"};
 	egov_config cfg;
 	opts o = {0};
 	char **rest = calloc((size_t)argc + 1, sizeof *rest);
-	int i, j, n = 0, rc = -1, applied = 0;
-	size_t k;
+	int i, j, n = 0, rc = 2, applied = 0;
 	db *d = NULL;
 
 	if (!rest)
@@ -454,34 +451,29 @@ static int cmd_module(const char *cmd, int argc, char **argv)
 				break;
 		if (j < 4) {
 			char *two[2] = {argv[i], argv[i + 1]};
-			if (parse_opts(2, two, 0, &o)) {
-				rc = 2;
+			if (parse_opts(2, two, 0, &o))
 				goto out;
-			}
 			i++;
 			continue;
 		}
 		rest[n++] = argv[i];
 	}
-	if (load_config(&o, &cfg)) {
-		rc = 2;
+	if (load_config(&o, &cfg))
 		goto out;
-	}
-	if (open_db(&cfg, &d) || migrate_all(d, &applied) || audit_open(d, &app()->audit)) {
-		rc = 2;
-		goto out_cfg;
+	if (!(mc->flags & MODULE_COMMAND_NO_DB)) {
+		if (open_db(&cfg, &d))
+			goto out_cfg;
+		if (!(mc->flags & MODULE_COMMAND_READ_ONLY)) {
+			/* moved into the audit module's hooks by the chain-log change */
+			if (migrate_all(d, &applied) || audit_open(d, &app()->audit))
+				goto out_cfg;
+		}
 	}
 	app()->db = d;
 	app()->config = &cfg;
-	for (k = 0; k < egov_modules_count && rc == -1; k++)
-		if (egov_modules[k]->command)
-			rc = egov_modules[k]->command(cmd, n, rest, d);
-	if (rc == -1) {
-		fprintf(stderr, "egov: unknown command \"%s\"\n", cmd);
-		usage(stderr);
-		rc = 2;
-	}
+	rc = mc->run(n, rest, d);
 out_cfg:
+	/* moved into the audit module's hooks by the chain-log change */
 	if (app()->audit)
 		audit_close(app()->audit);
 	app()->audit = NULL;
@@ -499,6 +491,7 @@ int main(int argc, char **argv)
 {
 	opts o = {0};
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	const module_command *mc;
 
 	if (!cmd || strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
 		usage(cmd ? stdout : stderr);
@@ -510,24 +503,21 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "config") == 0)
 		return cmd_config(argc, argv);
-	if (strcmp(cmd, "audit") == 0) {
-		if (argc < 3 || strcmp(argv[2], "verify") != 0) {
-			usage(stderr);
-			return 2;
-		}
-		return parse_opts(argc, argv, 3, &o) ? 2 : cmd_audit_verify(&o);
+	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "init") != 0 && strcmp(cmd, "migrate") != 0 &&
+	    strcmp(cmd, "verify") != 0) {
+		if ((mc = find_command(cmd)))
+			return cmd_module(mc, argc, argv);
+		fprintf(stderr, "egov: unknown command \"%s\"\n", cmd);
+		usage(stderr);
+		return 2;
 	}
-	if (strcmp(cmd, "serve") != 0 && strcmp(cmd, "init") != 0 && strcmp(cmd, "migrate") != 0)
-		return cmd_module(cmd, argc, argv);
 	if (parse_opts(argc, argv, 2, &o))
 		return 2;
 	if (strcmp(cmd, "serve") == 0)
 		return cmd_serve(&o);
 	if (strcmp(cmd, "init") == 0)
 		return cmd_init(&o);
-	if (strcmp(cmd, "migrate") == 0)
-		return cmd_migrate(&o);
-	fprintf(stderr, "egov: unknown command \"%s\"\n", cmd);
-	usage(stderr);
-	return 2;
+	if (strcmp(cmd, "verify") == 0)
+		return cmd_verify(&o);
+	return cmd_migrate(&o);
 }

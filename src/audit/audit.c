@@ -690,33 +690,3 @@ void audit_set_checkpoint(audit_log *a, int64_t every_n, audit_checkpoint_fn fn,
 	a->cp_ctx = ctx;
 	pthread_mutex_unlock(&a->mu);
 }
-
-/* ---- schema ------------------------------------------------------------------ */
-
-/* SQLite gets INTEGER PRIMARY KEY: a 64-bit rowid alias, so rows append to
- * the table's own b-tree instead of also filling a separate index. */
-const db_migration audit_migrations[] = {
-	{
-		.version = 1,
-		.name = "audit_log",
-		.sql_sqlite = "CREATE TABLE audit_log ("
-			      " seq INTEGER PRIMARY KEY,"
-			      " ts TEXT NOT NULL,"
-			      " actor TEXT NOT NULL,"
-			      " action TEXT NOT NULL,"
-			      " object TEXT NOT NULL,"
-			      " details TEXT NOT NULL,"
-			      " prev_hash TEXT NOT NULL,"
-			      " hash TEXT NOT NULL)",
-		.sql_postgres = "CREATE TABLE audit_log ("
-				" seq BIGINT PRIMARY KEY,"
-				" ts TEXT NOT NULL,"
-				" actor TEXT NOT NULL,"
-				" action TEXT NOT NULL,"
-				" object TEXT NOT NULL,"
-				" details TEXT NOT NULL,"
-				" prev_hash TEXT NOT NULL,"
-				" hash TEXT NOT NULL)",
-	},
-};
-const size_t audit_migrations_count = sizeof audit_migrations / sizeof audit_migrations[0];

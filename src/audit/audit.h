@@ -35,6 +35,7 @@
 #ifndef EGOV_AUDIT_AUDIT_H
 #define EGOV_AUDIT_AUDIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -92,6 +93,11 @@ typedef struct audit_verify_result {
  * was tampered with, or for DELETED the first missing seq. */
 egov_err audit_verify(db_conn *c, audit_verify_result *res);
 const char *audit_fault_name(audit_fault f);
+
+/* The stored hash (hex) of the record at seq, for checks that anchor the
+ * chain from outside (the PKI's checkpoints). *found false if there is
+ * no such record. */
+egov_err audit_record_hash(db_conn *c, int64_t seq, char hash[65], bool *found);
 
 /* Checkpoint hook: called by the writer after each commit that crosses
  * a multiple of every_n records, with the head seq and hash (the head after

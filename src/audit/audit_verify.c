@@ -36,6 +36,7 @@
  * prev_hash included) are caught by 3a; contents swapped while hash and
  * prev_hash stay put read as CHANGED, which they also are.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -296,5 +297,26 @@ out:
 	db_rows_free(rows);
 	bad_row_release(&bad);
 	audit_hasher_release(&h);
+	return err;
+}
+
+egov_err audit_record_hash(db_conn *c, int64_t seq, char hash[65], bool *found)
+{
+	db_param p[] = {DBP_I(seq)};
+	db_rows *rows = NULL;
+	const char *h;
+	egov_err err;
+
+	*found = false;
+	hash[0] = '\0';
+	if ((err = db_query(c, "SELECT hash FROM audit_log WHERE seq = ?", p, 1, &rows)) ||
+	    (err = db_rows_next(rows, found)))
+		goto out;
+	if (*found) {
+		h = db_rows_text(rows, 0);
+		snprintf(hash, 65, "%s", h ? h : "");
+	}
+out:
+	db_rows_free(rows);
 	return err;
 }

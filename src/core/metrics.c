@@ -89,29 +89,6 @@ void metrics_http_observe(size_t s, unsigned method_bit, int status, int64_t dur
 	atomic_fetch_add_explicit(&sl->sum_us, (uint64_t)(dur_us > 0 ? dur_us : 0), memory_order_relaxed);
 }
 
-/* Registered at start (before serving, so no lock): read-only afterwards. */
-#define WRITERS_MAX 16
-static egov_err (*writers[WRITERS_MAX])(buf *out);
-static size_t nwriters;
-
-egov_err metrics_add_writer(egov_err (*fn)(buf *out))
-{
-	if (nwriters == WRITERS_MAX)
-		return EGOV_ELIMIT;
-	writers[nwriters++] = fn;
-	return EGOV_OK;
-}
-
-egov_err metrics_writers_run(buf *out)
-{
-	size_t i;
-	egov_err err = EGOV_OK;
-
-	for (i = 0; i < nwriters && !err; i++)
-		err = writers[i](out);
-	return err;
-}
-
 egov_err metrics_write_header(buf *out, const char *name, const char *type, const char *help)
 {
 	return buf_addf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);

@@ -22,12 +22,8 @@ void metrics_http_observe(size_t slot, unsigned method_bit, int status, int64_t 
 /* Appends the HTTP families (requests_total, request_duration_seconds). */
 egov_err metrics_http_write(buf *out);
 
-/* Modules add their own families: fn appends them to out on every scrape
- * of /metrics (after the kernel's). Register at start, before serving;
- * up to 16 writers. */
-egov_err metrics_add_writer(egov_err (*fn)(buf *out));
-/* Appends what every registered writer writes. */
-egov_err metrics_writers_run(buf *out);
+/* Modules add their own families through their descriptor's .metrics
+ * (core/module.h), which /metrics asks after the kernel's families. */
 
 /* Helpers for other families: a HELP/TYPE header and a sample line. */
 egov_err metrics_write_header(buf *out, const char *name, const char *type, const char *help);

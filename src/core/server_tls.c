@@ -10,6 +10,9 @@
  *   verdict is never used: req_client_cert() hands out the peer's bytes and
  *   the caller verifies them (pki_verify_chain: chain, validity, revocation,
  *   usage). The CA list sent in the request is only a hint to the client.
+ * - The kernel knows no CA files: when server.tls_client_ca or
+ *   server.peer_tls_ca is empty, the bundle comes from the trust hook a
+ *   module installed (server_tls_set_trust; the PKI module does).
  * - The X-Client-Cert header is believed only on a connection whose peer
  *   address is listed in server.trusted_proxies, and only when the
  *   connection itself carries no certificate; from anyone else it is
@@ -33,6 +36,8 @@
 
 #define PROXIES_MAX 16
 #define PEM_FILE_MAX (1u << 20)
+/* A default trust bundle: the platform's CAs and a few extra anchors. */
+#define TRUST_BUNDLE_MAX (4u * PEM_FILE_MAX)
 /* An escaped PEM certificate chain from a proxy; larger is not one. */
 #define PROXY_CERT_MAX (12 * 1024)
 
@@ -55,43 +60,87 @@ static struct {
  * verified by GnuTLS against server.peer_tls_ca. */
 static tls_side peer = {.opts = {{MHD_OPTION_END, 0, NULL}}};
 
-/* Reads a whole file (at most PEM_FILE_MAX) as a NUL-terminated string,
- * appending it to *acc (which may be NULL). */
-static egov_err read_append(const char *path, char **acc)
+/* Who supplies the default trust bundles (server_tls_set_trust). Set by a
+ * module's start hook before server_start, read by server_start only. */
+static server_trust_fn trust_fn;
+
+void server_tls_set_trust(server_trust_fn fn)
+{
+	trust_fn = fn;
+}
+
+egov_err server_tls_read_pem(const char *path, buf *pem)
 {
 	FILE *f = fopen(path, "rb");
-	size_t have = *acc ? strlen(*acc) : 0, n = 0;
-	char *data = NULL;
-	egov_err err = EGOV_EIO;
-	long size;
+	char chunk[8192];
+	size_t n, total = 0;
+	egov_err err = EGOV_OK;
 
 	if (!f)
-		goto out;
-	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-		goto out;
-	if ((size_t)size > PEM_FILE_MAX) {
-		err = EGOV_ELIMIT;
-		goto out;
+		return EGOV_EIO;
+	while (!err && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+		total += n;
+		err = total > PEM_FILE_MAX ? EGOV_ELIMIT : buf_add(pem, chunk, n);
 	}
-	err = EGOV_ENOMEM;
-	if (!(data = realloc(*acc, have + (size_t)size + 2)))
-		goto out;
-	*acc = data;
-	n = fread(data + have, 1, (size_t)size, f);
-	if (n != (size_t)size) {
-		data[have] = '\0';
+	if (!err && ferror(f))
 		err = EGOV_EIO;
-		goto out;
-	}
 	/* Bundles are concatenated: keep a line break between two files. */
-	if (n && data[have + n - 1] != '\n')
-		data[have + n++] = '\n';
-	data[have + n] = '\0';
-	err = EGOV_OK;
-out:
-	if (f)
-		fclose(f);
+	if (!err && pem->len && pem->data[pem->len - 1] != '\n')
+		err = buf_addc(pem, '\n');
+	fclose(f);
 	return err;
+}
+
+/* Reads one PEM file into *out (malloc'd, NUL-terminated). */
+static egov_err read_one(const char *path, char **out)
+{
+	buf b;
+	egov_err err;
+
+	buf_init(&b, PEM_FILE_MAX + 2);
+	err = server_tls_read_pem(path, &b);
+	if (!err && !b.data)
+		err = buf_adds(&b, "");
+	if (err) {
+		int saved = errno;
+		buf_release(&b);
+		errno = saved;
+		return err;
+	}
+	*out = buf_detach(&b, NULL);
+	return EGOV_OK;
+}
+
+/* The CA bundle of one listener: the file of key (configured), else the
+ * default bundle from the trust hook. *hooked tells that errmsg is
+ * already written. */
+static egov_err read_trust(const egov_config *cfg, server_trust_kind kind, const char *key, const char *path,
+			   char **out, bool *hooked, char *errmsg, size_t errlen)
+{
+	buf b;
+	egov_err err;
+
+	*hooked = false;
+	if (path && path[0])
+		return read_one(path, out);
+	*hooked = true;
+	if (!trust_fn) {
+		snprintf(errmsg, errlen, "%s: is empty and no module provides the platform's CAs (expected a PEM file)",
+			 key);
+		return EGOV_EINVAL;
+	}
+	buf_init(&b, TRUST_BUNDLE_MAX);
+	err = trust_fn(kind, cfg, key, &b, errmsg, errlen);
+	if (!err && !b.data)
+		err = buf_adds(&b, "");
+	if (err == EGOV_ENOMEM || err == EGOV_ELIMIT)
+		snprintf(errmsg, errlen, "%s: cannot hold the platform's CAs (%s)", key, egov_err_name(err));
+	if (err) {
+		buf_release(&b);
+		return err;
+	}
+	*out = buf_detach(&b, NULL);
+	return EGOV_OK;
 }
 
 /* Normalises each address (inet_pton, inet_ntop) so that it compares
@@ -135,8 +184,8 @@ bad:
 
 egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t errlen)
 {
-	char path[4096];
 	const char *what = "server.tls_cert";
+	bool hooked = false;
 	egov_err err;
 	size_t i = 0;
 
@@ -146,28 +195,17 @@ egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t 
 		return err;
 	if (!cfg->tls_cert || !cfg->tls_cert[0])
 		return EGOV_OK;
-	if ((err = read_append(cfg->tls_cert, &tls.cert)))
+	if ((err = read_one(cfg->tls_cert, &tls.cert)))
 		goto out;
 	what = "server.tls_key";
-	if ((err = read_append(cfg->tls_key, &tls.key)))
+	if ((err = read_one(cfg->tls_key, &tls.key)))
 		goto out;
-	if (cfg->tls_client_ca && cfg->tls_client_ca[0]) {
-		what = "server.tls_client_ca";
-		if ((err = read_append(cfg->tls_client_ca, &tls.trust)))
-			goto out;
-	} else {
-		/* The platform's issuing CA (egov init wrote it) and the extra
-		 * anchors: who may log in with a certificate. */
-		what = "server.tls_client_ca (default: DATA/pki/issuing.crt)";
-		snprintf(path, sizeof path, "%s/pki/issuing.crt", cfg->data_dir);
-		if ((err = read_append(path, &tls.trust)))
-			goto out;
-		if (cfg->pki_trust_anchors && cfg->pki_trust_anchors[0]) {
-			what = "pki.trust_anchors";
-			if ((err = read_append(cfg->pki_trust_anchors, &tls.trust)))
-				goto out;
-		}
-	}
+	/* Without a configured bundle: the platform's issuing CA and extra
+	 * anchors, from the module that holds them: who may log in with a
+	 * certificate. */
+	what = "server.tls_client_ca";
+	if ((err = read_trust(cfg, SERVER_TRUST_CLIENT, what, cfg->tls_client_ca, &tls.trust, &hooked, errmsg, errlen)))
+		goto out;
 	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, tls.key};
 	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls.cert};
 	/* A trust list makes MHD ask for (not demand) a client certificate. */
@@ -177,8 +215,9 @@ egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t 
 	*on = true;
 out:
 	if (err) {
-		snprintf(errmsg, errlen, "%s: cannot read the PEM file (%s)", what,
-			 err == EGOV_EIO ? strerror(errno) : egov_err_name(err));
+		if (!hooked)
+			snprintf(errmsg, errlen, "%s: cannot read the PEM file (%s)", what,
+				 err == EGOV_EIO ? strerror(errno) : egov_err_name(err));
 		server_tls_close();
 	}
 	return err;
@@ -203,30 +242,19 @@ static void wipe_free(char *key)
 
 egov_err server_tls_peer_open(const egov_config *cfg, char *errmsg, size_t errlen)
 {
-	char path[4096];
 	const char *what = "server.peer_tls_cert";
+	bool hooked = false;
 	egov_err err;
 
 	server_tls_peer_close();
-	if ((err = read_append(cfg->peer_tls_cert, &peer.cert)))
+	if ((err = read_one(cfg->peer_tls_cert, &peer.cert)))
 		goto out;
 	what = "server.peer_tls_key";
-	if ((err = read_append(cfg->peer_tls_key, &peer.key)))
+	if ((err = read_one(cfg->peer_tls_key, &peer.key)))
 		goto out;
-	if (cfg->peer_tls_ca && cfg->peer_tls_ca[0]) {
-		what = "server.peer_tls_ca";
-		if ((err = read_append(cfg->peer_tls_ca, &peer.trust)))
-			goto out;
-	} else {
-		what = "server.peer_tls_ca (default: DATA/pki/root.crt)";
-		snprintf(path, sizeof path, "%s/pki/root.crt", cfg->data_dir);
-		if ((err = read_append(path, &peer.trust)))
-			goto out;
-		what = "server.peer_tls_ca (default: DATA/pki/issuing.crt)";
-		snprintf(path, sizeof path, "%s/pki/issuing.crt", cfg->data_dir);
-		if ((err = read_append(path, &peer.trust)))
-			goto out;
-	}
+	what = "server.peer_tls_ca";
+	if ((err = read_trust(cfg, SERVER_TRUST_PEER, what, cfg->peer_tls_ca, &peer.trust, &hooked, errmsg, errlen)))
+		goto out;
 	peer.opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, peer.key};
 	peer.opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, peer.cert};
 	peer.opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, peer.trust};
@@ -234,8 +262,9 @@ egov_err server_tls_peer_open(const egov_config *cfg, char *errmsg, size_t errle
 	peer.on = true;
 out:
 	if (err) {
-		snprintf(errmsg, errlen, "%s: cannot read the PEM file (%s)", what,
-			 err == EGOV_EIO ? strerror(errno) : egov_err_name(err));
+		if (!hooked)
+			snprintf(errmsg, errlen, "%s: cannot read the PEM file (%s)", what,
+				 err == EGOV_EIO ? strerror(errno) : egov_err_name(err));
 		server_tls_peer_close();
 	}
 	return err;

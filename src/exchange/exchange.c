@@ -1,18 +1,21 @@
 /*
- * exchange.c: the data exchange's first module descriptor (registry,
- * global configuration, keys), its start hook and the `egov exchange ...`
- * command, which hands each subcommand to the file that owns it (the
- * message log and pub/sub have their own). The other parts
- * (exchange_log_module, exchange_gateway_module, exchange_pubsub_module)
- * register their routes and hooks themselves. The staff console's pages
+ * exchange.c: the data exchange's one module descriptor: its route table
+ * (the handlers are declared by its parts in exchange_int.h and
+ * exchange_pubsub_int.h), its migrations, its hooks, which call the parts
+ * in order (global configuration, message log, gateway, publish/subscribe;
+ * stopping in reverse), and the `egov exchange ...` command, which hands
+ * each subcommand to the file that owns it. The staff console's pages
  * (exchange_web.c) are routed here too.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/app.h"
+#include "core/limits.h"
 #include "core/module.h"
 #include "exchange/exchange_int.h"
+#include "exchange/exchange_log_int.h"
+#include "exchange/exchange_pubsub_int.h"
 #include "core/banned.h"
 
 #define PERM_ADMIN "exchange.admin"
@@ -50,6 +53,23 @@ const egov_config *exchange_cfg(void)
 		.handler = exchange_http_remove                                                                  \
 	}
 
+#define ANY_TYPE "*"
+/* Service calls: bodies over SPOOL_THRESHOLD are spooled to a file, and
+ * the service's max_body is applied when the head is in. */
+#define R1(m) {.method = m, .path = "/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, .content_type = ANY_TYPE, \
+	       .handler = exchange_consumer_call, .name = "/r1", .spool = true, .head = exchange_service_limit_head}
+#define PEER(m) {.method = m, .path = "/peer/v1/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, \
+		 .content_type = ANY_TYPE, .handler = exchange_provider_call, .name = "/peer/v1/r1", .peer = true, \
+		 .spool = true, .head = exchange_service_limit_head}
+/* Pub/sub rooms (service codes api, pub, pull) touch the database: their
+ * handler runs on the blocking pool. More literal segments win in the
+ * router, so these take those codes from PEER(). */
+#define ROOM(m, code) {.method = m, .path = "/peer/v1/r1/{i}/{c}/{m}/{s}/" code "/{*rest}", \
+		       .body_max = EGOV_BODY_MAX_UPLOAD, .content_type = ANY_TYPE, .handler = exchange_provider_call, \
+		       .name = "/peer/v1/r1 pubsub", .peer = true, .blocking = true}
+#define ROOMS(code) ROOM(HTTP_GET, code), ROOM(HTTP_POST, code), ROOM(HTTP_PUT, code), ROOM(HTTP_PATCH, code), \
+	ROOM(HTTP_DELETE, code)
+
 static const route routes[] = {
 	{.method = HTTP_GET, .path = "/exchange/v1/globalconf", .handler = exchange_http_globalconf},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/status", .perm = PERM_ADMIN, .handler = exchange_http_status},
@@ -83,15 +103,82 @@ static const route routes[] = {
 	 .path = "/api/v1/exchange/certs/{sha256}",
 	 .perm = PERM_ADMIN,
 	 .handler = exchange_http_remove},
+	/* The gateway: service calls (R1), the provider side (PEER) with
+	 * the pub/sub rooms (ROOMS), and pushes between gateways. */
+	R1(HTTP_GET), R1(HTTP_POST), R1(HTTP_PUT), R1(HTTP_PATCH), R1(HTTP_DELETE), R1(HTTP_OPTIONS),
+	{.method = HTTP_GET, .path = "/listClients", .handler = exchange_list_clients_root},
+	PEER(HTTP_GET), PEER(HTTP_POST), PEER(HTTP_PUT), PEER(HTTP_PATCH), PEER(HTTP_DELETE), PEER(HTTP_OPTIONS),
+	ROOMS("api"), ROOMS("pub"), ROOMS("pull"),
+	{.method = HTTP_POST, .path = "/peer/v1/push/{*rest}", .body_max = PUBSUB_EVENT_MAX + 64 * 1024,
+	 .content_type = "application/json", .handler = pubsub_push_receive, .name = "/peer/v1/push", .peer = true},
 };
 
+/* The parts' schemas, one list. Versions 3 to 5 were once migrations of
+ * the parts' own descriptors (recorded as exchange_log, exchange_gateway
+ * and exchange_pubsub, each a single version); their tables are created
+ * IF NOT EXISTS, so on a database that has them already the versions are
+ * recorded and change nothing, and on a new one they make them. The rows
+ * of the old names stay in schema_migrations, unread. */
+static const db_migration migrations[] = {
+	{.version = 1, .name = "registry", .sql = exchange_registry_schema_v1},
+	{.version = 2, .name = "shared_tls_certs_service_timeout", .sql = exchange_registry_schema_v2},
+	{.version = 3, .name = "message_log", .sql_sqlite = exlog_schema_sqlite, .sql_postgres = exlog_schema_postgres},
+	{.version = 4, .name = "backends", .sql = exchange_backend_schema},
+	{.version = 5, .name = "pubsub", .sql_sqlite = pubsub_schema_sqlite, .sql_postgres = pubsub_schema_postgres},
+};
+
+const db_migration *exchange_migrations(size_t *n)
+{
+	*n = sizeof migrations / sizeof migrations[0];
+	return migrations;
+}
+
+static bool is_gateway(const egov_config *cfg)
+{
+	return cfg->role && strcmp(cfg->role, "gateway") == 0;
+}
+
+/* Only a gateway downloads the global configuration and runs the message
+ * log's writer and sealer; other roles keep the (empty) tables for
+ * `egov exchange log`. A part that fails stops those started before it. */
 static egov_err start(const egov_config *cfg)
 {
+	egov_err err = EGOV_OK;
+	bool log_started = false, gateway_started = false;
+
 	the_db = app()->db;
 	the_cfg = cfg;
-	if (cfg->role && strcmp(cfg->role, "gateway") == 0)
-		return exchange_conf_start(cfg);
-	return EGOV_OK;
+	if (is_gateway(cfg) && (err = exchange_conf_start(cfg)))
+		goto out;
+	if (is_gateway(cfg) && (err = exchange_log_start(app()->db, cfg)))
+		goto out;
+	log_started = true;
+	if ((err = exchange_gateway_start(cfg)))
+		goto out;
+	gateway_started = true;
+	err = pubsub_start(cfg);
+out:
+	if (err && gateway_started)
+		exchange_gateway_stop();
+	if (err && log_started)
+		exchange_log_stop();
+	return err;
+}
+
+static void stop(void)
+{
+	pubsub_delivery_stop();
+	exchange_gateway_stop();
+	exchange_log_stop();
+}
+
+static egov_err metrics(buf *out)
+{
+	egov_err err;
+
+	if ((err = exchange_log_metrics(out)) || (err = exchange_metrics_write(out)))
+		return err;
+	return pubsub_push_metrics(out);
 }
 
 static void help(FILE *f)
@@ -121,12 +208,10 @@ static void help(FILE *f)
 	      f);
 }
 
-static int command(const char *name, int argc, char **argv, db *d)
+static int command(int argc, char **argv, db *d)
 {
 	int rc;
 
-	if (strcmp(name, "exchange") != 0)
-		return -1;
 	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
 		help(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
@@ -160,12 +245,22 @@ static const char *ready(void)
 	return NULL;
 }
 
+static const module_command commands[] = {
+	{.name = "exchange", .usage = "help|member|service|... the data exchange (docs/exchange.md)",
+	 .run = command},
+};
+
 const egov_module exchange_module = {
 	.name = "exchange",
+	.config = &exchange_config_section,
+	.migrations = migrations,
+	.nmigrations = sizeof migrations / sizeof migrations[0],
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
-	.migrations = exchange_migrations,
-	.command = command,
-	.start = start,
+	.commands = commands,
+	.ncommands = sizeof commands / sizeof commands[0],
+	.metrics = metrics,
 	.ready = ready,
+	.start = start,
+	.stop = stop,
 };

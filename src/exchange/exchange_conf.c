@@ -602,7 +602,7 @@ int64_t exchange_service_timeout_ms(int64_t stored)
 
 	if (stored > 0)
 		return stored;
-	return cfg && cfg->exchange_backend_timeout_ms > 0 ? cfg->exchange_backend_timeout_ms : 30000;
+	return exchange_settings(cfg)->backend_timeout_ms;
 }
 
 static bool cert_current(db_conn *c, const char *pki_serial, const char *not_after, int64_t now_us)
@@ -653,7 +653,7 @@ static egov_err build_once(db_conn *c, int64_t now_us, buf *out, int64_t *versio
 	db_rows *rows = NULL, *certs = NULL;
 	bool has = false, chas = false;
 	char gen[32], exp[32], tsa[600];
-	int validity = cfg && cfg->exchange_conf_validity_s > 0 ? cfg->exchange_conf_validity_s : 600;
+	int validity = exchange_settings(cfg)->conf_validity_s;
 	jw w;
 	egov_err err;
 
@@ -662,11 +662,11 @@ static egov_err build_once(db_conn *c, int64_t now_us, buf *out, int64_t *versio
 	time_format_rfc3339(now_us, 0, gen);
 	time_format_rfc3339(now_us + (int64_t)validity * 1000000, 0, exp);
 	snprintf(tsa, sizeof tsa, "%s/pki/tsa",
-		 cfg && cfg->pki_public_url && *cfg->pki_public_url ? cfg->pki_public_url : "http://127.0.0.1:8080");
+		 cfg && *pki_public_url(cfg) ? pki_public_url(cfg) : "http://127.0.0.1:8080");
 	buf_reset(out);
 	jw_init(&w, out);
 	jw_obj_begin(&w);
-	jw_kstr(&w, "instance", cfg && cfg->exchange_instance ? cfg->exchange_instance : "MO");
+	jw_kstr(&w, "instance", exchange_settings(cfg)->instance);
 	jw_kint(&w, "version", *version);
 	jw_kstr(&w, "generated_at", gen);
 	jw_kstr(&w, "expires_at", exp);
@@ -878,7 +878,7 @@ egov_err exchange_conf_current(db_conn *c, char **jws, size_t *len, int64_t *ver
 {
 	const egov_config *cfg = app()->config;
 	int64_t now = time_now_us(), reg = 0;
-	int64_t validity_us = (int64_t)(cfg && cfg->exchange_conf_validity_s > 0 ? cfg->exchange_conf_validity_s : 600) *
+	int64_t validity_us = (int64_t)(exchange_settings(cfg)->conf_validity_s) *
 			      1000000;
 	char crl[65];
 	buf payload, out;
@@ -968,9 +968,9 @@ static egov_err pinned_load(const egov_config *cfg)
 
 	if (gw.pinned_pem)
 		return EGOV_OK;
-	if (!cfg->exchange_central_cert || !*cfg->exchange_central_cert)
+	if (!exchange_settings(cfg)->central_cert || !*exchange_settings(cfg)->central_cert)
 		return EGOV_EINVAL;
-	if ((err = exchange_file_read(cfg->exchange_central_cert, PEM_MAX, &pem)))
+	if ((err = exchange_file_read(exchange_settings(cfg)->central_cert, PEM_MAX, &pem)))
 		return err;
 	if (!(x = exchange_pem_cert(pem.data, pem.len))) {
 		buf_release(&pem);
@@ -983,7 +983,9 @@ static egov_err pinned_load(const egov_config *cfg)
 
 static const char *instance_of(const egov_config *cfg)
 {
-	return cfg->exchange_instance && *cfg->exchange_instance ? cfg->exchange_instance : "MO";
+	const char *inst = exchange_settings(cfg)->instance;
+
+	return *inst ? inst : "MO";
 }
 
 /* Verifies and installs a downloaded or stored document; save: write it to
@@ -1024,7 +1026,7 @@ egov_err exchange_conf_refresh(const egov_config *cfg, const char **why)
 		*why = "exchange.conf_signature";
 		return err;
 	}
-	snprintf(url, sizeof url, "%s/exchange/v1/globalconf", cfg->exchange_central_url);
+	snprintf(url, sizeof url, "%s/exchange/v1/globalconf", exchange_settings(cfg)->central_url);
 	rq.url = url;
 	if (cfg->peer_tls_ca && *cfg->peer_tls_ca)
 		rq.ca_file = cfg->peer_tls_ca;
@@ -1073,12 +1075,12 @@ static void *refresh_main(void *arg)
 		/* Log a failure once per kind, not on every poll. */
 		if (err && why && strcmp(why, last) != 0)
 			log_warn("exchange.conf", "global configuration not updated from %s: %s (%s)",
-				 cfg->exchange_central_url, why, egov_err_name(err));
+				 exchange_settings(cfg)->central_url, why, egov_err_name(err));
 		else if (!err && *last)
-			log_info("exchange.conf", "global configuration updated from %s again", cfg->exchange_central_url);
+			log_info("exchange.conf", "global configuration updated from %s again", exchange_settings(cfg)->central_url);
 		last = err && why ? why : "";
 		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += cfg->exchange_conf_refresh_s > 0 ? cfg->exchange_conf_refresh_s : 60;
+		until.tv_sec += exchange_settings(cfg)->conf_refresh_s;
 		pthread_mutex_lock(&gw.lock);
 		while (gw.running && pthread_cond_timedwait(&gw.wake, &gw.lock, &until) == 0)
 			;
@@ -1098,13 +1100,13 @@ egov_err exchange_conf_start(const egov_config *cfg)
 	buf doc = {0};
 	egov_err err;
 
-	if (!cfg->exchange_central_url || !*cfg->exchange_central_url) {
+	if (!exchange_settings(cfg)->central_url || !*exchange_settings(cfg)->central_url) {
 		log_error("exchange.conf", "exchange.central_url is empty: a gateway needs the central node's address");
 		return EGOV_EINVAL;
 	}
 	if ((err = pinned_load(cfg))) {
 		log_error("exchange.conf", "exchange.central_cert: cannot read a PEM certificate from \"%s\"",
-			  cfg->exchange_central_cert ? cfg->exchange_central_cert : "");
+			  exchange_settings(cfg)->central_cert ? exchange_settings(cfg)->central_cert : "");
 		return err;
 	}
 	/* The last copy first: a restart while the central node is down

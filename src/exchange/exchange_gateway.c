@@ -204,21 +204,14 @@ static egov_err peer_ca_prepare(const egov_config *c)
 
 /* ---- the back-end table (provider side) ------------------------------------ */
 
-static const db_migration backend_schema[] = {
-	{1, "exchange_backend",
-	 "CREATE TABLE exchange_backend ("
-	 " service TEXT PRIMARY KEY,"
-	 " url TEXT NOT NULL,"
-	 " timeout_ms INTEGER NOT NULL DEFAULT 0,"
-	 " updated_at TEXT NOT NULL)",
-	 NULL, NULL},
-};
-
-static const db_migration *gateway_migrations(size_t *n)
-{
-	*n = sizeof backend_schema / sizeof backend_schema[0];
-	return backend_schema;
-}
+/* IF NOT EXISTS: the exchange module's migrations (exchange.c) create it
+ * as one of their versions, on databases where an earlier release had
+ * already made it under a migration of its own. */
+const char exchange_backend_schema[] = "CREATE TABLE IF NOT EXISTS exchange_backend ("
+				       " service TEXT PRIMARY KEY,"
+				       " url TEXT NOT NULL,"
+				       " timeout_ms INTEGER NOT NULL DEFAULT 0,"
+				       " updated_at TEXT NOT NULL)";
 
 typedef struct backend {
 	char service[EXCHANGE_ID_MAX];
@@ -324,7 +317,7 @@ static bool backend_find(req *r, const char *service, const char **url, int *tim
  * timeout set on this gateway may only lower. */
 static int backend_timeout(const exchange_service *svc, int local_ms)
 {
-	int64_t t = svc->timeout_ms > 0 ? svc->timeout_ms : cfg()->exchange_backend_timeout_ms;
+	int64_t t = svc->timeout_ms > 0 ? svc->timeout_ms : exchange_settings(cfg())->backend_timeout_ms;
 
 	if (local_ms > 0 && local_ms < t)
 		t = local_ms;
@@ -464,7 +457,7 @@ static int replay_load_one(void *ctx, const char *client, const char *mid, int64
 
 static egov_err replay_preload(db_conn *conn, const egov_config *c)
 {
-	replay_load l = {.now = time_now_us(), .skew = (int64_t)c->exchange_clock_skew_s * 1000000};
+	replay_load l = {.now = time_now_us(), .skew = (int64_t)exchange_settings(c)->clock_skew_s * 1000000};
 	size_t seen = 0;
 	egov_err err;
 
@@ -477,7 +470,7 @@ static egov_err replay_preload(db_conn *conn, const egov_config *c)
 		log_warn("exchange.replay_window", "replay window full after %zu of %zu logged message ids", l.kept,
 			 seen);
 	log_info("exchange.replay_window", "%zu message ids of the last %d s reloaded from the message log", l.kept,
-		 2 * c->exchange_clock_skew_s);
+		 2 * exchange_settings(c)->clock_skew_s);
 	return EGOV_OK;
 }
 
@@ -1159,7 +1152,7 @@ static void provider_pubsub(xchg *x, const char *tail)
 }
 
 /* /peer/v1/r1/{instance}/{class}/{member}/{subsystem}/{service}/{path...} */
-static egov_err provider_call(req *r)
+egov_err exchange_provider_call(req *r)
 {
 	const egov_config *c = cfg();
 	const char *parts[EGOV_PATH_SEGMENTS_MAX];
@@ -1268,7 +1261,7 @@ static egov_err provider_call(req *r)
 		provider_problem_now(x, 401, "exchange.signature_invalid", "signature does not verify");
 		goto answered;
 	}
-	skew = (int64_t)c->exchange_clock_skew_s * 1000000;
+	skew = (int64_t)exchange_settings(c)->clock_skew_s * 1000000;
 	if (time_parse_rfc3339(x->req_at, &signed_us) || signed_us < now - skew || signed_us > now + skew) {
 		audit_x(x, "exchange.signature_invalid", "signed-at outside the allowed clock skew");
 		provider_problem_now(x, 401, "exchange.signature_invalid", "signed-at outside the allowed clock skew");
@@ -1533,7 +1526,7 @@ static bool opt_header(req *r, const char *name, size_t max, const char **out)
 
 /* /r1/{instance}/{class}/{member}/{subsystem}/{service}/{path...} and the
  * metaservices under /r1. */
-static egov_err consumer_call(req *r)
+egov_err exchange_consumer_call(req *r)
 {
 	const egov_config *c = cfg();
 	const char *parts[EGOV_PATH_SEGMENTS_MAX];
@@ -1569,7 +1562,7 @@ static egov_err consumer_call(req *r)
 		return refuse(r, 400, "exchange.client_invalid", "X-Road-Client", NULL);
 	}
 	cs = exchange_conf_subsystem(cf, client);
-	if (!cs || !cs->gateway_url || !url_eq(cs->gateway_url, c->exchange_gateway_url) || !exchange_has_key(client)) {
+	if (!cs || !cs->gateway_url || !url_eq(cs->gateway_url, exchange_settings(c)->gateway_url) || !exchange_has_key(client)) {
 		exchange_conf_put(cf);
 		return refuse(r, 403, "exchange.client_not_local", "X-Road-Client", NULL);
 	}
@@ -1694,7 +1687,7 @@ static egov_err consumer_call(req *r)
 	rq.spool_over = SPOOL_THRESHOLD;
 	/* The provider waits up to the service's timeout and then answers a
 	 * signed 504 itself. */
-	rq.timeout_ms = (int)(x->svc->timeout_ms > 0 ? x->svc->timeout_ms : c->exchange_backend_timeout_ms) +
+	rq.timeout_ms = (int)(x->svc->timeout_ms > 0 ? x->svc->timeout_ms : exchange_settings(c)->backend_timeout_ms) +
 			PROVIDER_MARGIN_MS;
 	rq.response_max = (size_t)(x->svc->max_body > PROBLEM_BODY_MAX ? x->svc->max_body : PROBLEM_BODY_MAX);
 	rq.client_cert = c->peer_tls_cert;
@@ -1736,7 +1729,7 @@ static egov_err consumer_call(req *r)
 }
 
 /* GovStack's listClients at the root, as an X-Road security server has it. */
-static egov_err list_clients_root(req *r)
+egov_err exchange_list_clients_root(req *r)
 {
 	static const char *const parts[] = {"listClients"};
 	const char *why = NULL;
@@ -1759,7 +1752,7 @@ static egov_err list_clients_root(req *r)
  * limit, so an oversized body is refused with 413
  * exchange.payload_too_large on its Content-Length without being read,
  * and a chunked one is cut at the limit. */
-static egov_err service_limit_head(req *r)
+egov_err exchange_service_limit_head(req *r)
 {
 	const char *parts[6], *why = NULL, *cl = req_header(r, "Content-Length");
 	char service[EXCHANGE_ID_MAX];
@@ -1890,13 +1883,11 @@ out:
 
 /* ---- module --------------------------------------------------------------------- */
 
-static egov_err gateway_start(const egov_config *c)
+egov_err exchange_gateway_start(const egov_config *c)
 {
 	db_conn *conn;
 	egov_err err;
 
-	if ((err = metrics_add_writer(exchange_metrics_write)))
-		return err;
 	if (strcmp(c->role, "gateway") != 0)
 		return EGOV_OK;
 	if (c->peer_tls_cert[0] && (err = peer_ca_prepare(c))) {
@@ -1925,7 +1916,7 @@ static egov_err gateway_start(const egov_config *c)
 
 /* Writes the refusals still queued to the audit log, stops the thread and
  * frees the back-end table. */
-static void gateway_stop(void)
+void exchange_gateway_stop(void)
 {
 	size_t i;
 	bool running;
@@ -1965,36 +1956,3 @@ static void gateway_stop(void)
 		replay[i].cap = replay[i].used = 0;
 	}
 }
-
-#define ANY_TYPE "*"
-/* Service calls: bodies over SPOOL_THRESHOLD are spooled to a file, and
- * the service's max_body is applied when the head is in. */
-#define R1(m) {.method = m, .path = "/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, .content_type = ANY_TYPE, \
-	       .handler = consumer_call, .name = "/r1", .spool = true, .head = service_limit_head}
-#define PEER(m) {.method = m, .path = "/peer/v1/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, \
-		 .content_type = ANY_TYPE, .handler = provider_call, .name = "/peer/v1/r1", .peer = true, \
-		 .spool = true, .head = service_limit_head}
-/* Pub/sub rooms (service codes api, pub, pull) touch the database: their
- * handler runs on the blocking pool. More literal segments win in the
- * router, so these take those codes from PEER(). */
-#define ROOM(m, code) {.method = m, .path = "/peer/v1/r1/{i}/{c}/{m}/{s}/" code "/{*rest}", \
-		       .body_max = EGOV_BODY_MAX_UPLOAD, .content_type = ANY_TYPE, .handler = provider_call, \
-		       .name = "/peer/v1/r1 pubsub", .peer = true, .blocking = true}
-#define ROOMS(code) ROOM(HTTP_GET, code), ROOM(HTTP_POST, code), ROOM(HTTP_PUT, code), ROOM(HTTP_PATCH, code), \
-	ROOM(HTTP_DELETE, code)
-
-static const route gateway_routes[] = {
-	R1(HTTP_GET), R1(HTTP_POST), R1(HTTP_PUT), R1(HTTP_PATCH), R1(HTTP_DELETE), R1(HTTP_OPTIONS),
-	{.method = HTTP_GET, .path = "/listClients", .handler = list_clients_root},
-	PEER(HTTP_GET), PEER(HTTP_POST), PEER(HTTP_PUT), PEER(HTTP_PATCH), PEER(HTTP_DELETE), PEER(HTTP_OPTIONS),
-	ROOMS("api"), ROOMS("pub"), ROOMS("pull"),
-};
-
-const egov_module exchange_gateway_module = {
-	.name = "exchange_gateway",
-	.routes = gateway_routes,
-	.nroutes = sizeof gateway_routes / sizeof gateway_routes[0],
-	.migrations = gateway_migrations,
-	.start = gateway_start,
-	.stop = gateway_stop,
-};

@@ -15,8 +15,10 @@
  *   exchange_log.c       the message log (group commit, hash chain,
  *                        RFC 3161 sealing in batches, verify, archive)
  *   exchange_pubsub.c    GovStack IM publish/subscribe
- *   exchange.c           the module descriptor, config, start hook, CLI
- *                        dispatch
+ *   exchange_config.c    the [exchange] configuration section
+ *   exchange.c           the module's one descriptor: its route table, its
+ *                        migrations, its hooks (each calls the parts in
+ *                        order) and the CLI dispatch
  */
 #ifndef EGOV_EXCHANGE_EXCHANGE_INT_H
 #define EGOV_EXCHANGE_EXCHANGE_INT_H
@@ -180,12 +182,14 @@ int exchange_log_command(int argc, char **argv, db *d);
 /* Whether new exchanges are refused because timestamping has failed for
  * longer than exchange.timestamp_grace_s. */
 bool exchange_log_sealing_overdue(void);
-/* Starts the log's writer and sealer threads on d (the log module's start
+/* Starts the log's writer and sealer threads on d (the module's start
  * hook does it on a gateway). Until then appends fail EGOV_EUNAVAILABLE. */
 egov_err exchange_log_start(db *d, const egov_config *cfg);
 /* Commits what is queued and stops both threads; call before db_close().
  * Appends after this fail EGOV_EUNAVAILABLE. */
 void exchange_log_stop(void);
+/* The log's /metrics families, once it was started in this process. */
+egov_err exchange_log_metrics(buf *out);
 
 /* ---- publish/subscribe (exchange_pubsub.c) ------------------------------ */
 
@@ -235,6 +239,19 @@ egov_err exchange_canon_response(const exchange_canon_resp *c, buf *out);
 /* `egov exchange backend set|list|remove ...` (argv[0] = "backend"): the
  * provider gateway's back-end URL per service. Returns the exit status. */
 int exchange_gateway_command(int argc, char **argv, db *d);
+/* The back-end table (IF NOT EXISTS), one of the module's migrations. */
+extern const char exchange_backend_schema[];
+/* The gateway's part of the module's start and stop hooks: on a gateway,
+ * the back-ends, the replay window and the gateway's threads. */
+egov_err exchange_gateway_start(const egov_config *c);
+void exchange_gateway_stop(void);
+/* Its routes' handlers, in exchange.c's table: /r1/... (consumer side),
+ * /peer/v1/r1/... (provider side, and the pub/sub rooms), /listClients,
+ * and the head hook that applies a service's max_body. */
+egov_err exchange_consumer_call(req *r);
+egov_err exchange_provider_call(req *r);
+egov_err exchange_list_clients_root(req *r);
+egov_err exchange_service_limit_head(req *r);
 
 /* Metaservices (GovStack IM Directory Services) on the consumer gateway.
  * parts are the decoded path segments after /r1 (nparts of them); client
@@ -360,6 +377,9 @@ typedef struct reg_why {
 	const char *code, *field, *detail;
 } reg_why;
 
+/* The registry's schema, versions 1 and 2 of the module's migrations. */
+extern const char exchange_registry_schema_v1[], exchange_registry_schema_v2[];
+/* All of the module's migrations (exchange.c), for unit tests. */
 const db_migration *exchange_migrations(size_t *n);
 bool exchange_gateway_url_valid(const char *s);
 bool exchange_methods_valid(const char *s);
@@ -460,10 +480,30 @@ egov_err exchange_log_recent(db_conn *c, int64_t since_us, int (*fn)(void *ctx, 
 								     const char *message_id, int64_t signed_at_us),
 			     void *ctx, size_t *count);
 
-/* ---- module glue (exchange.c) ------------------------------------------------ */
+/* ---- module glue (exchange.c, exchange_config.c) ----------------------------- */
 
 /* The node's database and config (set by the start hook). */
 db *exchange_db(void);
 const egov_config *exchange_cfg(void);
+
+/* The [exchange] section's values (exchange_config.c). */
+typedef struct exchange_config {
+	char *instance;            /* "MO" */
+	int conf_validity_s;       /* central: lifetime of a published global configuration */
+	char *central_url;         /* gateway: base URL of the central node */
+	char *central_cert;        /* gateway: PEM of the central's configuration signing certificate */
+	char *gateway_url;         /* gateway: its own peer URL as registered ("https://host:port") */
+	int conf_refresh_s;        /* gateway: seconds between downloads */
+	int clock_skew_s;          /* accepted difference of signed-at times */
+	int backend_timeout_ms;    /* default back-end timeout */
+	int timestamp_interval_s;  /* seconds between seals of the message log */
+	int timestamp_grace_s;     /* unsealed this long: refuse new exchanges */
+	int retry_ms;              /* pub/sub: first redelivery delay; doubles */
+	int retry_max_s;           /* pub/sub: longest redelivery delay */
+} exchange_config;
+extern const config_section exchange_config_section;
+/* The [exchange] values of cfg; the keys' defaults when cfg is NULL or
+ * holds no such section (a bare egov_config). Never NULL. */
+const exchange_config *exchange_settings(const egov_config *cfg);
 
 #endif

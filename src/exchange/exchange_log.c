@@ -1281,6 +1281,13 @@ bool exchange_log_sealing_overdue(void)
 
 /* ---- metrics --------------------------------------------------------------------- */
 
+static egov_err write_metrics(buf *out);
+
+egov_err exchange_log_metrics(buf *out)
+{
+	return atomic_load(&g_metrics_added) ? write_metrics(out) : EGOV_OK;
+}
+
 static egov_err write_metrics(buf *out)
 {
 	egov_err err;
@@ -1378,8 +1385,8 @@ egov_err exchange_log_start(db *d, const egov_config *cfg)
 	pthread_cond_init(&l->seal_cv, &attr);
 	pthread_condattr_destroy(&attr);
 	l->group = 1;
-	l->interval_s = cfg->exchange_timestamp_interval_s > 0 ? cfg->exchange_timestamp_interval_s : 1;
-	l->grace_s = cfg->exchange_timestamp_grace_s > 0 ? cfg->exchange_timestamp_grace_s : 1;
+	l->interval_s = exchange_settings(cfg)->timestamp_interval_s;
+	l->grace_s = exchange_settings(cfg)->timestamp_grace_s;
 	exlog_default_anchor(cfg, l->anchor, sizeof l->anchor);
 	if (!(l->batch = calloc(EXLOG_BATCH_MAX, sizeof *l->batch)) ||
 	    !(l->known = calloc(EXLOG_KNOWN_CERTS, sizeof *l->known)) || !(l->md = EVP_MD_CTX_new()))
@@ -1400,8 +1407,7 @@ egov_err exchange_log_start(db *d, const egov_config *cfg)
 		goto out;
 	}
 	l->sealer_started = true;
-	if (!atomic_exchange(&g_metrics_added, true) && metrics_add_writer(write_metrics))
-		log_warn("exchange.log", "message log figures will not be on /metrics");
+	atomic_store(&g_metrics_added, true); /* on /metrics from now on */
 	g_log = l;
 	l = NULL;
 	err = EGOV_OK;
@@ -1462,27 +1468,30 @@ void exchange_log_stop(void)
 	" response_body_sha256 TEXT NOT NULL, response_body " BLOB ", prev_hash TEXT NOT NULL,"               \
 	" hash TEXT NOT NULL, UNIQUE (side, client, message_id)"
 
+/* IF NOT EXISTS: the exchange module's own migrations (exchange.c) create
+ * these tables as one of their versions, on databases where an earlier
+ * release had already made them under a migration of their own. */
+const char exlog_schema_sqlite[] =
+	"CREATE TABLE IF NOT EXISTS exchange_log (" EXLOG_COLUMNS("INTEGER", "BLOB") ");"
+	"CREATE INDEX IF NOT EXISTS exchange_log_message ON exchange_log(message_id);"
+	"CREATE INDEX IF NOT EXISTS exchange_log_subject ON exchange_log(data_subject, seq)"
+	" WHERE data_subject <> '';"
+	"CREATE TABLE IF NOT EXISTS exchange_log_cert (sha256 TEXT PRIMARY KEY, pem TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS exchange_log_seal (id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL UNIQUE,"
+	" head_hash TEXT NOT NULL, token BLOB NOT NULL, time TEXT NOT NULL)";
+const char exlog_schema_postgres[] =
+	"CREATE TABLE IF NOT EXISTS exchange_log (" EXLOG_COLUMNS("BIGINT", "BYTEA") ");"
+	"CREATE INDEX IF NOT EXISTS exchange_log_message ON exchange_log(message_id);"
+	"CREATE INDEX IF NOT EXISTS exchange_log_subject ON exchange_log(data_subject, seq)"
+	" WHERE data_subject <> '';"
+	"CREATE TABLE IF NOT EXISTS exchange_log_cert (sha256 TEXT PRIMARY KEY, pem TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS exchange_log_seal (id BIGSERIAL PRIMARY KEY,"
+	" first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL UNIQUE,"
+	" head_hash TEXT NOT NULL, token BYTEA NOT NULL, time TEXT NOT NULL)";
+
 static const db_migration migrations[] = {
-	{
-		.version = 1,
-		.name = "exchange_log",
-		.sql_sqlite = "CREATE TABLE exchange_log (" EXLOG_COLUMNS("INTEGER", "BLOB") ");"
-			      "CREATE INDEX exchange_log_message ON exchange_log(message_id);"
-			      "CREATE INDEX exchange_log_subject ON exchange_log(data_subject, seq)"
-			      " WHERE data_subject <> '';"
-			      "CREATE TABLE exchange_log_cert (sha256 TEXT PRIMARY KEY, pem TEXT NOT NULL);"
-			      "CREATE TABLE exchange_log_seal (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-			      " first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL UNIQUE,"
-			      " head_hash TEXT NOT NULL, token BLOB NOT NULL, time TEXT NOT NULL)",
-		.sql_postgres = "CREATE TABLE exchange_log (" EXLOG_COLUMNS("BIGINT", "BYTEA") ");"
-				"CREATE INDEX exchange_log_message ON exchange_log(message_id);"
-				"CREATE INDEX exchange_log_subject ON exchange_log(data_subject, seq)"
-				" WHERE data_subject <> '';"
-				"CREATE TABLE exchange_log_cert (sha256 TEXT PRIMARY KEY, pem TEXT NOT NULL);"
-				"CREATE TABLE exchange_log_seal (id BIGSERIAL PRIMARY KEY,"
-				" first_seq BIGINT NOT NULL, last_seq BIGINT NOT NULL UNIQUE,"
-				" head_hash TEXT NOT NULL, token BYTEA NOT NULL, time TEXT NOT NULL)",
-	},
+	{.version = 1, .name = "exchange_log", .sql_sqlite = exlog_schema_sqlite, .sql_postgres = exlog_schema_postgres},
 };
 
 const db_migration *exlog_migrations(size_t *n)
@@ -1490,19 +1499,3 @@ const db_migration *exlog_migrations(size_t *n)
 	*n = sizeof migrations / sizeof migrations[0];
 	return migrations;
 }
-
-/* Only a gateway exchanges messages, so only a gateway runs the writer and
- * the sealer; other roles keep the (empty) tables for `egov exchange log`. */
-static egov_err log_start(const egov_config *cfg)
-{
-	if (!cfg->role || strcmp(cfg->role, "gateway") != 0)
-		return EGOV_OK;
-	return exchange_log_start(app()->db, cfg);
-}
-
-const egov_module exchange_log_module = {
-	.name = "exchange_log",
-	.migrations = exlog_migrations,
-	.start = log_start,
-	.stop = exchange_log_stop,
-};

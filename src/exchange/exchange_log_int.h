@@ -77,7 +77,10 @@ bool exlog_unhex(const char *hex, unsigned char out[EXLOG_HASH_LEN]);
 /* Whether pem is a certificate whose DER's SHA-256 is sha256 (hex). */
 bool exlog_cert_matches(const char *sha256, const char *pem);
 
-/* The schema (also the module's migrations). */
+/* The log's tables (IF NOT EXISTS), which the exchange module's
+ * migrations create; exlog_migrations() wraps them as a list of their own
+ * for unit tests that need these tables alone. */
+extern const char exlog_schema_sqlite[], exlog_schema_postgres[];
 const db_migration *exlog_migrations(size_t *n);
 
 /* Records appended and transactions run since the process started (the

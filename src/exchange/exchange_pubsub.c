@@ -738,26 +738,12 @@ egov_err exchange_pubsub_consumer_note(const char *client, const char *provider,
 
 /* ---- the module --------------------------------------------------------------- */
 
-static egov_err pubsub_start(const egov_config *cfg)
+egov_err pubsub_start(const egov_config *cfg)
 {
 	if (!cfg->role || strcmp(cfg->role, "gateway") != 0)
 		return EGOV_OK;
 	return pubsub_delivery_start(app()->db, cfg);
 }
-
-static const route routes[] = {
-	{.method = HTTP_POST, .path = "/peer/v1/push/{*rest}", .body_max = PUBSUB_EVENT_MAX + 64 * 1024,
-	 .content_type = "application/json", .handler = pubsub_push_receive, .name = "/peer/v1/push", .peer = true},
-};
-
-const egov_module exchange_pubsub_module = {
-	.name = "exchange_pubsub",
-	.routes = routes,
-	.nroutes = sizeof routes / sizeof routes[0],
-	.migrations = pubsub_migrations,
-	.start = pubsub_start,
-	.stop = pubsub_delivery_stop,
-};
 
 /* ---- egov exchange pubsub ... ----------------------------------------------------- */
 

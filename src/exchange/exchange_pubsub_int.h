@@ -71,6 +71,10 @@ int64_t pubsub_backoff_ms(int attempts, int retry_ms, int retry_max_s);
  * Every function runs on the caller's connection; those that write more
  * than one row use their own transaction. */
 
+/* The pub/sub tables (IF NOT EXISTS), which the exchange module's
+ * migrations create; pubsub_migrations() wraps them as a list of their own
+ * for unit tests that need these tables alone. */
+extern const char pubsub_schema_sqlite[], pubsub_schema_postgres[];
 const db_migration *pubsub_migrations(size_t *n);
 
 /* EGOV_ECONFLICT if (provider, name) exists. schema is JSON object text. */
@@ -202,9 +206,14 @@ egov_err pubsub_handle_on(db_conn *c, const exchange_conf *cf, const char *provi
 
 /* ---- delivery (exchange_pubsub_push.c) ------------------------------------- */
 
+/* The exchange module's start hook for pub/sub: on a gateway, starts
+ * delivery on the node's database. */
+egov_err pubsub_start(const egov_config *cfg);
 /* Starts the delivery thread on its own connection of d (gateway role). */
 egov_err pubsub_delivery_start(db *d, const egov_config *cfg);
 void pubsub_delivery_stop(void);
+/* Delivery's /metrics families, once it was started in this process. */
+egov_err pubsub_push_metrics(buf *out);
 /* Makes the delivery thread look at the outbox now (after a publish). */
 void pubsub_delivery_wake(void);
 /* The peer route that receives pushes (subscriber side). */

@@ -190,6 +190,17 @@ static struct {
 	int retry_ms, retry_max_s, timeout_ms, poll_ms;
 } dw = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
+/* On /metrics once delivery started in this process. */
+egov_err pubsub_push_metrics(buf *out)
+{
+	bool on;
+
+	pthread_mutex_lock(&dw.mu);
+	on = dw.metrics_added;
+	pthread_mutex_unlock(&dw.mu);
+	return on ? write_metrics(out) : EGOV_OK;
+}
+
 static void job_free(job *j)
 {
 	if (!j)
@@ -549,17 +560,13 @@ egov_err pubsub_delivery_start(db *d, const egov_config *cfg)
 		err = EGOV_ENOMEM;
 		goto out;
 	}
-	if (!dw.metrics_added) {
-		if ((err = metrics_add_writer(write_metrics)))
-			goto out;
-		dw.metrics_added = true;
-	}
+	dw.metrics_added = true; /* on /metrics from now on */
 	dw.d = d;
-	dw.retry_ms = cfg->exchange_retry_ms;
-	dw.retry_max_s = cfg->exchange_retry_max_s;
-	dw.timeout_ms = cfg->exchange_backend_timeout_ms + 5000;
+	dw.retry_ms = exchange_settings(cfg)->retry_ms;
+	dw.retry_max_s = exchange_settings(cfg)->retry_max_s;
+	dw.timeout_ms = exchange_settings(cfg)->backend_timeout_ms + 5000;
 	/* Polls often enough to keep the first redelivery on time. */
-	dw.poll_ms = cfg->exchange_retry_ms < 1000 ? (cfg->exchange_retry_ms > 20 ? cfg->exchange_retry_ms : 20) : 1000;
+	dw.poll_ms = exchange_settings(cfg)->retry_ms < 1000 ? (exchange_settings(cfg)->retry_ms > 20 ? exchange_settings(cfg)->retry_ms : 20) : 1000;
 	dw.stop = dw.wake = false;
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
@@ -895,7 +902,7 @@ egov_err pubsub_push_receive(req *r)
 		goto refuse;
 	}
 	if (time_parse_rfc3339(at, &signed_us) ||
-	    llabs(signed_us - now) > (int64_t)cfg->exchange_clock_skew_s * 1000000) {
+	    llabs(signed_us - now) > (int64_t)exchange_settings(cfg)->clock_skew_s * 1000000) {
 		code = "exchange.signature_invalid";
 		goto refuse;
 	}
@@ -916,7 +923,7 @@ egov_err pubsub_push_receive(req *r)
 		goto out;
 	/* The gateway's one replay window (reloaded from the message log at
 	 * start, where received pushes are logged on the provider side). */
-	switch (exchange_replay_seen(client, msg_id, now, now + 2 * (int64_t)cfg->exchange_clock_skew_s * 1000000)) {
+	switch (exchange_replay_seen(client, msg_id, now, now + 2 * (int64_t)exchange_settings(cfg)->clock_skew_s * 1000000)) {
 	case 1:
 		status = 409;
 		code = "exchange.replay";
@@ -937,7 +944,7 @@ egov_err pubsub_push_receive(req *r)
 			     .headers = {hdr[0], hdr[1], hdr[2], NULL},
 			     .body = p->body,
 			     .body_len = p->len,
-			     .timeout_ms = cfg->exchange_backend_timeout_ms,
+			     .timeout_ms = exchange_settings(cfg)->backend_timeout_ms,
 			     .response_max = RESPONSE_MAX};
 	req_defer(r);
 	if ((err = httpc_send(&rq, on_backend, p))) {

@@ -54,60 +54,48 @@
 
 /* ---- schema ------------------------------------------------------------ */
 
-static const db_migration migrations[] = {
-	{.version = 1,
-	 .name = "registry",
-	 .sql = "CREATE TABLE exchange_member ("
-		" id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);"
-		"CREATE TABLE exchange_subsystem ("
-		" id TEXT PRIMARY KEY, member_id TEXT NOT NULL REFERENCES exchange_member(id),"
-		" gateway TEXT NOT NULL, created_at TEXT NOT NULL);"
-		"CREATE INDEX exchange_subsystem_member ON exchange_subsystem (member_id);"
-		"CREATE TABLE exchange_cert ("
-		" sha256 TEXT PRIMARY KEY, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
-		" usage TEXT NOT NULL CHECK (usage IN ('sign', 'tls')), serial TEXT NOT NULL,"
-		" pki_serial TEXT, not_after TEXT NOT NULL, pem TEXT NOT NULL, created_at TEXT NOT NULL);"
-		"CREATE INDEX exchange_cert_subsystem ON exchange_cert (subsystem_id);"
-		"CREATE TABLE exchange_service ("
-		" id TEXT PRIMARY KEY, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
-		" title TEXT NOT NULL, log_mode TEXT NOT NULL CHECK (log_mode IN ('full', 'digest')),"
-		" max_body BIGINT NOT NULL, openapi TEXT, created_at TEXT NOT NULL);"
-		"CREATE INDEX exchange_service_subsystem ON exchange_service (subsystem_id);"
-		"CREATE TABLE exchange_access ("
-		" client_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
-		" service_id TEXT NOT NULL REFERENCES exchange_service(id),"
-		" methods TEXT NOT NULL, paths TEXT NOT NULL, created_at TEXT NOT NULL,"
-		" PRIMARY KEY (client_id, service_id));"
-		"CREATE INDEX exchange_access_service ON exchange_access (service_id);"
-		"CREATE TABLE exchange_event_type ("
-		" id TEXT PRIMARY KEY, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
-		" created_at TEXT NOT NULL);"
-		"CREATE TABLE exchange_registry_version ("
-		" one INTEGER PRIMARY KEY CHECK (one = 1), version BIGINT NOT NULL);"
-		"INSERT INTO exchange_registry_version (one, version) VALUES (1, 1)"},
-	/* A gateway serving several subsystems registers its one TLS
-	 * certificate for each of them: a certificate is keyed by itself and
-	 * its subsystem. Services publish their back-end timeout. */
-	{.version = 2,
-	 .name = "shared_tls_certs_service_timeout",
-	 .sql = "ALTER TABLE exchange_service ADD COLUMN timeout_ms BIGINT NOT NULL DEFAULT 0;"
-		"CREATE TABLE exchange_cert_v2 ("
-		" sha256 TEXT NOT NULL, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
-		" usage TEXT NOT NULL CHECK (usage IN ('sign', 'tls')), serial TEXT NOT NULL,"
-		" pki_serial TEXT, not_after TEXT NOT NULL, pem TEXT NOT NULL, created_at TEXT NOT NULL,"
-		" PRIMARY KEY (sha256, subsystem_id));"
-		"INSERT INTO exchange_cert_v2 (sha256, subsystem_id, usage, serial, pki_serial, not_after, pem, created_at)"
-		" SELECT sha256, subsystem_id, usage, serial, pki_serial, not_after, pem, created_at FROM exchange_cert;"
-		"DROP TABLE exchange_cert;"
-		"ALTER TABLE exchange_cert_v2 RENAME TO exchange_cert;"
-		"CREATE INDEX exchange_cert_subsystem ON exchange_cert (subsystem_id)"},
-};
-
-const db_migration *exchange_migrations(size_t *n)
-{
-	*n = sizeof migrations / sizeof migrations[0];
-	return migrations;
-}
+const char exchange_registry_schema_v1[] = "CREATE TABLE exchange_member ("
+	" id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);"
+	"CREATE TABLE exchange_subsystem ("
+	" id TEXT PRIMARY KEY, member_id TEXT NOT NULL REFERENCES exchange_member(id),"
+	" gateway TEXT NOT NULL, created_at TEXT NOT NULL);"
+	"CREATE INDEX exchange_subsystem_member ON exchange_subsystem (member_id);"
+	"CREATE TABLE exchange_cert ("
+	" sha256 TEXT PRIMARY KEY, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
+	" usage TEXT NOT NULL CHECK (usage IN ('sign', 'tls')), serial TEXT NOT NULL,"
+	" pki_serial TEXT, not_after TEXT NOT NULL, pem TEXT NOT NULL, created_at TEXT NOT NULL);"
+	"CREATE INDEX exchange_cert_subsystem ON exchange_cert (subsystem_id);"
+	"CREATE TABLE exchange_service ("
+	" id TEXT PRIMARY KEY, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
+	" title TEXT NOT NULL, log_mode TEXT NOT NULL CHECK (log_mode IN ('full', 'digest')),"
+	" max_body BIGINT NOT NULL, openapi TEXT, created_at TEXT NOT NULL);"
+	"CREATE INDEX exchange_service_subsystem ON exchange_service (subsystem_id);"
+	"CREATE TABLE exchange_access ("
+	" client_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
+	" service_id TEXT NOT NULL REFERENCES exchange_service(id),"
+	" methods TEXT NOT NULL, paths TEXT NOT NULL, created_at TEXT NOT NULL,"
+	" PRIMARY KEY (client_id, service_id));"
+	"CREATE INDEX exchange_access_service ON exchange_access (service_id);"
+	"CREATE TABLE exchange_event_type ("
+	" id TEXT PRIMARY KEY, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
+	" created_at TEXT NOT NULL);"
+	"CREATE TABLE exchange_registry_version ("
+	" one INTEGER PRIMARY KEY CHECK (one = 1), version BIGINT NOT NULL);"
+	"INSERT INTO exchange_registry_version (one, version) VALUES (1, 1)";
+/* A gateway serving several subsystems registers its one TLS
+ * certificate for each of them: a certificate is keyed by itself and
+ * its subsystem. Services publish their back-end timeout. */
+const char exchange_registry_schema_v2[] = "ALTER TABLE exchange_service ADD COLUMN timeout_ms BIGINT NOT NULL DEFAULT 0;"
+	"CREATE TABLE exchange_cert_v2 ("
+	" sha256 TEXT NOT NULL, subsystem_id TEXT NOT NULL REFERENCES exchange_subsystem(id),"
+	" usage TEXT NOT NULL CHECK (usage IN ('sign', 'tls')), serial TEXT NOT NULL,"
+	" pki_serial TEXT, not_after TEXT NOT NULL, pem TEXT NOT NULL, created_at TEXT NOT NULL,"
+	" PRIMARY KEY (sha256, subsystem_id));"
+	"INSERT INTO exchange_cert_v2 (sha256, subsystem_id, usage, serial, pki_serial, not_after, pem, created_at)"
+	" SELECT sha256, subsystem_id, usage, serial, pki_serial, not_after, pem, created_at FROM exchange_cert;"
+	"DROP TABLE exchange_cert;"
+	"ALTER TABLE exchange_cert_v2 RENAME TO exchange_cert;"
+	"CREATE INDEX exchange_cert_subsystem ON exchange_cert (subsystem_id)";
 
 /* ---- validation ------------------------------------------------------- */
 
@@ -672,7 +660,7 @@ bad_id:
 /* The configured instance, so a registry holds one instance only. */
 static bool instance_ok(const char *id)
 {
-	const char *inst = app()->config && app()->config->exchange_instance ? app()->config->exchange_instance : "MO";
+	const char *inst = exchange_settings(app()->config)->instance;
 	size_t n = strlen(inst);
 
 	return strncmp(id, inst, n) == 0 && id[n] == '/';
@@ -1540,7 +1528,7 @@ egov_err exchange_http_status(req *r)
 	buf_init(&b, 4096);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
-	jw_kstr(&w, "instance", cfg && cfg->exchange_instance ? cfg->exchange_instance : "MO");
+	jw_kstr(&w, "instance", exchange_settings(cfg)->instance);
 	jw_kstr(&w, "role", cfg && cfg->role ? cfg->role : "standalone");
 	jw_kint(&w, "version", version);
 	jw_obj_end(&w);
@@ -1842,7 +1830,7 @@ egov_err exchange_central_init(db_conn *c, char *msg, size_t msglen)
 	buf csr = {0}, have = {0};
 	pki_cert_info ci = {0};
 	const char *code = NULL;
-	const char *inst = app()->config && app()->config->exchange_instance ? app()->config->exchange_instance : "MO";
+	const char *inst = exchange_settings(app()->config)->instance;
 	char cn[80];
 	egov_err err;
 

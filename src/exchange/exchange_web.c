@@ -262,7 +262,7 @@ egov_err exchange_web_console(req *r)
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
-	jw_kstr(&w, "instance", cfg && cfg->exchange_instance ? cfg->exchange_instance : "MO");
+	jw_kstr(&w, "instance", exchange_settings(cfg)->instance);
 	jw_kstr(&w, "role", role);
 	jw_kint(&w, "registry_version", version);
 	jw_key(&w, "conf");

@@ -18,15 +18,13 @@
  * - Times are microseconds since the epoch from identity_now_us(), which
  *   tests replace with identity_set_clock().
  *
- * Tables (migrations in identity_store.c), on both backends:
+ * Tables (migrations in identity_module.c), on both backends:
  *   identity_account, identity_dept, identity_grant, identity_session,
- *   identity_recovery, identity_token, identity_throttle,
+ *   identity_recovery, identity_token, identity_throttle and
  *   identity_cert_link (certificates of external CAs linked to accounts,
- *   identity_cert.c), and
- *   notify_outbox(id, to_addr, subject, body, template, lang, created_at,
- *   sent_at, attempts): mail queued for delivery. Identity inserts rows
- *   (sent_at NULL, attempts 0); the notify module delivers them, sets
- *   sent_at when the SMTP server accepted the message and counts attempts.
+ *   identity_cert.c). Mail goes through notify's outbox (notify_enqueue);
+ *   certificates are the PKI's (pki.h): this module touches no other
+ *   module's tables.
  */
 #ifndef EGOV_IDENTITY_IDENTITY_H
 #define EGOV_IDENTITY_IDENTITY_H
@@ -359,7 +357,8 @@ egov_err identity_token_issue(db_conn *c, identity_token_purpose p, const char *
  * unknown, expired, used or of another purpose. */
 egov_err identity_token_consume(db_conn *c, identity_token_purpose p, const char *token, char account_id_out[37]);
 
-/* Queues a message in notify_outbox in lang ("zh-Hant", "pt", "en") from a
+/* Queues a message in notify's outbox (notify_enqueue, so inside c's
+ * transaction if one is open) in lang ("zh-Hant", "pt", "en") from a
  * built-in template: "verify_email" (var: link), "reset_password" (link),
  * "account_locked" (no var), "password_changed" (no var). link may be NULL
  * for templates without one. */
@@ -396,10 +395,8 @@ egov_err identity_principal_from_req(req *r, identity_principal *out);
  * session cookie must also pass identity_csrf_check (403). */
 egov_err identity_authorizer(req *r, const char *perm);
 
-/* The module descriptor (routes, migrations, CLI). */
+/* The module descriptor (identity_module.c). */
 struct egov_module;
 extern const struct egov_module identity_module;
-/* Certificate login's routes: a module of its own, listed after pki. */
-extern const struct egov_module identity_cert_module;
 
 #endif

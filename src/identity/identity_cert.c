@@ -32,7 +32,6 @@
 
 #include "audit/audit.h"
 #include "core/app.h"
-#include "core/module.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
 #include "pki/pki.h"
@@ -198,7 +197,7 @@ static void write_time(jw *w, const char *k, int64_t us)
 }
 
 /* Same shape as the password login's answer: account, session, csrf. */
-static egov_err api_login_certificate(req *r)
+egov_err identity_api_login_certificate(req *r)
 {
 	login_out o;
 	char cookie[256];
@@ -247,7 +246,7 @@ static egov_err api_login_certificate(req *r)
 /* For a link or button on the log-in page: success goes to ?return= (a
  * same-origin path, else the account page), failure back to the log-in
  * page with the code, which the page shows in the reader's language. */
-static egov_err page_login_certificate(req *r)
+egov_err identity_page_login_certificate(req *r)
 {
 	const char *ret = safe_return(req_query(r, "return"));
 	char cookie[256], loc[RETURN_MAX + 64];
@@ -298,7 +297,7 @@ static egov_err answer_link(req *r, int status, const identity_cert_link *l)
  * lets the certificate alone log in at acr 3, so a password alone must not
  * be able to make one. Only certificates of external anchors are linked;
  * the platform's own map by their UID. Refusals are audited too. */
-static egov_err api_link_add(req *r)
+egov_err identity_api_link_add(req *r)
 {
 	identity_session s;
 	pki_verify_result res;
@@ -366,7 +365,7 @@ static int add_link(void *ctx, const identity_cert_link *l)
 	return 0;
 }
 
-static egov_err api_link_list(req *r)
+egov_err identity_api_link_list(req *r)
 {
 	identity_session s;
 	db_conn *c = NULL;
@@ -394,7 +393,7 @@ static egov_err api_link_list(req *r)
 	return resp_json(r, 200, &b);
 }
 
-static egov_err api_link_remove(req *r)
+egov_err identity_api_link_remove(req *r)
 {
 	identity_session s;
 	pki_verify_result res;
@@ -418,23 +417,3 @@ static egov_err api_link_remove(req *r)
 		return err;
 	return resp_empty(r, 204);
 }
-
-static const route cert_routes[] = {
-	{.method = HTTP_GET, .path = "/api/v1/identity/login/certificate", .handler = api_login_certificate},
-	{.method = HTTP_POST, .path = "/api/v1/identity/login/certificate", .body_max = SMALL_BODY,
-	 .handler = api_login_certificate},
-	{.method = HTTP_GET, .path = "/login/certificate", .handler = page_login_certificate},
-	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificate-link", .body_max = SMALL_BODY,
-	 .handler = api_link_add},
-	{.method = HTTP_GET, .path = "/api/v1/identity/me/certificate-links", .handler = api_link_list},
-	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/certificate-links/{serial}", .handler = api_link_remove},
-};
-
-/* A module of its own (after pki in src/modules.c) so that the PKI is open
- * and the identity tables exist; identity_cert_link is among the identity
- * module's migrations. */
-const egov_module identity_cert_module = {
-	.name = "identity_cert",
-	.routes = cert_routes,
-	.nroutes = sizeof cert_routes / sizeof cert_routes[0],
-};

@@ -236,20 +236,18 @@ usage:
 	return 2;
 }
 
-int identity_command(const char *name, int argc, char **argv, db *d)
+int identity_cli_run(int argc, char **argv, db *d)
 {
 	db_conn *c = NULL;
 	int rc;
 
-	if (strcmp(name, "user") != 0 && strcmp(name, "dept") != 0 && strcmp(name, "role") != 0)
-		return -1;
 	if (db_conn_open(d, &c)) {
 		fprintf(stderr, "egov: cannot connect to the database\n");
 		return 2;
 	}
-	if (strcmp(name, "user") == 0)
+	if (strcmp(argv[0], "user") == 0)
 		rc = user_cmd(c, argc, argv);
-	else if (strcmp(name, "dept") == 0)
+	else if (strcmp(argv[0], "dept") == 0)
 		rc = dept_cmd(c, argc, argv);
 	else
 		rc = role_cmd(c, argc, argv);

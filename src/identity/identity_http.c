@@ -1,7 +1,7 @@
 /*
- * identity_http.c: the identity JSON API under /api/v1/identity/ and the
- * module descriptor. Validation and problem codes live here; the work is
- * done through identity.h.
+ * identity_http.c: the identity JSON API under /api/v1/identity/ (the
+ * route table is in identity_module.c). Validation and problem codes live
+ * here; the work is done through identity.h.
  *
  * Invariants:
  * - Every state-changing call made with a session cookie carries the
@@ -13,7 +13,6 @@
  *   login ok/failed/locked, logout, password reset, TOTP changes, recovery
  *   code use, session revocation.
  */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +24,6 @@
 #include "core/i18n.h"
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/metrics.h"
-#include "core/module.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
 #include "core/banned.h"
@@ -225,7 +222,7 @@ static const json_field verify_fields[] = {
 	 .max_len = 128},
 };
 
-static egov_err api_verify_email(req *r)
+egov_err identity_api_verify_email(req *r)
 {
 	token_in in = {0};
 	char id[37], actor[48];
@@ -355,7 +352,7 @@ static const json_field totp_fields[] = {
 	{.name = "recovery_code", .type = JSON_T_STRING, .offset = offsetof(totp_in, recovery_code), .max_len = 32},
 };
 
-static egov_err api_login_totp(req *r)
+egov_err identity_api_login_totp(req *r)
 {
 	totp_in in = {0};
 	identity_session pend, s;
@@ -400,7 +397,7 @@ static egov_err api_login_totp(req *r)
 	return answer_session(r, &a, &s, token);
 }
 
-static egov_err api_logout(req *r)
+egov_err identity_api_logout(req *r)
 {
 	identity_session s;
 	char cookie[256], actor[48];
@@ -430,7 +427,7 @@ static const json_field email_fields[] = {
 	 .max_len = 1024},
 };
 
-static egov_err api_reset_request(req *r)
+egov_err identity_api_reset_request(req *r)
 {
 	email_in in = {0};
 	identity_account a;
@@ -514,7 +511,7 @@ static int add_grant(void *ctx, const identity_grant *g)
 	return 0;
 }
 
-static egov_err api_me(req *r)
+egov_err identity_api_me(req *r)
 {
 	identity_session s;
 	identity_account a;
@@ -560,7 +557,7 @@ static int add_session(void *ctx, const identity_session *s)
 	return 0;
 }
 
-static egov_err api_sessions(req *r)
+egov_err identity_api_sessions(req *r)
 {
 	identity_session s;
 	db_conn *c = NULL;
@@ -588,7 +585,7 @@ static egov_err api_sessions(req *r)
 	return answer(r, 200, &b, &w);
 }
 
-static egov_err api_session_revoke(req *r)
+egov_err identity_api_session_revoke(req *r)
 {
 	identity_session s;
 	const char *id = req_param(r, "id");
@@ -609,7 +606,7 @@ static egov_err api_session_revoke(req *r)
 	return resp_empty(r, 204);
 }
 
-static egov_err api_session_revoke_all(req *r)
+egov_err identity_api_session_revoke_all(req *r)
 {
 	identity_session s;
 	char actor[48];
@@ -648,7 +645,7 @@ static void write_codes(jw *w, char codes[IDENTITY_RECOVERY_CODES][IDENTITY_RECO
 	jw_obj_end(w);
 }
 
-static egov_err api_totp_enrol(req *r)
+egov_err identity_api_totp_enrol(req *r)
 {
 	identity_session s;
 	char secret[IDENTITY_TOTP_SECRET_B32 + 1], actor[48];
@@ -682,7 +679,7 @@ out:
 	return err;
 }
 
-static egov_err api_totp_confirm(req *r)
+egov_err identity_api_totp_confirm(req *r)
 {
 	identity_session s;
 	totp_in in = {0};
@@ -710,7 +707,7 @@ static egov_err api_totp_confirm(req *r)
 	return answer(r, 200, &b, &w);
 }
 
-static egov_err api_totp_disable(req *r)
+egov_err identity_api_totp_disable(req *r)
 {
 	identity_session s;
 	totp_in in = {0};
@@ -733,7 +730,7 @@ static egov_err api_totp_disable(req *r)
 	return resp_empty(r, 204);
 }
 
-static egov_err api_recovery_regenerate(req *r)
+egov_err identity_api_recovery_regenerate(req *r)
 {
 	identity_session s;
 	identity_account a;
@@ -759,7 +756,7 @@ static egov_err api_recovery_regenerate(req *r)
 	return answer(r, 200, &b, &w);
 }
 
-/* ---- the module -------------------------------------------------------------------------- */
+/* ---- routes that hash a password ----------------------------------------------------------- */
 
 /* Routes that hash a password: the gate reserves the request's place in the
  * hashing queue on the HTTP worker, or answers 429 there when every slot is
@@ -768,7 +765,7 @@ static egov_err api_recovery_regenerate(req *r)
  * it to refuse it). Requests on their way to a pool thread hold their place,
  * so none is refused later, after the wait. The kernel gives the place back
  * if the handler never runs. */
-static egov_err hash_gate(req *r)
+egov_err identity_hash_gate(req *r)
 {
 	int64_t retry = 0;
 
@@ -791,94 +788,17 @@ static egov_err with_place(req *r, egov_err (*handler)(req *))
 	return err;
 }
 
-static egov_err api_register_placed(req *r)
+egov_err identity_api_register_placed(req *r)
 {
 	return with_place(r, api_register);
 }
 
-static egov_err api_login_placed(req *r)
+egov_err identity_api_login_placed(req *r)
 {
 	return with_place(r, api_login);
 }
 
-static egov_err api_reset_confirm_placed(req *r)
+egov_err identity_api_reset_confirm_placed(req *r)
 {
 	return with_place(r, api_reset_confirm);
 }
-
-#define P "/api/v1/identity"
-
-const route identity_routes[] = {
-	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = api_register_placed,
-	 .blocking = true, .gate = hash_gate},
-	{.method = HTTP_POST, .path = P "/verify-email", .body_max = SMALL_BODY, .handler = api_verify_email},
-	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = api_login_placed,
-	 .blocking = true, .gate = hash_gate},
-	{.method = HTTP_POST, .path = P "/login/totp", .body_max = SMALL_BODY, .handler = api_login_totp},
-	{.method = HTTP_POST, .path = P "/logout", .body_max = SMALL_BODY, .handler = api_logout},
-	{.method = HTTP_POST, .path = P "/password/reset", .body_max = SMALL_BODY, .handler = api_reset_request},
-	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = api_reset_confirm_placed,
-	 .blocking = true, .gate = hash_gate},
-	{.method = HTTP_GET, .path = P "/me", .handler = api_me},
-	{.method = HTTP_GET, .path = P "/sessions", .handler = api_sessions},
-	{.method = HTTP_DELETE, .path = P "/sessions/{id}", .handler = api_session_revoke},
-	{.method = HTTP_POST, .path = P "/sessions/revoke-all", .body_max = SMALL_BODY, .handler = api_session_revoke_all},
-	{.method = HTTP_POST, .path = P "/totp/enrol", .body_max = SMALL_BODY, .handler = api_totp_enrol},
-	{.method = HTTP_POST, .path = P "/totp/confirm", .body_max = SMALL_BODY, .handler = api_totp_confirm},
-	{.method = HTTP_POST, .path = P "/totp/disable", .body_max = SMALL_BODY, .handler = api_totp_disable},
-	{.method = HTTP_POST, .path = P "/recovery-codes", .body_max = SMALL_BODY, .handler = api_recovery_regenerate},
-};
-const size_t identity_routes_count = sizeof identity_routes / sizeof identity_routes[0];
-
-/* Password hashing's admission control on /metrics: an operator sees a
- * login flood (rejected) and what a hash costs. */
-static egov_err write_metrics(buf *out)
-{
-	identity_admission_stats st;
-	egov_err err;
-
-	identity_admission_stats_get(&st);
-	if ((err = metrics_write_header(out, "egov_identity_hash_slots", "gauge",
-					"Password hashes that may run at once, and those running")) ||
-	    (err = buf_addf(out, "egov_identity_hash_slots{state=\"total\"} %d\n", st.slots)) ||
-	    (err = buf_addf(out, "egov_identity_hash_slots{state=\"running\"} %d\n", st.running)) ||
-	    (err = metrics_write_header(out, "egov_identity_hash_queue", "gauge",
-					"Password hashes waiting for a slot, and the most that may wait")) ||
-	    (err = buf_addf(out, "egov_identity_hash_queue{state=\"max\"} %d\n", st.queue_max)) ||
-	    (err = buf_addf(out, "egov_identity_hash_queue{state=\"waiting\"} %d\n", st.waiting)) ||
-	    (err = metrics_write_header(out, "egov_identity_hashes_total", "counter",
-					"Password hashes admitted, refused (429) and run in a slot's kept memory")) ||
-	    (err = buf_addf(out, "egov_identity_hashes_total{result=\"admitted\"} %" PRIu64 "\n", st.admitted)) ||
-	    (err = buf_addf(out, "egov_identity_hashes_total{result=\"rejected\"} %" PRIu64 "\n", st.rejected)) ||
-	    (err = buf_addf(out, "egov_identity_hashes_total{result=\"kept_memory\"} %" PRIu64 "\n",
-			    st.kept_memory)) ||
-	    (err = metrics_write_header(out, "egov_identity_hash_seconds", "gauge",
-					"Moving average of one password hash's wall time")) ||
-	    (err = buf_addf(out, "egov_identity_hash_seconds %.6f\n", (double)st.mean_hash_us / 1e6)))
-		return err;
-	return EGOV_OK;
-}
-
-/* Serving: the router asks this module who may call a route; password
- * hashing runs behind admission control; mailed links start with the
- * public URL; session cookies are Secure when egov itself speaks HTTPS. */
-static egov_err start(const egov_config *cfg)
-{
-	identity_admission_init(0, 0);
-	if (metrics_add_writer(write_metrics))
-		log_warn("identity", "password hashing figures will not be on /metrics");
-	identity_set_public_url(cfg->pki_public_url);
-	identity_set_cookie_secure(cfg->tls_cert[0] != '\0');
-	http_set_authorizer(identity_authorizer);
-	return EGOV_OK;
-}
-
-const egov_module identity_module = {
-	.name = "identity",
-	.routes = identity_routes,
-	.nroutes = sizeof identity_routes / sizeof identity_routes[0],
-	.migrations = identity_migrations,
-	.demo = identity_demo,
-	.command = identity_command,
-	.start = start,
-};

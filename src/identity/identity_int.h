@@ -49,10 +49,8 @@ egov_err identity_session_create_grouped(db *d, bool flush, const char *account_
 					 const char *ip, const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
 					 identity_session *out);
 
-/* Migrations, for the module descriptor. */
-const db_migration *identity_migrations(size_t *n);
-/* `egov user|dept|role ...` */
-int identity_command(const char *name, int argc, char **argv, db *d);
+/* `egov user|dept|role ...` (argv[0] says which), identity_cli.c. */
+int identity_cli_run(int argc, char **argv, db *d);
 /* Demo data: departments and a demo resident/civil servant. */
 egov_err identity_demo(db_conn *c);
 
@@ -82,8 +80,42 @@ egov_err identity_cert_link_remove(db_conn *c, const char *account_id, const cha
  * longer than outlen - 1 digits. */
 bool identity_serial_norm(const char *in, char *out, size_t outlen);
 
-/* The route table (identity_http.c). */
-extern const route identity_routes[];
-extern const size_t identity_routes_count;
+/* ---- handlers, routed by identity_module.c ---------------------------- */
+
+/* The JSON API (identity_http.c). The *_placed handlers hash a password:
+ * identity_hash_gate reserves their place in the hashing queue first. */
+egov_err identity_hash_gate(req *r);
+egov_err identity_api_register_placed(req *r);
+egov_err identity_api_verify_email(req *r);
+egov_err identity_api_login_placed(req *r);
+egov_err identity_api_login_totp(req *r);
+egov_err identity_api_logout(req *r);
+egov_err identity_api_reset_request(req *r);
+egov_err identity_api_reset_confirm_placed(req *r);
+egov_err identity_api_me(req *r);
+egov_err identity_api_sessions(req *r);
+egov_err identity_api_session_revoke(req *r);
+egov_err identity_api_session_revoke_all(req *r);
+egov_err identity_api_totp_enrol(req *r);
+egov_err identity_api_totp_confirm(req *r);
+egov_err identity_api_totp_disable(req *r);
+egov_err identity_api_recovery_regenerate(req *r);
+
+/* Certificate login and links to external certificates (identity_cert.c). */
+egov_err identity_api_login_certificate(req *r);
+egov_err identity_page_login_certificate(req *r);
+egov_err identity_api_link_add(req *r);
+egov_err identity_api_link_list(req *r);
+egov_err identity_api_link_remove(req *r);
+
+/* A person's own certificates, issued by the PKI (identity_certs_http.c).
+ * The most live (not revoked) ones an account may hold, so that a session
+ * cannot fill the certificate table or the CRL. */
+#define IDENTITY_CERTS_LIVE_MAX 10
+egov_err identity_api_certs_list(req *r);
+egov_err identity_api_certs_issue(req *r);
+egov_err identity_api_certs_issue_p12(req *r);
+egov_err identity_api_certs_get(req *r);
+egov_err identity_api_certs_revoke(req *r);
 
 #endif

@@ -18,6 +18,7 @@
 #include "core/crypto.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
+#include "notify/notify.h"
 #include "core/banned.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -83,99 +84,6 @@ void identity_ascii_lower(char *s)
 	for (; *s; s++)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s - 'A' + 'a');
-}
-
-/* ---- schema -------------------------------------------------------------- */
-
-static const db_migration migrations[] = {
-	{.version = 1,
-	 .name = "accounts, departments, sessions, tokens, throttle, outbox",
-	 .sql = "CREATE TABLE identity_account ("
-		" id TEXT PRIMARY KEY,"
-		" kind TEXT NOT NULL CHECK (kind IN ('resident', 'staff', 'system')),"
-		" email TEXT NOT NULL UNIQUE,"
-		" display_name TEXT NOT NULL,"
-		" locale TEXT NOT NULL,"
-		" password_hash TEXT,"
-		" email_verified INTEGER NOT NULL DEFAULT 0,"
-		" disabled INTEGER NOT NULL DEFAULT 0,"
-		" locked INTEGER NOT NULL DEFAULT 0,"
-		" totp_secret TEXT,"
-		" totp_pending TEXT,"
-		" totp_enabled INTEGER NOT NULL DEFAULT 0,"
-		" totp_last_step BIGINT NOT NULL DEFAULT 0,"
-		" created_at TEXT NOT NULL,"
-		" updated_at TEXT NOT NULL);"
-		"CREATE TABLE identity_dept ("
-		" code TEXT PRIMARY KEY,"
-		" name TEXT NOT NULL,"
-		" parent TEXT REFERENCES identity_dept (code),"
-		" created_at TEXT NOT NULL);"
-		"CREATE TABLE identity_grant ("
-		" account_id TEXT NOT NULL REFERENCES identity_account (id),"
-		" role TEXT NOT NULL,"
-		" dept TEXT NOT NULL REFERENCES identity_dept (code),"
-		" created_at TEXT NOT NULL,"
-		" PRIMARY KEY (account_id, role, dept));"
-		"CREATE TABLE identity_session ("
-		" token_hash TEXT PRIMARY KEY,"
-		" id TEXT NOT NULL UNIQUE,"
-		" account_id TEXT NOT NULL REFERENCES identity_account (id),"
-		" acr INTEGER NOT NULL,"
-		" pending INTEGER NOT NULL DEFAULT 0,"
-		" csrf TEXT NOT NULL,"
-		" auth_time BIGINT NOT NULL,"
-		" created BIGINT NOT NULL,"
-		" last_seen BIGINT NOT NULL,"
-		" expires BIGINT NOT NULL,"
-		" ip TEXT NOT NULL,"
-		" user_agent TEXT NOT NULL);"
-		"CREATE INDEX identity_session_account ON identity_session (account_id);"
-		"CREATE TABLE identity_recovery ("
-		" account_id TEXT NOT NULL REFERENCES identity_account (id),"
-		" code_hash TEXT NOT NULL,"
-		" used BIGINT,"
-		" PRIMARY KEY (account_id, code_hash));"
-		"CREATE TABLE identity_token ("
-		" token_hash TEXT PRIMARY KEY,"
-		" purpose TEXT NOT NULL,"
-		" account_id TEXT NOT NULL REFERENCES identity_account (id),"
-		" expires BIGINT NOT NULL,"
-		" used BIGINT);"
-		"CREATE TABLE identity_throttle ("
-		" scope TEXT PRIMARY KEY,"
-		" failures INTEGER NOT NULL,"
-		" last_failure BIGINT NOT NULL,"
-		" blocked_until BIGINT NOT NULL);"
-		"CREATE TABLE notify_outbox ("
-		" id TEXT PRIMARY KEY,"
-		" to_addr TEXT NOT NULL,"
-		" subject TEXT NOT NULL,"
-		" body TEXT NOT NULL,"
-		" template TEXT,"
-		" lang TEXT,"
-		" created_at TEXT NOT NULL,"
-		" sent_at TEXT,"
-		" attempts INTEGER NOT NULL DEFAULT 0);"
-		"CREATE INDEX notify_outbox_unsent ON notify_outbox (sent_at, created_at);"},
-	{.version = 2,
-	 .name = "links between accounts and certificates of external CAs",
-	 .sql = "CREATE TABLE identity_cert_link ("
-		" account_id TEXT NOT NULL REFERENCES identity_account (id),"
-		" issuer_dn TEXT NOT NULL,"
-		" serial_hex TEXT NOT NULL,"
-		" spki_sha256 TEXT NOT NULL,"
-		" subject_dn TEXT NOT NULL,"
-		" created_at TEXT NOT NULL,"
-		" PRIMARY KEY (issuer_dn, serial_hex));"
-		"CREATE INDEX identity_cert_link_spki ON identity_cert_link (spki_sha256);"
-		"CREATE INDEX identity_cert_link_account ON identity_cert_link (account_id);"},
-};
-
-const db_migration *identity_migrations(size_t *n)
-{
-	*n = sizeof migrations / sizeof migrations[0];
-	return migrations;
 }
 
 /* ---- accounts ------------------------------------------------------------ */
@@ -458,7 +366,7 @@ egov_err identity_token_consume(db_conn *c, identity_token_purpose p, const char
 	return EGOV_OK;
 }
 
-/* ---- the outbox ---------------------------------------------------------- */
+/* ---- mail (queued in notify's outbox) -------------------------------------- */
 
 static char public_url[512];
 
@@ -522,7 +430,6 @@ egov_err identity_mail_send(db_conn *c, const char *to, const char *template_key
 {
 	static const char *const langs[3] = {"zh-Hant", "pt", "en"};
 	const mail_template *t = NULL;
-	char id[37], now[32];
 	int li = 0;
 	size_t i;
 	buf body;
@@ -547,18 +454,11 @@ egov_err identity_mail_send(db_conn *c, const char *to, const char *template_key
 	} else {
 		err = buf_adds(&body, t->body[li]);
 	}
-	if (err || (err = uuid_v7(id)))
-		goto out;
-	identity_now_rfc3339(now);
-	{
-		db_param p[] = {DBP_S(id), DBP_S(to), DBP_S(t->subject[li]), DBP_S(body.data),
-				DBP_S(t->key), DBP_S(langs[li]), DBP_S(now)};
-		err = db_exec(c,
-			      "INSERT INTO notify_outbox (id, to_addr, subject, body, template, lang, created_at)"
-			      " VALUES (?, ?, ?, ?, ?, ?, ?)",
-			      p, 7, NULL);
+	if (!err) {
+		notify_message m = {.to = to, .subject = t->subject[li], .body = body.data, .template_key = t->key,
+				    .lang = langs[li]};
+		err = notify_enqueue(c, &m, NULL);
 	}
-out:
 	buf_release(&body);
 	return err;
 }

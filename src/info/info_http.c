@@ -275,12 +275,6 @@ static const db_migration migrations[] = {
 		"CREATE INDEX info_notice_published ON info_notice (published_at DESC, id DESC);"},
 };
 
-static const db_migration *schema(size_t *n)
-{
-	*n = sizeof migrations / sizeof migrations[0];
-	return migrations;
-}
-
 static const struct {
 	const char *category, *published_at;
 	const char *title[3], *body[3];
@@ -334,8 +328,9 @@ static egov_err demo_data(db_conn *c)
 
 const egov_module info_module = {
 	.name = "info",
+	.migrations = migrations,
+	.nmigrations = sizeof migrations / sizeof migrations[0],
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
-	.migrations = schema,
 	.demo = demo_data,
 };

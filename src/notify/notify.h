@@ -1,11 +1,12 @@
 /*
- * notify.h: delivery of the mail outbox over SMTP.
+ * notify.h: the mail outbox and its delivery over SMTP.
  *
- * Other modules queue mail by inserting rows into notify_outbox (identity
- * does so through identity_mail_send(); the table is created by identity's
- * migrations, this module adds its delivery columns). A background thread
- * started by `egov serve` claims due rows, sends each over SMTP and records
- * the outcome.
+ * Other modules queue mail with notify_enqueue(), inside their own
+ * transaction, so a message is queued exactly when what it tells of
+ * commits (identity does so through identity_mail_send()). The outbox table,
+ * notify_outbox, is this module's alone. A background thread started by
+ * `egov serve` (the module's start hook) claims due rows, sends each over
+ * SMTP and records the outcome.
  *
  * Invariants:
  * - At-least-once delivery: a row is claimed by pushing its next attempt
@@ -49,13 +50,36 @@ typedef struct notify_settings {
 	int timeout_s;
 } notify_settings;
 
-/* Fills *out from the [mail] keys of cfg (borrowing its strings). */
-void notify_settings_from_config(const egov_config *cfg, notify_settings *out);
+/* A message: what notify_enqueue() queues (to, subject, body, template_key,
+ * lang; id optional) and what delivery formats (id, from, to, subject,
+ * body). */
+typedef struct notify_message {
+	const char *id;           /* the outbox row id, a UUID: the Message-ID's left part */
+	const char *from;         /* mail.from as configured (delivery fills it) */
+	const char *to;           /* recipient address */
+	const char *subject;      /* UTF-8 */
+	const char *body;         /* UTF-8, '\n' or CRLF line breaks */
+	const char *template_key; /* what kind of message ("verify_email"); NULL: none */
+	const char *lang;         /* its language ("zh-Hant", "pt", "en"); NULL: none */
+} notify_message;
 
-/* Starts the delivery thread on its own connection to d. Copies what it
- * needs from cfg. EGOV_EINVAL if mail.from is not a usable address,
- * EGOV_ECONFLICT if already running, EGOV_EINTERNAL if the thread cannot
- * start. */
+/* Queues m in the outbox on c, inside the caller's transaction if one is
+ * open: the message is sent only if that transaction commits. m->id NULL
+ * has one made (UUIDv7). id_out (optional, 37 bytes) receives the id.
+ * EGOV_EINVAL when to, subject or body is missing, to holds a control
+ * character, or one is longer than the outbox takes (NOTIFY_ADDR_MAX,
+ * 1 KiB subject, 2 MiB body); the database's error otherwise. Nothing is sent before the
+ * delivery thread's next look (notify_wake() asks for it now). */
+egov_err notify_enqueue(db_conn *c, const notify_message *m, char id_out[37]);
+
+/* Fills *out from the [mail] section of cfg (borrowing its strings).
+ * EGOV_ENOTFOUND if cfg holds no [mail] section. */
+egov_err notify_settings_from_config(const egov_config *cfg, notify_settings *out);
+
+/* Starts the delivery thread on its own connection to d, with the [mail]
+ * section of cfg. Copies what it needs. EGOV_EINVAL if mail.from is not a
+ * usable address (or cfg holds no [mail] section), EGOV_ECONFLICT if
+ * already running, EGOV_EINTERNAL if the thread cannot start. */
 egov_err notify_start(db *d, const egov_config *cfg);
 /* Stops and joins the thread (a send in progress finishes or times out
  * first). Safe to call when it is not running. */

@@ -17,6 +17,29 @@
 #define NOTIFY_NAME_MAX 256     /* display name in mail.from, bytes */
 #define NOTIFY_REPLY_MAX 16384  /* one SMTP reply, all its lines */
 #define NOTIFY_MESSAGE_MAX (4u * 1024u * 1024u) /* a formatted message */
+/* What notify_enqueue() takes: a body that still fits NOTIFY_MESSAGE_MAX
+ * once base64 (4/3) and line breaks are added, and a subject far past any
+ * real one yet bounded (it is encoded into one header). */
+#define NOTIFY_BODY_MAX (2u * 1024u * 1024u)
+#define NOTIFY_SUBJECT_MAX 1024u
+
+/* ---- notify_config.c: the [mail] section --------------------------------- */
+
+/* Its values, as config_section_values gives them (strings owned by the
+ * configuration). */
+typedef struct notify_config {
+	char *smtp_host;    /* SMTP relay the outbox delivers to */
+	int smtp_port;
+	char *from;         /* "Name <addr>" or "addr" */
+	char *starttls;     /* off | opportunistic | required */
+	char *user;         /* "" = no AUTH */
+	char *password;
+	int poll_ms;        /* outbox poll interval */
+	int retry_ms;       /* first retry delay; doubles per attempt */
+	int max_attempts;   /* then the message is marked failed */
+	int timeout_s;      /* connect and per-command timeout */
+} notify_config;
+extern const config_section notify_config_section;
 
 /* ---- message.c (pure) ---------------------------------------------------- */
 
@@ -42,16 +65,8 @@ egov_err notify_dot_stuff(const char *text, size_t len, buf *out);
 /* The RFC 5322 Date of us ("Thu, 26 Nov 2026 12:34:56 +0000"). */
 void notify_date_format(int64_t us, char out[40]);
 
-typedef struct notify_message {
-	const char *id;        /* outbox row id: the Message-ID's left part */
-	const char *from;      /* mail.from as configured */
-	const char *to;        /* recipient address */
-	const char *subject;   /* UTF-8 */
-	const char *body;      /* UTF-8, '\n' or CRLF line breaks */
-} notify_message;
-
-/* Formats m as a complete message (headers, blank line, body) with CRLF
- * line breaks, not yet dot-stuffed: Date, From, To, Subject, Message-ID,
+/* Formats m (its id, from, to, subject and body) as a complete message
+ * (headers, blank line, body) with CRLF line breaks, not yet dot-stuffed: Date, From, To, Subject, Message-ID,
  * MIME-Version, Content-Type text/plain; charset=utf-8, and
  * Content-Transfer-Encoding 7bit for short-lined ASCII bodies, base64
  * otherwise. EGOV_EINVAL for an unusable from/to or a body that is not

@@ -1,6 +1,6 @@
 /*
- * outbox.c: the delivery thread over notify_outbox, the module's schema
- * additions and its descriptor.
+ * outbox.c: the outbox (notify_outbox): its schema, queueing into it, the
+ * delivery thread over it, and the module's descriptor.
  *
  * Invariants (see notify.h): a claim counts the attempt and leases the row
  * in one transaction before any byte goes to the SMTP server; the outcome
@@ -9,12 +9,14 @@
  * (next_attempt_us) are microseconds since the epoch.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
 
+#include "core/app.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/timeutil.h"
@@ -28,47 +30,117 @@
 #define PASS_MAX 200
 #define ERRTEXT_MAX 300
 
-/* notify_outbox is created by identity's migrations; this module only adds
- * the columns delivery needs, so it must run after identity. */
+/*
+ * The outbox belongs to this module, which runs before identity (its first
+ * writer). It used to be created by identity's first migration, and this
+ * module's version 1 only added the delivery columns; both were introduced
+ * together and applied by the same `egov migrate`, identity's first. The
+ * two now converge:
+ * - a fresh database: version 1 here creates the whole table (identity's
+ *   columns, then the delivery columns, with both indexes), and identity's
+ *   first migration no longer creates it;
+ * - an existing database has both migrations recorded as applied, so
+ *   nothing re-runs, and its table already has exactly these columns and
+ *   indexes (the delivery columns last, as ALTER TABLE put them).
+ * Only a database whose migration stopped between identity's version 1
+ * and this one (each runs in its own transaction) would find the table
+ * present here: version 1 then fails with "already exists" rather than
+ * guess which columns it holds. Recorded versions are never edited again.
+ */
 static const db_migration migrations[] = {
 	{.version = 1,
-	 .name = "delivery_state",
-	 .sql = "ALTER TABLE notify_outbox ADD COLUMN next_attempt_us BIGINT NOT NULL DEFAULT 0;"
-		"ALTER TABLE notify_outbox ADD COLUMN failed_at TEXT;"
-		"ALTER TABLE notify_outbox ADD COLUMN last_error TEXT;"
+	 .name = "outbox",
+	 .sql = "CREATE TABLE notify_outbox ("
+		" id TEXT PRIMARY KEY,"
+		" to_addr TEXT NOT NULL,"
+		" subject TEXT NOT NULL,"
+		" body TEXT NOT NULL,"
+		" template TEXT,"
+		" lang TEXT,"
+		" created_at TEXT NOT NULL,"
+		" sent_at TEXT,"
+		" attempts INTEGER NOT NULL DEFAULT 0,"
+		" next_attempt_us BIGINT NOT NULL DEFAULT 0,"
+		" failed_at TEXT,"
+		" last_error TEXT);"
+		"CREATE INDEX notify_outbox_unsent ON notify_outbox (sent_at, created_at);"
 		"CREATE INDEX notify_outbox_due ON notify_outbox (next_attempt_us)"
 		" WHERE sent_at IS NULL AND failed_at IS NULL;"},
 };
 
-static const db_migration *schema(size_t *n)
+/* Serving: delivery runs on its own thread from the start hook on. */
+static egov_err start(const egov_config *cfg)
 {
-	*n = sizeof migrations / sizeof migrations[0];
-	return migrations;
+	return notify_start(app()->db, cfg);
 }
 
 const egov_module notify_module = {
 	.name = "notify",
-	.migrations = schema,
+	.config = &notify_config_section,
+	.migrations = migrations,
+	.nmigrations = sizeof migrations / sizeof migrations[0],
+	.start = start,
+	.stop = notify_stop,
 };
 
-void notify_settings_from_config(const egov_config *cfg, notify_settings *out)
+egov_err notify_settings_from_config(const egov_config *cfg, notify_settings *out)
 {
+	const notify_config *mc = config_section_values(cfg, &notify_config_section);
+
+	if (!mc)
+		return EGOV_ENOTFOUND;
 	*out = (notify_settings){
-		.smtp_host = cfg->mail_smtp_host,
-		.smtp_port = cfg->mail_smtp_port,
-		.from = cfg->mail_from,
+		.smtp_host = mc->smtp_host,
+		.smtp_port = mc->smtp_port,
+		.from = mc->from,
 		.starttls = NOTIFY_TLS_OPPORTUNISTIC,
-		.user = cfg->mail_user,
-		.password = cfg->mail_password,
-		.poll_ms = cfg->mail_poll_ms,
-		.retry_ms = cfg->mail_retry_ms,
-		.max_attempts = cfg->mail_max_attempts,
-		.timeout_s = cfg->mail_timeout_s,
+		.user = mc->user,
+		.password = mc->password,
+		.poll_ms = mc->poll_ms,
+		.retry_ms = mc->retry_ms,
+		.max_attempts = mc->max_attempts,
+		.timeout_s = mc->timeout_s,
 	};
-	if (cfg->mail_starttls && strcmp(cfg->mail_starttls, "off") == 0)
+	if (mc->starttls && strcmp(mc->starttls, "off") == 0)
 		out->starttls = NOTIFY_TLS_OFF;
-	else if (cfg->mail_starttls && strcmp(cfg->mail_starttls, "required") == 0)
+	else if (mc->starttls && strcmp(mc->starttls, "required") == 0)
 		out->starttls = NOTIFY_TLS_REQUIRED;
+	return EGOV_OK;
+}
+
+/* ---- queueing -------------------------------------------------------------- */
+
+#define CONTROLS "\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16" \
+		 "\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f"
+
+egov_err notify_enqueue(db_conn *c, const notify_message *m, char id_out[37])
+{
+	char id[37], now[32];
+	egov_err err;
+
+	/* Only what makes a row unusable is refused here; an address the SMTP
+	 * server will not take fails at delivery, like any refused one. */
+	if (!m->to || !m->to[0] || strlen(m->to) > NOTIFY_ADDR_MAX || strcspn(m->to, CONTROLS) != strlen(m->to) ||
+	    !m->subject || !m->subject[0] || strlen(m->subject) > NOTIFY_SUBJECT_MAX || !m->body ||
+	    strlen(m->body) > NOTIFY_BODY_MAX || (m->id && (!m->id[0] || strlen(m->id) > 36)))
+		return EGOV_EINVAL;
+	if (m->id)
+		snprintf(id, sizeof id, "%s", m->id);
+	else if ((err = uuid_v7(id)))
+		return err;
+	time_format_rfc3339(time_now_us(), 6, now);
+	{
+		db_param p[] = {DBP_S(id), DBP_S(m->to), DBP_S(m->subject), DBP_S(m->body),
+				m->template_key ? DBP_S(m->template_key) : DBP_NULLV, m->lang ? DBP_S(m->lang) : DBP_NULLV,
+				DBP_S(now)};
+		err = db_exec(c,
+			      "INSERT INTO notify_outbox (id, to_addr, subject, body, template, lang, created_at)"
+			      " VALUES (?, ?, ?, ?, ?, ?, ?)",
+			      p, 7, NULL);
+	}
+	if (!err && id_out)
+		memcpy(id_out, id, sizeof id);
+	return err;
 }
 
 /* ---- one message ----------------------------------------------------------- */
@@ -308,16 +380,20 @@ egov_err notify_start(db *d, const egov_config *cfg)
 		err = EGOV_ECONFLICT;
 		goto out;
 	}
-	if (notify_address_parse(cfg->mail_from, addr, name)) {
-		log_error("notify.config", "mail.from is not a usable address: %s", cfg->mail_from);
+	if (notify_settings_from_config(cfg, &worker.s)) {
+		log_error("notify.config", "no [mail] section in the configuration");
 		err = EGOV_EINVAL;
 		goto out;
 	}
-	notify_settings_from_config(cfg, &worker.s);
-	worker.host = strdup(cfg->mail_smtp_host);
-	worker.from = strdup(cfg->mail_from);
-	worker.user = strdup(cfg->mail_user);
-	worker.password = strdup(cfg->mail_password);
+	if (notify_address_parse(worker.s.from, addr, name)) {
+		log_error("notify.config", "mail.from is not a usable address: %s", worker.s.from);
+		err = EGOV_EINVAL;
+		goto out;
+	}
+	worker.host = strdup(worker.s.smtp_host);
+	worker.from = strdup(worker.s.from);
+	worker.user = strdup(worker.s.user);
+	worker.password = strdup(worker.s.password);
 	if (!worker.host || !worker.from || !worker.user || !worker.password) {
 		free_copies();
 		err = EGOV_ENOMEM;

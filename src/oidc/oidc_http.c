@@ -391,15 +391,13 @@ static egov_err client_delete(req *r)
 
 /* ---- command line -------------------------------------------------------- */
 
-static int command(const char *name, int argc, char **argv, db *d)
+static int command(int argc, char **argv, db *d)
 {
 	char details[64];
 	db_conn *c = NULL;
 	int64_t n = 0;
 	egov_err err;
 
-	if (strcmp(name, "oidc") != 0)
-		return -1;
 	if (argc != 2 || strcmp(argv[1], "rotate-key") != 0) {
 		fputs("usage: egov oidc rotate-key\n", stderr);
 		return 2;
@@ -423,6 +421,45 @@ static int command(const char *name, int argc, char **argv, db *d)
 }
 
 /* ---- module ------------------------------------------------------------- */
+
+static const db_migration migrations[] = {
+	{.version = 1,
+	 .name = "oidc",
+	 .sql = "CREATE TABLE oidc_key ("
+		" kid TEXT PRIMARY KEY, public_pem TEXT NOT NULL, public_jwk TEXT NOT NULL,"
+		" created_at BIGINT NOT NULL, sign_until BIGINT NOT NULL, verify_until BIGINT NOT NULL);"
+		"CREATE TABLE oidc_client ("
+		" client_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
+		" type TEXT NOT NULL CHECK (type IN ('public', 'confidential')),"
+		" secret_hash TEXT, redirect_uris TEXT NOT NULL, scopes TEXT NOT NULL,"
+		" created_by TEXT NOT NULL, created_at TEXT NOT NULL);"
+		"CREATE TABLE oidc_grant ("
+		" account_id TEXT NOT NULL, client_id TEXT NOT NULL, scopes TEXT NOT NULL,"
+		" created_at TEXT NOT NULL, PRIMARY KEY (account_id, client_id));"
+		"CREATE TABLE oidc_code ("
+		" code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, account_id TEXT NOT NULL,"
+		" redirect_uri TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT NOT NULL, challenge TEXT NOT NULL,"
+		" family TEXT NOT NULL, acr INTEGER NOT NULL, auth_time BIGINT NOT NULL,"
+		" expires_at BIGINT NOT NULL, used INTEGER NOT NULL DEFAULT 0);"
+		"CREATE INDEX oidc_code_expires ON oidc_code (expires_at);"
+		"CREATE TABLE oidc_family ("
+		" id TEXT PRIMARY KEY, client_id TEXT NOT NULL, account_id TEXT NOT NULL,"
+		" revoked INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL);"
+		"CREATE INDEX oidc_family_client ON oidc_family (client_id);"
+		"CREATE TABLE oidc_refresh ("
+		" token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, client_id TEXT NOT NULL,"
+		" account_id TEXT NOT NULL, scope TEXT NOT NULL, acr INTEGER NOT NULL,"
+		" auth_time BIGINT NOT NULL, expires_at BIGINT NOT NULL, used INTEGER NOT NULL DEFAULT 0);"
+		"CREATE INDEX oidc_refresh_family ON oidc_refresh (family);"
+		"CREATE TABLE oidc_deny (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);"},
+};
+
+const db_migration *oidc_migrations(size_t *n)
+{
+	*n = sizeof migrations / sizeof migrations[0];
+	return migrations;
+}
+
 
 #define FORM "application/x-www-form-urlencoded"
 
@@ -455,6 +492,11 @@ static const route routes[] = {
 	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/grants/{client_id}", .handler = oidc_grants_withdraw},
 };
 
+static const module_command commands[] = {
+	{.name = "oidc", .usage = "rotate-key              start a new OpenID Connect signing key",
+	 .run = command},
+};
+
 /* Serving: bearer access tokens on the egov API resolve through this
  * module (identity's authoriser calls the hook). */
 static egov_err start(const egov_config *cfg)
@@ -466,9 +508,12 @@ static egov_err start(const egov_config *cfg)
 
 const egov_module oidc_module = {
 	.name = "oidc",
+	.config = &oidc_config_section,
+	.migrations = migrations,
+	.nmigrations = sizeof migrations / sizeof migrations[0],
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
-	.migrations = oidc_migrations,
-	.command = command,
+	.commands = commands,
+	.ncommands = sizeof commands / sizeof commands[0],
 	.start = start,
 };

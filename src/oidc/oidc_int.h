@@ -26,6 +26,7 @@
 #include "core/b64url.h"
 #include "core/buf.h"
 #include "core/db.h"
+#include "core/config.h"
 #include "core/err.h"
 #include "core/http.h"
 #include "oidc/oidc.h"
@@ -132,6 +133,14 @@ egov_err oidc_verify(db_conn *c, const char *tok, const char *typ, const char *a
 		     const char **why);
 
 /* ---- configuration ------------------------------------------------------ */
+/* The [oidc] section (oidc_config.c): its values, as config_section_values
+ * gives them. */
+typedef struct oidc_config {
+	char *issuer;              /* issuer URL; finished: pki.public_url when "" */
+	int key_rotation_days;     /* days a signing key stays the active one */
+	int access_token_ttl_s;    /* lifetime of access and ID tokens */
+} oidc_config;
+extern const config_section oidc_config_section;
 /* The issuer URL (config oidc.issuer; tests may set it). */
 const char *oidc_issuer(void);
 void oidc_set_issuer(const char *iss);

@@ -62,30 +62,41 @@ void oidc_set_issuer(const char *iss)
 	snprintf(issuer_override, sizeof issuer_override, "%s", iss ? iss : "");
 }
 
+/* The [oidc] values of the running node, NULL before it has a config. */
+static const oidc_config *config(void)
+{
+	return app()->config ? config_section_values(app()->config, &oidc_config_section) : NULL;
+}
+
 const char *oidc_issuer(void)
 {
+	const oidc_config *oc = config();
+
 	if (issuer_override[0])
 		return issuer_override;
-	if (app()->config && app()->config->oidc_issuer && app()->config->oidc_issuer[0])
-		return app()->config->oidc_issuer;
+	if (oc && oc->issuer && oc->issuer[0])
+		return oc->issuer;
 	return "http://127.0.0.1:8080";
 }
 
 int oidc_token_ttl(void)
 {
+	const oidc_config *oc = config();
+
 	if (token_ttl_s > 0)
 		return token_ttl_s;
-	if (app()->config && app()->config->oidc_access_token_ttl_s > 0)
-		return app()->config->oidc_access_token_ttl_s;
+	if (oc && oc->access_token_ttl_s > 0)
+		return oc->access_token_ttl_s;
 	return 300;
 }
 
 static int64_t rotation_s(void)
 {
+	const oidc_config *oc = config();
 	int days = rotation_days;
 
-	if (days <= 0 && app()->config)
-		days = app()->config->oidc_key_rotation_days;
+	if (days <= 0 && oc)
+		days = oc->key_rotation_days;
 	if (days <= 0)
 		days = 30;
 	return (int64_t)days * 86400;

@@ -1,7 +1,8 @@
 /*
  * oidc_store.c: the provider's tables: clients, remembered grants,
  * authorization codes, token families with their refresh tokens, and the
- * access-token denylist; and the module's migrations.
+ * access-token denylist (their schema is beside the descriptor, in
+ * oidc_http.c).
  *
  * Invariants: codes, refresh tokens and client secrets are stored only as
  * SHA-256 hex (they are 256-bit random, so a plain hash is enough); a code
@@ -18,44 +19,6 @@
 #include "core/timeutil.h"
 #include "oidc/oidc_int.h"
 #include "core/banned.h"
-
-static const db_migration migrations[] = {
-	{.version = 1,
-	 .name = "oidc",
-	 .sql = "CREATE TABLE oidc_key ("
-		" kid TEXT PRIMARY KEY, public_pem TEXT NOT NULL, public_jwk TEXT NOT NULL,"
-		" created_at BIGINT NOT NULL, sign_until BIGINT NOT NULL, verify_until BIGINT NOT NULL);"
-		"CREATE TABLE oidc_client ("
-		" client_id TEXT PRIMARY KEY, name TEXT NOT NULL,"
-		" type TEXT NOT NULL CHECK (type IN ('public', 'confidential')),"
-		" secret_hash TEXT, redirect_uris TEXT NOT NULL, scopes TEXT NOT NULL,"
-		" created_by TEXT NOT NULL, created_at TEXT NOT NULL);"
-		"CREATE TABLE oidc_grant ("
-		" account_id TEXT NOT NULL, client_id TEXT NOT NULL, scopes TEXT NOT NULL,"
-		" created_at TEXT NOT NULL, PRIMARY KEY (account_id, client_id));"
-		"CREATE TABLE oidc_code ("
-		" code_hash TEXT PRIMARY KEY, client_id TEXT NOT NULL, account_id TEXT NOT NULL,"
-		" redirect_uri TEXT NOT NULL, scope TEXT NOT NULL, nonce TEXT NOT NULL, challenge TEXT NOT NULL,"
-		" family TEXT NOT NULL, acr INTEGER NOT NULL, auth_time BIGINT NOT NULL,"
-		" expires_at BIGINT NOT NULL, used INTEGER NOT NULL DEFAULT 0);"
-		"CREATE INDEX oidc_code_expires ON oidc_code (expires_at);"
-		"CREATE TABLE oidc_family ("
-		" id TEXT PRIMARY KEY, client_id TEXT NOT NULL, account_id TEXT NOT NULL,"
-		" revoked INTEGER NOT NULL DEFAULT 0, created_at BIGINT NOT NULL);"
-		"CREATE INDEX oidc_family_client ON oidc_family (client_id);"
-		"CREATE TABLE oidc_refresh ("
-		" token_hash TEXT PRIMARY KEY, family TEXT NOT NULL, client_id TEXT NOT NULL,"
-		" account_id TEXT NOT NULL, scope TEXT NOT NULL, acr INTEGER NOT NULL,"
-		" auth_time BIGINT NOT NULL, expires_at BIGINT NOT NULL, used INTEGER NOT NULL DEFAULT 0);"
-		"CREATE INDEX oidc_refresh_family ON oidc_refresh (family);"
-		"CREATE TABLE oidc_deny (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL);"},
-};
-
-const db_migration *oidc_migrations(size_t *n)
-{
-	*n = sizeof migrations / sizeof migrations[0];
-	return migrations;
-}
 
 static void copy(char *dst, size_t n, const char *s)
 {

@@ -445,6 +445,7 @@ static egov_err load_anchors(const char *path, char *errmsg, size_t errlen)
 
 egov_err pki_open(const egov_config *cfg, char *errmsg, size_t errlen)
 {
+	const pki_config *pc = config_section_values(cfg, &pki_config_section);
 	char path[4200];
 	struct stat st;
 	egov_err err = EGOV_ENOTFOUND;
@@ -452,9 +453,9 @@ egov_err pki_open(const egov_config *cfg, char *errmsg, size_t errlen)
 	pki_close();
 	snprintf(pki_g.dir, sizeof pki_g.dir, "%s/pki", cfg->data_dir);
 	snprintf(pki_g.public_url, sizeof pki_g.public_url, "%s",
-		 cfg->pki_public_url ? cfg->pki_public_url : "http://127.0.0.1:8080");
+		 pc && pc->public_url ? pc->public_url : "http://127.0.0.1:8080");
 	snprintf(pki_g.tsa_policy, sizeof pki_g.tsa_policy, "%s",
-		 cfg->pki_tsa_policy ? cfg->pki_tsa_policy : "2.25.3706810965685816365986010801573439615");
+		 pc && pc->tsa_policy ? pc->tsa_policy : PKI_TSA_POLICY_DEFAULT);
 	path_join(path, sizeof path, pki_g.dir, "issuing.key");
 	if (stat(path, &st)) {
 		snprintf(errmsg, errlen, "no CA in %s (run egov init)", pki_g.dir);
@@ -483,8 +484,8 @@ egov_err pki_open(const egov_config *cfg, char *errmsg, size_t errlen)
 	if ((err = to_der(pki_g.root, &pki_g.root_der, &pki_g.root_der_len)) ||
 	    (err = to_der(pki_g.issuing, &pki_g.issuing_der, &pki_g.issuing_der_len)))
 		goto out;
-	if ((err = load_anchors(cfg->pki_trust_anchors, errmsg, errlen)) ||
-	    (err = pki_anchor_crls_open(cfg->pki_trust_anchor_crls, errmsg, errlen)))
+	if ((err = load_anchors(pc ? pc->trust_anchors : NULL, errmsg, errlen)) ||
+	    (err = pki_anchor_crls_open(pc ? pc->trust_anchor_crls : NULL, errmsg, errlen)))
 		goto out;
 	pki_g.open = true;
 	err = EGOV_OK;

@@ -521,6 +521,15 @@ out:
 	return err;
 }
 
+egov_err pki_cert_count_live(db_conn *c, const char *owner, int64_t *n)
+{
+	db_param p[] = {DBP_S(owner)};
+	bool found = false;
+
+	*n = 0;
+	return db_query_int(c, "SELECT COUNT(*) FROM pki_cert WHERE owner = ? AND status = 'good'", p, 1, n, &found);
+}
+
 egov_err pki_cert_list_by_owner(db_conn *c, const char *owner, int (*fn)(void *ctx, const pki_cert_info *ci),
 				void *ctx)
 {

@@ -97,7 +97,7 @@ out:
 egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned char **resp, size_t *resp_len)
 {
 	const unsigned char *p = request;
-	OCSP_REQUEST *req = NULL;
+	OCSP_REQUEST *oreq = NULL;
 	OCSP_BASICRESP *bs = NULL;
 	OCSP_RESPONSE *out = NULL;
 	ASN1_TIME *now = NULL, *next = NULL, *rev = NULL;
@@ -110,8 +110,8 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
 		err = status_only(OCSP_RESPONSE_STATUS_TRYLATER, resp, resp_len);
 		goto out;
 	}
-	if (len == 0 || len > 64 * 1024 || !(req = d2i_OCSP_REQUEST(NULL, &p, (long)len)) ||
-	    p != (const unsigned char *)request + len || (n = OCSP_request_onereq_count(req)) <= 0 ||
+	if (len == 0 || len > 64 * 1024 || !(oreq = d2i_OCSP_REQUEST(NULL, &p, (long)len)) ||
+	    p != (const unsigned char *)request + len || (n = OCSP_request_onereq_count(oreq)) <= 0 ||
 	    n > PKI_OCSP_MAX_IDS) {
 		err = status_only(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, resp, resp_len);
 		goto out;
@@ -121,7 +121,7 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
 	    !(next = ASN1_TIME_adj(NULL, time(NULL), 0, 3600)))
 		goto fail;
 	for (i = 0; i < n; i++) {
-		OCSP_CERTID *id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i));
+		OCSP_CERTID *id = OCSP_onereq_get0_id(OCSP_request_onereq_get0(oreq, i));
 		int reason = -1, status;
 		int64_t revoked_at = 0;
 
@@ -139,7 +139,7 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
 		if (!OCSP_basic_add1_status(bs, id, status, reason > 0 ? reason : -1, rev, now, next))
 			goto fail;
 	}
-	if (OCSP_copy_nonce(bs, req) <= 0)
+	if (OCSP_copy_nonce(bs, oreq) <= 0)
 		goto fail;
 	if (!OCSP_basic_sign(bs, pki_g.issuing, pki_g.issuing_key, EVP_sha256(), NULL, 0))
 		goto fail;
@@ -156,6 +156,6 @@ out:
 	ASN1_TIME_free(rev);
 	OCSP_RESPONSE_free(out);
 	OCSP_BASICRESP_free(bs);
-	OCSP_REQUEST_free(req);
+	OCSP_REQUEST_free(oreq);
 	return err;
 }

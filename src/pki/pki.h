@@ -10,9 +10,15 @@
  * them as PEM (root.crt, issuing.crt, tsa.crt). Private keys never leave
  * this module.
  *
- * Lifecycle: pki_ca_init() once (by `egov init`), pki_open() once per
- * process before any other call (by `egov serve`), pki_close() at exit.
- * After pki_open() every function is safe to call from any thread.
+ * Lifecycle: pki_ca_init() once (the module's init hook, `egov init`),
+ * pki_open() once per process before any other call (its start hook,
+ * `egov serve`). The CA stays loaded until the process exits: the audit
+ * log's writer and requests the drain did not finish may still sign.
+ * pki_close() is for tests and commands. After pki_open() every function
+ * is safe to call from any thread.
+ *
+ * This module knows no accounts: an owner is an opaque string (the account
+ * id for identity's self-service, a subsystem for the exchange).
  *
  * Errors a person can act on carry a stable code through `const char
  * **code` out-parameters (the same strings as the API's problem codes):
@@ -34,6 +40,7 @@
 #include "core/config.h"
 #include "core/db.h"
 #include "core/err.h"
+#include "core/http.h"
 
 struct audit_log;
 
@@ -43,12 +50,18 @@ struct audit_log;
  * it is never silently replaced. errmsg says what failed. */
 egov_err pki_ca_init(const char *data_dir, char *errmsg, size_t errlen);
 
-/* Loads the CA for this process from cfg->data_dir and reads the pki.*
- * keys (public_url, trust_anchors, trust_anchor_crls, tsa_policy). EGOV_ENOTFOUND if
- * pki_ca_init() never ran there. errmsg says what failed. */
+/* Loads the CA for this process from cfg->data_dir and reads the [pki]
+ * section (public_url, trust_anchors, trust_anchor_crls, tsa_policy; the
+ * defaults when cfg has none). EGOV_ENOTFOUND if pki_ca_init() never ran
+ * there. errmsg says what failed. */
 egov_err pki_open(const egov_config *cfg, char *errmsg, size_t errlen);
 void pki_close(void);
 bool pki_is_open(void);
+
+/* pki.public_url of cfg once finished: the public base URL of this node
+ * ("http://127.0.0.1:8080", no trailing slash), which modules above put in
+ * links and derive their own URLs from. "" if cfg holds no [pki] section. */
+const char *pki_public_url(const egov_config *cfg);
 
 /* ---- issuing --------------------------------------------------------- */
 
@@ -95,6 +108,18 @@ egov_err pki_issue_pkcs12(db_conn *c, const char *owner, const char *profile, co
 /* A certificate by serial (hex, any case). EGOV_ENOTFOUND if unknown. */
 egov_err pki_cert_get(db_conn *c, const char *serial, pki_cert_info *out);
 
+/* How many certificates of owner are not revoked (expired ones count
+ * until they are revoked), into *n. */
+egov_err pki_cert_count_live(db_conn *c, const char *owner, int64_t *n);
+
+/* A certificate as JSON: serial, owner (unless self: the caller's own),
+ * profile, subject, validity, status, revocation, and "certificate" (the
+ * PEM) when ci->pem is set. */
+void pki_cert_write(jw *w, const pki_cert_info *ci, bool self);
+/* Answers status with pki_cert_write's JSON; 201 adds Location
+ * location_prefix/SERIAL; self answers are also Cache-Control: no-store. */
+egov_err pki_cert_answer(req *r, int status, const pki_cert_info *ci, const char *location_prefix, bool self);
+
 /* Calls fn for each certificate of owner, newest first (by not_before),
  * with pem NULL (fetch one with pki_cert_get). fn returning non-zero
  * stops the walk. */
@@ -137,7 +162,7 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
  * key, with the chain) or a rejection with failure info for a bad query. */
 egov_err pki_tsa_respond(const void *query, size_t len, unsigned char **resp, size_t *resp_len);
 
-/* Registers the audit checkpoint hook: every cfg->pki_checkpoint_every
+/* Registers the audit checkpoint hook: every pki.checkpoint_every
  * records the head (seq, hash) is timestamped in-process and stored in
  * pki_audit_checkpoint through a connection of d. */
 egov_err pki_audit_checkpoints_start(struct audit_log *a, db *d, int64_t every_n);

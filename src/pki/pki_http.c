@@ -1,8 +1,9 @@
 /*
  * pki_http.c: the CA's HTTP face: public CA certificates, CRL, OCSP and TSA
- * under /pki/, the certificates API under /api/v1/certificates, the
- * routes of the self-service API (handlers in pki_self.c), the module's
- * migrations and its descriptor.
+ * under /pki/, and the operators' certificates API under
+ * /api/v1/certificates (a person's own certificates are identity's
+ * self-service, built on pki.h), the schema and the module's descriptor
+ * (its other hooks are in pki_module.c).
  *
  * Invariants: everything under /pki/ is public and speaks the binary protocols (DER) their
  * RFCs define; protocol errors there are protocol answers (OCSP
@@ -149,7 +150,7 @@ static egov_err tsa_post(req *r)
 
 /* ---- API: /api/v1/certificates ---------------------------------------------- */
 
-void pki_write_cert(jw *w, const pki_cert_info *ci, bool self)
+void pki_cert_write(jw *w, const pki_cert_info *ci, bool self)
 {
 	jw_obj_begin(w);
 	jw_kstr(w, "serial", ci->serial);
@@ -169,7 +170,7 @@ void pki_write_cert(jw *w, const pki_cert_info *ci, bool self)
 	jw_obj_end(w);
 }
 
-egov_err pki_answer_cert(req *r, int status, const pki_cert_info *ci, const char *location_prefix, bool self)
+egov_err pki_cert_answer(req *r, int status, const pki_cert_info *ci, const char *location_prefix, bool self)
 {
 	char loc[160];
 	buf b;
@@ -177,7 +178,7 @@ egov_err pki_answer_cert(req *r, int status, const pki_cert_info *ci, const char
 
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
-	pki_write_cert(&w, ci, self);
+	pki_cert_write(&w, ci, self);
 	if (w.err) {
 		buf_release(&b);
 		return w.err;
@@ -259,7 +260,7 @@ static egov_err cert_issue(req *r)
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, code_field(code), NULL);
 	if (!err && !(err = audit_issue(r, &ci)))
-		err = pki_answer_cert(r, 201, &ci, "/api/v1/certificates", false);
+		err = pki_cert_answer(r, 201, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -325,7 +326,7 @@ static egov_err cert_get(req *r)
 	if (err == EGOV_ENOTFOUND)
 		return resp_problem(r, 404, "not_found", NULL, NULL);
 	if (!err)
-		err = pki_answer_cert(r, 200, &ci, "/api/v1/certificates", false);
+		err = pki_cert_answer(r, 200, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -364,7 +365,7 @@ static egov_err cert_revoke(req *r)
 		return err;
 	err = pki_cert_get(c, req_param(r, "serial"), &ci);
 	if (!err)
-		err = pki_answer_cert(r, 200, &ci, "/api/v1/certificates", false);
+		err = pki_cert_answer(r, 200, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -385,16 +386,6 @@ static const route routes[] = {
 	{.method = HTTP_GET, .path = "/api/v1/certificates/{serial}", .perm = "pki.cert.read", .handler = cert_get},
 	{.method = HTTP_POST, .path = "/api/v1/certificates/{serial}/revoke", .perm = "pki.cert.revoke",
 	 .body_max = 1024, .handler = cert_revoke},
-	/* The signed-in person's own certificates (pki_self.c): the handlers
-	 * check the session and CSRF themselves, bearer tokens not accepted. */
-	{.method = HTTP_GET, .path = "/api/v1/identity/me/certificates", .handler = pki_self_list},
-	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificates", .body_max = 32 * 1024,
-	 .handler = pki_self_issue},
-	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificates/pkcs12", .body_max = 8 * 1024,
-	 .handler = pki_self_issue_p12, .blocking = true},
-	{.method = HTTP_GET, .path = "/api/v1/identity/me/certificates/{serial}", .handler = pki_self_get},
-	{.method = HTTP_POST, .path = "/api/v1/identity/me/certificates/{serial}/revoke", .body_max = 1024,
-	 .handler = pki_self_revoke},
 };
 
 static const db_migration migrations[] = {
@@ -420,15 +411,15 @@ static const db_migration migrations[] = {
 		" created_at TEXT NOT NULL);"},
 };
 
-static const db_migration *schema(size_t *n)
-{
-	*n = sizeof migrations / sizeof migrations[0];
-	return migrations;
-}
-
+/* The CA stays loaded until exit (pki.h): no stop hook. */
 const egov_module pki_module = {
 	.name = "pki",
+	.config = &pki_config_section,
+	.migrations = migrations,
+	.nmigrations = sizeof migrations / sizeof migrations[0],
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
-	.migrations = schema,
+	.init = pki_module_init,
+	.start = pki_module_start,
+	.verify = pki_module_verify,
 };

@@ -3,17 +3,20 @@
  * Not for other modules.
  *
  * Invariant: pki_g is written only by pki_open()/pki_close(), which run
- * before and after every other caller; in between it is read-only, except
- * the CRL cache, which crl_lock guards.
+ * before and after every other caller (a serving process never closes
+ * it: see pki.h); in between it is read-only, except the CRL cache, which
+ * crl_lock guards.
  */
 #ifndef EGOV_PKI_INT_H
 #define EGOV_PKI_INT_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "core/http.h"
 #include "pki/pki.h"
 
 typedef struct pki_state {
@@ -77,23 +80,24 @@ void pki_crl_invalidate(void);
 /* RFC 5280 reason code of a reason name, -1 if unknown. */
 int pki_reason_code(const char *name);
 
-/* Self-service (pki_self.c): the most live (not revoked) certificates one
- * account may hold, so a session cannot fill the table or the CRL. */
-#define PKI_SELF_LIVE_MAX 10
-struct req; /* core/http.h: not included here, ocsp.c names a variable req */
-struct jw;
-/* A certificate as JSON (pki_http.c), shared by the operator and the
- * self-service API. self: the caller's own certificate, so no "owner";
- * "certificate" (the PEM) only when ci->pem is set. */
-void pki_write_cert(struct jw *w, const pki_cert_info *ci, bool self);
-/* Answers status with the certificate; 201 adds Location
- * location_prefix/SERIAL; self answers are also Cache-Control: no-store. */
-egov_err pki_answer_cert(struct req *r, int status, const pki_cert_info *ci, const char *location_prefix,
-			 bool self);
-egov_err pki_self_list(struct req *r);
-egov_err pki_self_issue(struct req *r);
-egov_err pki_self_issue_p12(struct req *r);
-egov_err pki_self_get(struct req *r);
-egov_err pki_self_revoke(struct req *r);
+/* The [pki] section (pki_config.c): its values, as config_section_values
+ * gives them. Strings are owned by the configuration. */
+typedef struct pki_config {
+	char *public_url;        /* base URL put in certificates (CRL, OCSP); finished: never "" */
+	char *trust_anchors;     /* PEM bundle of extra trust anchors; "" = none */
+	char *trust_anchor_crls; /* CRLs (PEM bundle or DER) of those anchors; "" = none */
+	int checkpoint_every;    /* audit records between timestamped checkpoints */
+	char *tsa_policy;        /* TSA policy OID */
+} pki_config;
+extern const config_section pki_config_section;
+#define PKI_TSA_POLICY_DEFAULT "2.25.3706810965685816365986010801573439615"
+
+/* The module's hooks (pki_module.c; the descriptor is in pki_http.c):
+ * init makes the CA (`egov init`), start loads it, registers the audit
+ * checkpoints and installs the kernel's TLS trust hook, verify checks the
+ * checkpoints (`egov verify`). */
+egov_err pki_module_init(const egov_config *cfg, char *errmsg, size_t errlen);
+egov_err pki_module_start(const egov_config *cfg);
+int pki_module_verify(db_conn *c, const egov_config *cfg, FILE *out);
 
 #endif

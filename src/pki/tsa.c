@@ -274,8 +274,18 @@ out:
 	return why;
 }
 
+/* Checkpoints read per page while verifying. */
+#define CHECKPOINT_PAGE 256
+
+typedef struct ckpt {
+	int64_t seq;
+	char hash[65];
+	char *token;
+} ckpt;
+
 egov_err pki_audit_checkpoints_verify(db_conn *c, const char *data_dir, pki_checkpoint_result *res)
 {
+	int64_t after = -1;
 	char path[4200];
 	X509 *root = NULL;
 	X509_STORE *store = NULL;
@@ -294,21 +304,47 @@ egov_err pki_audit_checkpoints_verify(db_conn *c, const char *data_dir, pki_chec
 	 * is what the TSA certificate must have been valid at. */
 	X509_STORE_set_flags(store, X509_V_FLAG_NO_CHECK_TIME);
 	X509_STORE_set_purpose(store, X509_PURPOSE_TIMESTAMP_SIGN);
-	if ((err = db_query(c,
-			    "SELECT k.seq, k.hash, k.token, a.hash FROM pki_audit_checkpoint k"
-			    " LEFT JOIN audit_log a ON a.seq = k.seq ORDER BY k.seq",
-			    NULL, 0, &rows)))
-		goto out;
-	while (!(err = db_rows_next(rows, &has)) && has) {
-		int64_t seq = db_rows_int(rows, 0);
-		const char *why = check_one(store, seq, db_rows_text(rows, 1) ? db_rows_text(rows, 1) : "",
-					    db_rows_text(rows, 2), db_rows_text(rows, 3));
-		if (why) {
-			res->first_bad = seq;
-			snprintf(res->why, sizeof res->why, "%s", why);
-			break;
+	/* Keyset pages of checkpoints; the audit record each anchors is read
+	 * through the audit module between pages (one statement at a time on
+	 * a connection). */
+	for (;;) {
+		ckpt page[CHECKPOINT_PAGE];
+		db_param p[] = {DBP_I(after), DBP_I(CHECKPOINT_PAGE)};
+		size_t n = 0, i;
+
+		if ((err = db_query(c,
+				    "SELECT seq, hash, token FROM pki_audit_checkpoint WHERE seq > ? ORDER BY seq LIMIT ?",
+				    p, 2, &rows)))
+			goto out;
+		while (!(err = db_rows_next(rows, &has)) && has) {
+			page[n].seq = db_rows_int(rows, 0);
+			snprintf(page[n].hash, sizeof page[n].hash, "%s", db_rows_text(rows, 1) ? db_rows_text(rows, 1) : "");
+			if (!(page[n].token = strdup(db_rows_text(rows, 2) ? db_rows_text(rows, 2) : ""))) {
+				err = EGOV_ENOMEM;
+				break;
+			}
+			n++;
 		}
-		res->checked++;
+		db_rows_free(rows);
+		rows = NULL;
+		for (i = 0; i < n; i++) {
+			char chain_hash[65];
+			bool found = false;
+			const char *why = NULL;
+			if (!err && !res->first_bad && !(err = audit_record_hash(c, page[i].seq, chain_hash, &found))) {
+				why = check_one(store, page[i].seq, page[i].hash, page[i].token, found ? chain_hash : NULL);
+				if (why) {
+					res->first_bad = page[i].seq;
+					snprintf(res->why, sizeof res->why, "%s", why);
+				} else {
+					res->checked++;
+				}
+			}
+			free(page[i].token);
+		}
+		if (err || res->first_bad || n < CHECKPOINT_PAGE)
+			break;
+		after = page[n - 1].seq;
 	}
 out:
 	ERR_clear_error();

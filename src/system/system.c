@@ -3,7 +3,8 @@
  * (/readyz: database reachable, every module's migrations applied and
  * every module ready by its own account, e.g. a gateway holding a valid
  * global configuration),
- * Prometheus metrics (/metrics), the OpenAPI description and the version.
+ * Prometheus metrics (/metrics: the kernel's families, then every module's
+ * .metrics in module order), the OpenAPI description and the version.
  * All public: they reveal nothing a scraper or load balancer should not see.
  */
 #include <stdio.h>
@@ -11,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "audit/audit.h"
 #include "core/app.h"
 #include "core/crypto.h"
 #include "core/limits.h"
+#include "core/jobs.h"
 #include "core/metrics.h"
 #include "core/module.h"
 #include "core/version.h"
@@ -42,13 +43,10 @@ static egov_err readyz(req *r)
 	} else {
 		for (i = 0; i < egov_modules_count; i++) {
 			const egov_module *m = egov_modules[i];
-			const db_migration *mig;
-			size_t n = 0;
 			int pending = 0;
-			if (!m->migrations)
+			if (!m->nmigrations)
 				continue;
-			mig = m->migrations(&n);
-			if (db_migrations_pending(c, m->name, mig, n, &pending)) {
+			if (db_migrations_pending(c, m->name, m->migrations, m->nmigrations, &pending)) {
 				mig_state = "unknown";
 				break;
 			}
@@ -121,11 +119,6 @@ static egov_err metrics(req *r)
 	if (!err)
 		err = buf_addf(&b, "egov_db_query_seconds_total %.6f\n", (double)st.time_us / 1e6);
 	if (!err)
-		err = metrics_write_header(&b, "egov_audit_records", "gauge", "Records in the audit chain.");
-	if (!err)
-		err = buf_addf(&b, "egov_audit_records %lld\n",
-			       (long long)(app()->audit ? audit_length(app()->audit) : 0));
-	if (!err)
 		err = metrics_write_header(&b, "egov_build_info", "gauge", "Version and storage backend of this node.");
 	if (!err)
 		err = buf_addf(&b, "egov_build_info{version=\"%s\",database=\"%s\",role=\"%s\"} 1\n", EGOV_VERSION,
@@ -141,7 +134,9 @@ static egov_err metrics(req *r)
 	if (!err)
 		err = buf_addf(&b, "process_resident_memory_bytes %ld\n", resident_bytes());
 	if (!err)
-		err = metrics_writers_run(&b);
+		err = jobs_metrics_write(&b);
+	if (!err)
+		err = egov_modules_metrics(&b);
 	if (err) {
 		buf_release(&b);
 		return err;

@@ -76,7 +76,8 @@ static int setup(void **state)
 	config_init(&f->cfg);
 	free(f->cfg.data_dir);
 	f->cfg.data_dir = strdup(f->dir);
-	f->cfg.exchange_conf_validity_s = 600;
+	if (config_set(&f->cfg, "exchange.conf_validity_s", "600", NULL, 0))
+		return -1;
 	app()->config = &f->cfg;
 	*state = f;
 	return 0;

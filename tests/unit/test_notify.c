@@ -404,13 +404,8 @@ static int setup(void **state)
 	snprintf(url, sizeof url, "sqlite:%s/notify.db", fx->dir);
 	if (db_open(url, &fx->d, err, sizeof err) || db_conn_open(fx->d, &fx->c))
 		return -1;
-	/* The table as identity's migration creates it. */
-	if (db_exec_script(fx->c, "CREATE TABLE notify_outbox ("
-				  " id TEXT PRIMARY KEY, to_addr TEXT NOT NULL, subject TEXT NOT NULL,"
-				  " body TEXT NOT NULL, template TEXT, lang TEXT, created_at TEXT NOT NULL,"
-				  " sent_at TEXT, attempts INTEGER NOT NULL DEFAULT 0)"))
-		return -1;
-	m = notify_module.migrations(&n);
+	m = notify_module.migrations;
+	n = notify_module.nmigrations;
 	if (db_migrate(fx->c, "notify", m, n, NULL))
 		return -1;
 	fake_start(&fx->smtp);
@@ -568,21 +563,23 @@ static void outbox_connection_refused(void **state)
 static void thread_delivers(void **state)
 {
 	fixture *fx = *state;
-	egov_config cfg = {0};
-	char url[600];
+	egov_config cfg;
+	char url[600], port[16];
 	int i;
 
 	snprintf(url, sizeof url, "sqlite:%s/notify.db", fx->dir);
-	cfg.mail_smtp_host = (char *)(uintptr_t) "127.0.0.1";
-	cfg.mail_smtp_port = fx->smtp.port;
-	cfg.mail_from = (char *)(uintptr_t) "egov <no-reply@egov.invalid>";
-	cfg.mail_starttls = (char *)(uintptr_t) "off";
-	cfg.mail_user = (char *)(uintptr_t) "";
-	cfg.mail_password = (char *)(uintptr_t) "";
-	cfg.mail_poll_ms = 20;
-	cfg.mail_retry_ms = 10;
-	cfg.mail_max_attempts = 3;
-	cfg.mail_timeout_s = 5;
+	snprintf(port, sizeof port, "%d", fx->smtp.port);
+	config_init(&cfg);
+	assert_int_equal(config_set(&cfg, "mail.smtp_host", "127.0.0.1", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.smtp_port", port, NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.from", "egov <no-reply@egov.invalid>", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.starttls", "off", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.user", "", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.password", "", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.poll_ms", "20", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.retry_ms", "10", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.max_attempts", "3", NULL, 0), EGOV_OK);
+	assert_int_equal(config_set(&cfg, "mail.timeout_s", "5", NULL, 0), EGOV_OK);
 	assert_int_equal(notify_start(fx->d, &cfg), EGOV_OK);
 	assert_int_equal(notify_start(fx->d, &cfg), EGOV_ECONFLICT);
 	queue(fx, "t1", "ed@example.org", "hi");
@@ -592,8 +589,9 @@ static void thread_delivers(void **state)
 	notify_stop();
 	notify_stop();
 	assert_int_equal(fx->smtp.delivered, 1);
-	cfg.mail_from = (char *)(uintptr_t) "not an address";
+	assert_int_equal(config_set(&cfg, "mail.from", "not an address", NULL, 0), EGOV_OK);
 	assert_int_equal(notify_start(fx->d, &cfg), EGOV_EINVAL);
+	config_release(&cfg);
 }
 
 int main(void)

@@ -41,7 +41,8 @@ static void migrate(db_conn *c)
 	size_t n = 0;
 
 	assert_int_equal(db_migrate(c, "audit", audit_migrations, audit_migrations_count, NULL), EGOV_OK);
-	m = pki_module.migrations(&n);
+	m = pki_module.migrations;
+	n = pki_module.nmigrations;
 	assert_int_equal(db_migrate(c, "pki", m, n, NULL), EGOV_OK);
 }
 

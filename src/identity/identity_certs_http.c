@@ -1,7 +1,9 @@
 /*
- * pki_self.c: the signed-in person's own certificates, under
+ * identity_certs_http.c: the signed-in person's own certificates, under
  * /api/v1/identity/me/certificates: list, request from a CSR, request as a
- * PKCS#12 bundle, download, revoke.
+ * PKCS#12 bundle, download, revoke. The accounts and sessions are this
+ * module's; the certificates are the PKI's, reached through pki.h only
+ * (the PKI knows no accounts: an account id is just the owner it records).
  *
  * Invariants:
  * - The caller is the full session of the egov_sid cookie (bearer tokens
@@ -28,8 +30,8 @@
 #include "audit/audit.h"
 #include "core/app.h"
 #include "core/limits.h"
-#include "identity/identity.h"
-#include "pki/pki_int.h"
+#include "identity/identity_int.h"
+#include "pki/pki.h"
 #include "core/banned.h"
 
 #define SELF_PREFIX "/api/v1/identity/me/certificates"
@@ -90,7 +92,6 @@ static egov_err may_issue(req *r, db_conn *c, const identity_session *s, const c
 			  identity_account *a)
 {
 	int64_t live = 0;
-	bool found = false;
 	egov_err err;
 
 	if ((err = identity_account_get(c, s->account_id, a))) {
@@ -112,13 +113,9 @@ static egov_err may_issue(req *r, db_conn *c, const identity_session *s, const c
 		resp_problem(r, 403, "pki.step_up_required", NULL, NULL);
 		return EGOV_EPERM;
 	}
-	{
-		db_param p[] = {DBP_S(s->account_id)};
-		if ((err = db_query_int(c, "SELECT COUNT(*) FROM pki_cert WHERE owner = ? AND status = 'good'", p, 1,
-					&live, &found)))
-			return err;
-	}
-	if (live >= PKI_SELF_LIVE_MAX) {
+	if ((err = pki_cert_count_live(c, s->account_id, &live)))
+		return err;
+	if (live >= IDENTITY_CERTS_LIVE_MAX) {
 		resp_problem(r, 409, "pki.cert_limit", NULL, NULL);
 		return EGOV_ECONFLICT;
 	}
@@ -129,11 +126,11 @@ static egov_err may_issue(req *r, db_conn *c, const identity_session *s, const c
 
 static int list_one(void *ctx, const pki_cert_info *ci)
 {
-	pki_write_cert(ctx, ci, true);
+	pki_cert_write(ctx, ci, true);
 	return 0;
 }
 
-egov_err pki_self_list(req *r)
+egov_err identity_api_certs_list(req *r)
 {
 	identity_session s;
 	db_conn *c = NULL;
@@ -172,7 +169,7 @@ static const json_field csr_fields[] = {
 	 .max_len = 16 * 1024},
 };
 
-egov_err pki_self_issue(req *r)
+egov_err identity_api_certs_issue(req *r)
 {
 	identity_session s;
 	identity_account a;
@@ -185,7 +182,7 @@ egov_err pki_self_issue(req *r)
 
 	if ((err = identity_require_session(r, &s, true)))
 		return err;
-	if (!pki_g.open)
+	if (!pki_is_open())
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
 	if ((err = req_json(r, csr_fields, sizeof csr_fields / sizeof csr_fields[0], &in)) || (err = conn(&c)) ||
 	    (err = may_issue(r, c, &s, in.profile, &a)))
@@ -195,7 +192,7 @@ egov_err pki_self_issue(req *r)
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : "csr", NULL);
 	if (!err && !(err = audit_issue(r, &s, &ci, "csr")))
-		err = pki_answer_cert(r, 201, &ci, SELF_PREFIX, true);
+		err = pki_cert_answer(r, 201, &ci, SELF_PREFIX, true);
 	pki_cert_info_release(&ci);
 	return err;
 }
@@ -213,7 +210,7 @@ static const json_field p12_fields[] = {
 	 .min_len = 8, .max_len = 1024},
 };
 
-egov_err pki_self_issue_p12(req *r)
+egov_err identity_api_certs_issue_p12(req *r)
 {
 	identity_session s;
 	identity_account a;
@@ -228,7 +225,7 @@ egov_err pki_self_issue_p12(req *r)
 
 	if ((err = identity_require_session(r, &s, true)))
 		return err;
-	if (!pki_g.open)
+	if (!pki_is_open())
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
 	if ((err = req_json(r, p12_fields, sizeof p12_fields / sizeof p12_fields[0], &in)) || (err = conn(&c)) ||
 	    (err = may_issue(r, c, &s, in.profile, &a)))
@@ -274,7 +271,7 @@ static egov_err own_cert(req *r, db_conn *c, const identity_session *s, pki_cert
 	return err;
 }
 
-egov_err pki_self_get(req *r)
+egov_err identity_api_certs_get(req *r)
 {
 	identity_session s;
 	pki_cert_info ci = {0};
@@ -286,7 +283,7 @@ egov_err pki_self_get(req *r)
 	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
 		return err;
 	if (accept && strstr(accept, "application/json") && !strstr(accept, "application/x-pem-file")) {
-		err = pki_answer_cert(r, 200, &ci, SELF_PREFIX, true);
+		err = pki_cert_answer(r, 200, &ci, SELF_PREFIX, true);
 	} else {
 		snprintf(disp, sizeof disp, "attachment; filename=\"egov-%s.pem\"", ci.serial);
 		resp_header(r, "Content-Disposition", disp);
@@ -321,7 +318,7 @@ static bool holder_reason(const char *reason)
 	return false;
 }
 
-egov_err pki_self_revoke(req *r)
+egov_err identity_api_certs_revoke(req *r)
 {
 	identity_session s;
 	revoke_in in = {0};
@@ -333,7 +330,7 @@ egov_err pki_self_revoke(req *r)
 
 	if ((err = identity_require_session(r, &s, true)))
 		return err;
-	if (!pki_g.open)
+	if (!pki_is_open())
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
 	if ((err = req_json(r, revoke_fields, 1, &in)))
 		return err;
@@ -358,7 +355,7 @@ egov_err pki_self_revoke(req *r)
 	if (err)
 		return err;
 	if (!(err = pki_cert_get(c, serial, &ci)))
-		err = pki_answer_cert(r, 200, &ci, SELF_PREFIX, true);
+		err = pki_cert_answer(r, 200, &ci, SELF_PREFIX, true);
 	pki_cert_info_release(&ci);
 	return err;
 }
