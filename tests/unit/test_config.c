@@ -1,8 +1,10 @@
 /*
  * test_config.c: configuration defaults, the file format, every kind of
  * refused value (with the key named in the message), environment overrides,
- * cross-key rules, and that config/egov.conf.example is exactly what
- * config_write_defaults() writes. Runs from the repository root.
+ * cross-key rules, modules' sections (a made-up one through
+ * config_init_sections, and the real ones of src/modules.c), and that
+ * config/egov.conf.example is exactly what config_write_defaults() writes.
+ * Runs from the repository root.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 
 #include "core/config.h"
 #include "core/limits.h"
+#include "pki/pki.h"
 #include "testutil.h"
 #include "core/banned.h"
 
@@ -485,6 +488,183 @@ static void test_finish_cross_keys(void **state)
 	assert_int_equal(config_finish(c, f->msg, sizeof f->msg), EGOV_OK);
 }
 
+
+/* ---- modules' sections ---- */
+
+/* A module's section as a module declares it: its own struct, a string
+ * with a check, an int, a bool, an enum, a secret, and a finish step that
+ * derives a default from the kernel's values. */
+typedef struct fake_values {
+	char *url;
+	int count;
+	bool on;
+	char *mode;
+	char *secret;
+	int finished; /* set by finish: it ran, after the kernel's */
+} fake_values;
+
+static const char *const fake_modes[] = {"a", "b", NULL};
+
+static const config_key fake_keys[] = {
+	{.name = "url", .type = CONFIG_STRING, .offset = offsetof(fake_values, url), .str_default = "",
+	 .check = config_check_http_url, .expect = "an http(s) URL", .desc = "A URL."},
+	{.name = "count", .type = CONFIG_INT, .offset = offsetof(fake_values, count), .int_default = 7, .min = 1,
+	 .max = 9, .desc = "A count."},
+	{.name = "on", .type = CONFIG_BOOL, .offset = offsetof(fake_values, on), .int_default = 1, .desc = "A flag."},
+	{.name = "mode", .type = CONFIG_ENUM, .offset = offsetof(fake_values, mode), .str_default = "a",
+	 .allowed = fake_modes, .desc = "A mode."},
+	{.name = "secret", .type = CONFIG_STRING, .offset = offsetof(fake_values, secret), .str_default = "",
+	 .check = config_check_nonempty, .expect = "a secret", .secret = true, .desc = "A secret."},
+};
+
+static egov_err fake_finish(void *values, const egov_config *cfg, char *errmsg, size_t errlen)
+{
+	fake_values *v = values;
+	char *url;
+
+	/* The kernel's finish ran first: data.database is derived already. */
+	if (strncmp(cfg->database, "sqlite:", 7) != 0 && strncmp(cfg->database, "postgres", 8) != 0) {
+		snprintf(errmsg, errlen, "fake: the kernel's values are not finished");
+		return EGOV_EINTERNAL;
+	}
+	if (v->count == 9) {
+		snprintf(errmsg, errlen, "fake.count: 9 is not allowed with fake.on");
+		return EGOV_EINVAL;
+	}
+	v->finished++;
+	if (v->url[0])
+		return EGOV_OK;
+	if (!(url = malloc(strlen(cfg->listen) + 8)))
+		return EGOV_ENOMEM;
+	snprintf(url, strlen(cfg->listen) + 8, "http://%s", cfg->listen);
+	free(v->url);
+	v->url = url;
+	return EGOV_OK;
+}
+
+static const config_section fake_section = {
+	.name = "fake",
+	.desc = "A module's section, for the tests.",
+	.keys = fake_keys,
+	.nkeys = sizeof fake_keys / sizeof fake_keys[0],
+	.size = sizeof(fake_values),
+	.finish = fake_finish,
+};
+
+static const config_section *const fake_sections[] = {&fake_section};
+static const config_section other_section = {.name = "other", .keys = fake_keys, .nkeys = 1, .size = 8};
+
+static int setup_fake(void **state)
+{
+	fixture *f = calloc(1, sizeof *f);
+	if (!f || !(f->dir = test_tmpdir()))
+		return -1;
+	snprintf(f->path, sizeof f->path, "%s/test.conf", f->dir);
+	config_init_sections(&f->cfg, fake_sections, 1);
+	*state = f;
+	return 0;
+}
+
+static void test_module_section_defaults_and_sources(void **state)
+{
+	fixture *f = *state;
+	const fake_values *v = config_section_values(&f->cfg, &fake_section);
+
+	assert_non_null(v);
+	assert_null(config_section_values(&f->cfg, &other_section));
+	assert_string_equal(v->url, "");
+	assert_int_equal(v->count, 7);
+	assert_true(v->on);
+	assert_string_equal(v->mode, "a");
+	/* The file, then the environment, then config_set, as for the kernel's keys. */
+	assert_int_equal(load_text(f, "[server]\nthreads = 2\n[fake]\ncount = 3\non = no\nmode = b\n"), EGOV_OK);
+	assert_int_equal(v->count, 3);
+	assert_false(v->on);
+	assert_string_equal(v->mode, "b");
+	assert_int_equal(f->cfg.threads, 2);
+	setenv("EGOV_FAKE_COUNT", "4", 1);
+	assert_int_equal(config_load_env(&f->cfg, f->msg, sizeof f->msg), EGOV_OK);
+	unsetenv("EGOV_FAKE_COUNT");
+	assert_int_equal(v->count, 4);
+	assert_int_equal(config_set(&f->cfg, "fake.url", "https://egov.example", f->msg, sizeof f->msg), EGOV_OK);
+	assert_string_equal(v->url, "https://egov.example");
+	assert_int_equal(config_finish(&f->cfg, f->msg, sizeof f->msg), EGOV_OK);
+	assert_int_equal(v->finished, 1);
+	assert_string_equal(v->url, "https://egov.example"); /* set: not derived */
+}
+
+static void test_module_section_errors(void **state)
+{
+	fixture *f = *state;
+	const fake_values *v = config_section_values(&f->cfg, &fake_section);
+
+	assert_int_equal(load_text(f, "[fake]\nnope = 1\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "test.conf:2: fake.nope: unknown key (expected one of url, count, on, mode, secret)");
+	assert_int_equal(load_text(f, "[fake]\ncount = 10\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "test.conf:2: fake.count: \"10\" is out of range (expected an integer from 1 to 9)");
+	assert_int_equal(load_text(f, "[fake]\nurl = ftp://x\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "fake.url: \"ftp://x\" is not an http:// or https:// URL with a host");
+	assert_int_equal(load_text(f, "[fake]\nsecret = \"\"\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "fake.secret: the value is empty (expected a secret)");
+	assert_int_equal(load_text(f, "[fake]\nmode = c\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "fake.mode: \"c\" is not allowed (expected one of a, b)");
+	assert_int_equal(load_text(f, "[pki]\ncheckpoint_every = 5\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "[pki]: unknown section (expected one of server, data, web, log, fake)");
+	setenv("EGOV_FAKE_CUONT", "4", 1);
+	assert_int_equal(config_load_env(&f->cfg, f->msg, sizeof f->msg), EGOV_EINVAL);
+	unsetenv("EGOV_FAKE_CUONT");
+	assert_contains(f->msg, "environment EGOV_FAKE_CUONT: unknown variable");
+	assert_int_equal(config_set(&f->cfg, "fake.count", "9", f->msg, sizeof f->msg), EGOV_OK);
+	assert_int_equal(config_finish(&f->cfg, f->msg, sizeof f->msg), EGOV_EINVAL);
+	assert_contains(f->msg, "fake.count: 9 is not allowed with fake.on");
+	/* A value the finish step derives, from the kernel's keys. */
+	assert_int_equal(config_set(&f->cfg, "fake.count", "2", f->msg, sizeof f->msg), EGOV_OK);
+	assert_int_equal(config_set(&f->cfg, "server.listen", "[::1]:9000", f->msg, sizeof f->msg), EGOV_OK);
+	assert_int_equal(config_finish(&f->cfg, f->msg, sizeof f->msg), EGOV_OK);
+	assert_string_equal(v->url, "http://[::1]:9000");
+}
+
+/* A module may not take a section's name that is already taken. */
+static void test_module_section_twice(void **state)
+{
+	static const config_section dup = {.name = "server", .keys = fake_keys, .nkeys = 1, .size = sizeof(fake_values)};
+	static const config_section *const secs[] = {&dup};
+	egov_config c;
+	char msg[256];
+
+	(void)state;
+	config_init_sections(&c, secs, 1);
+	assert_int_equal(config_finish(&c, msg, sizeof msg), EGOV_EINTERNAL);
+	assert_non_null(strstr(msg, "[server]: declared twice"));
+	config_release(&c);
+}
+
+/* The modules of src/modules.c: their keys, their finish steps in module
+ * order (oidc.issuer from pki.public_url from server.listen). */
+static void test_modules_sections(void **state)
+{
+	fixture *f = *state;
+
+	assert_int_equal(load_text(f, "[mail]\nsmtp_port = 587\npassword = hunter2-but-fine\n"
+				      "[exchange]\ninstance = EE\n[oidc]\naccess_token_ttl = 600\n"),
+			 EGOV_OK);
+	assert_int_equal(config_set(&f->cfg, "server.listen", "127.0.0.1:9443", f->msg, sizeof f->msg), EGOV_OK);
+	assert_int_equal(config_finish(&f->cfg, f->msg, sizeof f->msg), EGOV_OK);
+	assert_string_equal(pki_public_url(&f->cfg), "http://127.0.0.1:9443");
+	assert_int_equal(load_text(f, "[oidc]\naccess_token_ttl = 30\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "oidc.access_token_ttl: \"30\" is out of range (expected an integer from 60 to 600)");
+	assert_int_equal(load_text(f, "[mail]\npassword = \"a\\tb\"\n"), EGOV_EINVAL);
+	assert_contains(f->msg, "mail.password: unknown escape");
+	assert_int_equal(config_set(&f->cfg, "mail.password", "x\ny", f->msg, sizeof f->msg), EGOV_EINVAL);
+	assert_null(strstr(f->msg, "x?y"));
+	assert_contains(f->msg, "mail.password: the value contains a control character");
+	assert_int_equal(config_set(&f->cfg, "pki.public_url", "https://egov.example/", f->msg, sizeof f->msg),
+			 EGOV_EINVAL);
+	assert_contains(f->msg, "pki.public_url: \"https://egov.example/\" ends with '/'");
+	/* Without a [pki] section, nothing to read. */
+	assert_string_equal(pki_public_url(NULL), "");
+}
+
 /* ---- the documented defaults ---- */
 
 static char *read_all(const char *path, size_t *len)
@@ -609,6 +789,10 @@ int main(void)
 		cmocka_unit_test(test_example_file_matches),
 		cmocka_unit_test_setup_teardown(test_defaults_file_round_trip, setup, teardown),
 		cmocka_unit_test(test_write_defaults_cap),
+		cmocka_unit_test_setup_teardown(test_module_section_defaults_and_sources, setup_fake, teardown),
+		cmocka_unit_test_setup_teardown(test_module_section_errors, setup_fake, teardown),
+		cmocka_unit_test(test_module_section_twice),
+		cmocka_unit_test_setup_teardown(test_modules_sections, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

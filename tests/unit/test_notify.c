@@ -560,6 +560,53 @@ static void outbox_connection_refused(void **state)
 	assert_int_equal(col_int(fx, "SELECT next_attempt_us > 0 FROM notify_outbox WHERE id = ?", "m5"), 1);
 }
 
+/* notify_enqueue() writes on the caller's connection and inside its
+ * transaction: a rolled-back change queues nothing. */
+static void enqueue_in_transaction(void **state)
+{
+	fixture *fx = *state;
+	notify_message m = {.to = "eva@example.org", .subject = "Assunto", .body = "corpo\n",
+			    .template_key = "verify_email", .lang = "pt"};
+	char id[37] = "";
+	int sent = -1, failed = -1;
+
+	assert_int_equal(db_begin(fx->c), EGOV_OK);
+	assert_int_equal(notify_enqueue(fx->c, &m, id), EGOV_OK);
+	assert_int_equal(strlen(id), 36);
+	assert_int_equal(db_rollback(fx->c), EGOV_OK);
+	assert_int_equal(col_int(fx, "SELECT COUNT(*) FROM notify_outbox WHERE id = ?", id), 0);
+
+	assert_int_equal(db_begin(fx->c), EGOV_OK);
+	assert_int_equal(notify_enqueue(fx->c, &m, id), EGOV_OK);
+	assert_int_equal(db_commit(fx->c), EGOV_OK);
+	assert_int_equal(col_int(fx, "SELECT COUNT(*) FROM notify_outbox WHERE id = ? AND template = 'verify_email'"
+				     " AND lang = 'pt' AND attempts = 0 AND sent_at IS NULL", id),
+			 1);
+	/* A given id is kept; it is the Message-ID's left part. */
+	m.id = "m-given";
+	m.template_key = m.lang = NULL;
+	assert_int_equal(notify_enqueue(fx->c, &m, NULL), EGOV_OK);
+	assert_int_equal(col_int(fx, "SELECT COUNT(*) FROM notify_outbox WHERE id = ? AND template IS NULL", "m-given"),
+			 1);
+	assert_int_equal(notify_deliver_due(fx->c, &fx->s, 10, &sent, &failed), EGOV_OK);
+	assert_int_equal(sent, 2);
+	assert_non_null(strstr(fx->smtp.last_data, "Message-ID: <"));
+
+	/* What makes a row unusable is refused, nothing queued. */
+	m.id = NULL;
+	m.to = "";
+	assert_int_equal(notify_enqueue(fx->c, &m, NULL), EGOV_EINVAL);
+	m.to = "eva@example.org\r\nBcc: x@example.org";
+	assert_int_equal(notify_enqueue(fx->c, &m, NULL), EGOV_EINVAL);
+	m.to = "eva@example.org";
+	m.subject = "";
+	assert_int_equal(notify_enqueue(fx->c, &m, NULL), EGOV_EINVAL);
+	m.subject = "Assunto";
+	m.body = NULL;
+	assert_int_equal(notify_enqueue(fx->c, &m, NULL), EGOV_EINVAL);
+	assert_int_equal(col_int(fx, "SELECT COUNT(*) FROM notify_outbox WHERE id <> ?", "-"), 2);
+}
+
 static void thread_delivers(void **state)
 {
 	fixture *fx = *state;
@@ -608,6 +655,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(outbox_permanent_fails_at_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(outbox_gives_up_after_max_attempts, setup, teardown),
 		cmocka_unit_test_setup_teardown(outbox_connection_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(enqueue_in_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(thread_delivers, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("notify", tests, NULL, NULL);
