@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/config_int.h"
+#include "core/banned.h"
 
 static bool is_space(char ch)
 {

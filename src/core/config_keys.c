@@ -20,6 +20,7 @@
 
 #include "core/config_int.h"
 #include "core/limits.h"
+#include "core/banned.h"
 
 static bool check_token(const char *v, char *why, size_t whylen);
 static bool check_database(const char *v, char *why, size_t whylen);

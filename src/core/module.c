@@ -5,6 +5,7 @@
  * main.c and the router. See module.h.
  */
 #include "core/module.h"
+#include "core/banned.h"
 
 int egov_modules_verify(db_conn *c, const egov_config *cfg, FILE *out)
 {

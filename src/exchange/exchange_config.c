@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "exchange/exchange_int.h"
+#include "core/banned.h"
 
 #define OFF(field) offsetof(exchange_config, field)
 

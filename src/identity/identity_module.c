@@ -11,6 +11,7 @@
 #include "core/module.h"
 #include "identity/identity_int.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 /* ---- schema -------------------------------------------------------------- */
 

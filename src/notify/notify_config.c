@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "notify/notify_int.h"
+#include "core/banned.h"
 
 #define OFF(field) offsetof(notify_config, field)
 

@@ -9,6 +9,7 @@
 
 #include "oidc/oidc_int.h"
 #include "pki/pki.h"
+#include "core/banned.h"
 
 #define OFF(field) offsetof(oidc_config, field)
 

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/server_tls.h"
 #include "pki/pki_int.h"
+#include "core/banned.h"
 
 /* ---- configuration ---------------------------------------------------------- */
 
