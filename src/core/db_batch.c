@@ -2,27 +2,37 @@
  * db_batch.c: group commit for short writes (see db_batch() in db.h).
  *
  * One writer thread per database handle, started on first use, with its
- * own connection. Callers queue a job and sleep on their own semaphore
- * (core/wake.h);
- * the writer opens one transaction, takes everything queued by the time it
- * holds the write lock (at most BATCH_MAX), runs each job inside a
- * SAVEPOINT, commits once and wakes the callers. A commit that fails fails
- * every job of the batch that had not failed already. Invariant: a caller
- * is woken only after its job's transaction has committed or rolled back,
- * and the commit is flushed to disk unless every job of the batch came
- * through db_batch_nosync().
+ * own connection, served by the kernel's group committer
+ * (core/group_commit.h). Callers queue a job and sleep on their own
+ * semaphore (core/wake.h); the writer chooses the batch's flushing, opens
+ * one transaction, takes everything queued by the time it holds the write
+ * lock (at most BATCH_MAX), runs each job inside a SAVEPOINT, commits once
+ * and wakes the callers. A commit that fails fails every job of the batch
+ * that had not failed already. Invariant: a caller is woken only after its
+ * job's transaction has committed or rolled back, and the commit is
+ * flushed to disk unless every job of the batch came through
+ * db_batch_nosync().
+ *
+ * The chain-log writer (chainlog.c) is the other user of the same core;
+ * the two differ in what a batch is (functions in SAVEPOINTs here, hashed
+ * rows there), in when the batch is taken (here after BEGIN, so jobs that
+ * queue while BEGIN waits for the write lock join it; there after a
+ * linger, because a chain batch is retried whole and reads its head only
+ * once it holds the lock) and in how callers learn the outcome.
  */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 #include "core/db_int.h"
+#include "core/group_commit.h"
 #include "core/wake.h"
 #include "core/banned.h"
 
 #define BATCH_MAX 256
 
 typedef struct batch_job {
+	gc_item item; /* first: the queue links jobs through it */
 	egov_err (*fn)(db_conn *c, void *ctx);
 	void *ctx;
 	egov_err err;
@@ -31,16 +41,10 @@ typedef struct batch_job {
 	 * condition variable on that mutex made every woken caller queue for
 	 * it again just to return. */
 	wake_node done;
-	struct batch_job *next;
 } batch_job;
 
 struct db_batcher {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	batch_job *head, *tail;
-	bool stop;
-	bool running;
-	pthread_t thread;
+	group_commit gc;
 	db_conn *c;
 	bool c_unsynced; /* c is at synchronous=NORMAL */
 	batch_job *settled[BATCH_MAX]; /* writer only */
@@ -53,12 +57,13 @@ static wake_node *settled_at(void *ctx, size_t i)
 
 /* Settles a batch and wakes its callers. The jobs live on their callers'
  * stacks: none is touched after the release. */
-static void finish(struct db_batcher *b, batch_job *jobs, egov_err commit_err)
+static void finish(struct db_batcher *b, gc_item *jobs, egov_err commit_err)
 {
 	batch_job *j;
 	size_t n = 0;
 
-	for (j = jobs; j; j = j->next) {
+	for (; jobs; jobs = jobs->next) {
+		j = (batch_job *)jobs;
 		if (!j->err)
 			j->err = commit_err;
 		b->settled[n++] = j;
@@ -79,13 +84,54 @@ static egov_err set_sync(struct db_batcher *b, bool sync)
 	return err;
 }
 
-/* Runs jobs (a list) in the transaction begun on b->c and commits. */
-static void run_batch(struct db_batcher *b, batch_job *jobs)
+/* The batch is flushed when a db_batch() job is queued (mode 1). */
+static int batch_mode(void *ctx, const gc_item *q)
 {
+	int n = 0;
+
+	(void)ctx;
+	for (; q && n < BATCH_MAX; q = q->next, n++)
+		if (((const batch_job *)q)->sync)
+			return 1;
+	return 0;
+}
+
+/* The flushing must be chosen before BEGIN (SQLite refuses to change it
+ * inside a transaction), the jobs only after it: those that queue while
+ * BEGIN waits for the write lock (another writer's commit) join this batch
+ * instead of waiting for the next one. */
+static egov_err batch_begin(void *ctx, int mode)
+{
+	struct db_batcher *b = ctx;
+	egov_err err = set_sync(b, mode == 1);
+
+	return err ? err : db_begin(b->c);
+}
+
+/* A batch that is not flushed takes only the db_batch_nosync() jobs before
+ * the first db_batch() one, which waits for the next. */
+static bool batch_fits(void *ctx, const gc_item *it, int mode)
+{
+	(void)ctx;
+	return mode == 1 || !((const batch_job *)it)->sync;
+}
+
+/* Runs the jobs in the transaction begun on b->c and commits. */
+static void batch_run(void *ctx, gc_item *jobs, size_t n, int mode, egov_err begun)
+{
+	struct db_batcher *b = ctx;
 	batch_job *j;
+	gc_item *it;
 	egov_err err;
 
-	for (j = jobs; j; j = j->next) {
+	(void)n;
+	(void)mode;
+	if (begun) {
+		finish(b, jobs, begun);
+		return;
+	}
+	for (it = jobs; it; it = it->next) {
+		j = (batch_job *)it;
 		if ((j->err = db_exec(b->c, "SAVEPOINT egov_batch", NULL, 0, NULL)))
 			continue;
 		j->err = j->fn(b->c, j->ctx);
@@ -100,73 +146,13 @@ static void run_batch(struct db_batcher *b, batch_job *jobs)
 	finish(b, jobs, err);
 }
 
-/* Whether the next batch must be flushed: a db_batch() job is queued. */
-static bool queued_sync(const struct db_batcher *b)
-{
-	const batch_job *j;
-	int n = 0;
-
-	for (j = b->head; j && n < BATCH_MAX; j = j->next, n++)
-		if (j->sync)
-			return true;
-	return false;
-}
-
-/* Detaches the next batch (mu held): up to BATCH_MAX jobs, and for a batch
- * that is not flushed only the db_batch_nosync() jobs before the first
- * db_batch() one, which waits for the next. */
-static batch_job *take(struct db_batcher *b, bool sync)
-{
-	batch_job *jobs = b->head, *last = NULL, *j;
-	int n = 0;
-
-	for (j = b->head; j && n < BATCH_MAX && (sync || !j->sync); j = j->next, n++)
-		last = j;
-	if (!last)
-		return NULL;
-	b->head = last->next;
-	if (!b->head)
-		b->tail = NULL;
-	last->next = NULL;
-	return jobs;
-}
-
-static void *writer_main(void *arg)
-{
-	struct db_batcher *b = arg;
-
-	pthread_mutex_lock(&b->mu);
-	for (;;) {
-		batch_job *jobs;
-		bool sync;
-		egov_err err;
-
-		while (!b->head && !b->stop)
-			pthread_cond_wait(&b->cv, &b->mu);
-		if (!b->head)
-			break;
-		/* The flushing must be chosen before BEGIN (SQLite refuses to
-		 * change it inside a transaction), the jobs only after it: those
-		 * that queue while BEGIN waits for the write lock (another
-		 * writer's commit) join this batch instead of waiting for the
-		 * next one. */
-		sync = queued_sync(b);
-		pthread_mutex_unlock(&b->mu);
-		err = set_sync(b, sync);
-		if (!err)
-			err = db_begin(b->c);
-		pthread_mutex_lock(&b->mu);
-		jobs = take(b, sync);
-		pthread_mutex_unlock(&b->mu);
-		if (err)
-			finish(b, jobs, err);
-		else
-			run_batch(b, jobs);
-		pthread_mutex_lock(&b->mu);
-	}
-	pthread_mutex_unlock(&b->mu);
-	return NULL;
-}
+static const group_commit_ops batch_ops = {
+	.batch_max = BATCH_MAX,
+	.mode = batch_mode,
+	.begin = batch_begin,
+	.fits = batch_fits,
+	.run = batch_run,
+};
 
 static void batcher_start(db *d)
 {
@@ -174,17 +160,12 @@ static void batcher_start(db *d)
 
 	if (!b)
 		return;
-	pthread_mutex_init(&b->mu, NULL);
-	pthread_cond_init(&b->cv, NULL);
-	if (db_conn_open(d, &b->c) || pthread_create(&b->thread, NULL, writer_main, b) != 0) {
+	if (db_conn_open(d, &b->c) || group_commit_start(&b->gc, &batch_ops, b)) {
 		if (b->c)
 			db_conn_close(b->c);
-		pthread_cond_destroy(&b->cv);
-		pthread_mutex_destroy(&b->mu);
 		free(b);
 		return;
 	}
-	b->running = true;
 	d->batcher = b;
 }
 
@@ -229,19 +210,11 @@ static egov_err batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx, b
 		return direct(d, fn, ctx, sync); /* could not start a writer: still correct */
 	if (wake_init(&job.done))
 		return direct(d, fn, ctx, sync);
-	pthread_mutex_lock(&b->mu);
-	if (b->stop) {
-		pthread_mutex_unlock(&b->mu);
+	if (group_commit_queue(&b->gc, &job.item)) {
+		/* Stopping: the caller's own transaction is still correct. */
 		wake_destroy(&job.done);
 		return direct(d, fn, ctx, sync);
 	}
-	if (b->tail)
-		b->tail->next = &job;
-	else
-		b->head = &job;
-	b->tail = &job;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
 	wake_wait(&job.done);
 	wake_destroy(&job.done);
 	return job.err;
@@ -263,14 +236,8 @@ void db_batch_stop(db *d)
 
 	if (!b)
 		return;
-	pthread_mutex_lock(&b->mu);
-	b->stop = true;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-	pthread_join(b->thread, NULL); /* drains what is queued first */
+	group_commit_release(&b->gc); /* serves what is queued first */
 	db_conn_close(b->c);
-	pthread_cond_destroy(&b->cv);
-	pthread_mutex_destroy(&b->mu);
 	free(b);
 	d->batcher = NULL;
 }
