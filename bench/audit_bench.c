@@ -30,7 +30,6 @@
 #define FILL_THREADS 256
 
 typedef struct shared {
-	audit_log *a;
 	atomic_bool stop;
 	atomic_int_fast64_t appended;
 	atomic_int_fast64_t failed;
@@ -76,7 +75,7 @@ static void *writer_main(void *p)
 	snprintf(actor, sizeof actor, "user:bench-%d", t->id);
 	while (!atomic_load(&s->stop)) {
 		snprintf(details, sizeof details, "{\"thread\":%d,\"i\":%" PRId64 ",\"ip\":\"127.0.0.1\"}", t->id, i++);
-		if (audit_append(s->a, actor, "document.read", "edoc:0190f1e2-7a3b-7c4d-8e5f-6a7b8c9d0e1f", details,
+		if (audit_append(actor, "document.read", "edoc:0190f1e2-7a3b-7c4d-8e5f-6a7b8c9d0e1f", details,
 				 NULL) == EGOV_OK)
 			atomic_fetch_add(&s->appended, 1);
 		else
@@ -92,9 +91,9 @@ static void *filler_main(void *p)
 	char details[96];
 	int64_t i = 0;
 
-	while (audit_length(s->a) < s->fill_target) {
+	while (audit_length() < s->fill_target) {
 		snprintf(details, sizeof details, "{\"thread\":%d,\"i\":%" PRId64 ",\"ip\":\"127.0.0.1\"}", t->id, i++);
-		if (audit_append(s->a, "user:filler", "document.read", "edoc:0190f1e2-7a3b-7c4d-8e5f-6a7b8c9d0e1f",
+		if (audit_append("user:filler", "document.read", "edoc:0190f1e2-7a3b-7c4d-8e5f-6a7b8c9d0e1f",
 				 details, NULL) != EGOV_OK) {
 			atomic_fetch_add(&s->failed, 1);
 			break;
@@ -160,46 +159,45 @@ int main(int argc, char **argv)
 		fprintf(stderr, "audit_bench: migrate: %s\n", db_conn_errmsg(c));
 		goto out;
 	}
-	if (audit_open(d, &s.a)) {
+	if (audit_open(d)) {
 		fprintf(stderr, "audit_bench: audit_open failed\n");
 		goto out;
 	}
 
-	before = audit_length(s.a);
-	audit_stats_get(s.a, &st0);
+	before = audit_length();
+	audit_stats_get(&st0);
 	t0 = now_s();
 	if (run_threads(&s, (int)writers, writer_main, (double)seconds))
 		goto out;
 	t1 = now_s();
-	audit_stats_get(s.a, &st1);
+	audit_stats_get(&st1);
 	batches = st1.batches - st0.batches;
 	printf("audit.append durable_records_per_s=%.0f writers=%lld seconds=%.2f records=%" PRIdFAST64
 	       " failed=%" PRIdFAST64 " avg_batch=%.1f avg_commit_ms=%.2f backend=%s\n",
 	       (double)atomic_load(&s.appended) / (t1 - t0), writers, t1 - t0, atomic_load(&s.appended),
 	       atomic_load(&s.failed), batches ? (double)(st1.records - st0.records) / (double)batches : 0.0,
 	       batches ? (double)(st1.commit_us - st0.commit_us) / 1000.0 / (double)batches : 0.0, db_kind_name(d));
-	if (atomic_load(&s.failed) || audit_length(s.a) - before != atomic_load(&s.appended)) {
+	if (atomic_load(&s.failed) || audit_length() - before != atomic_load(&s.appended)) {
 		fprintf(stderr, "audit_bench: appends failed or went missing\n");
 		goto out;
 	}
 
-	if (verify_records > audit_length(s.a)) {
-		int64_t from = audit_length(s.a);
+	if (verify_records > audit_length()) {
+		int64_t from = audit_length();
 		s.fill_target = verify_records;
 		t0 = now_s();
 		if (run_threads(&s, FILL_THREADS, filler_main, 0))
 			goto out;
 		t1 = now_s();
 		printf("audit.fill records=%" PRId64 " seconds=%.2f records_per_s=%.0f threads=%d\n",
-		       audit_length(s.a) - from, t1 - t0, (double)(audit_length(s.a) - from) / (t1 - t0),
+		       audit_length() - from, t1 - t0, (double)(audit_length() - from) / (t1 - t0),
 		       FILL_THREADS);
 		if (atomic_load(&s.failed)) {
 			fprintf(stderr, "audit_bench: fill failed\n");
 			goto out;
 		}
 	}
-	audit_close(s.a);
-	s.a = NULL;
+	audit_close();
 
 	c0 = cpu_s();
 	t0 = now_s();
@@ -215,7 +213,7 @@ int main(int argc, char **argv)
 	       res.records, t1 - t0, c1 - c0, (double)res.records / (t1 - t0), audit_fault_name(res.fault));
 	rc = res.fault == AUDIT_FAULT_NONE ? 0 : 1;
 out:
-	audit_close(s.a);
+	audit_close();
 	db_conn_close(c);
 	db_close(d);
 	return rc;

@@ -23,7 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "audit/audit.h" /* moved into the audit module's hooks by the chain-log change */
 #include "core/app.h"
 #include "core/blob.h"
 #include "core/config.h"
@@ -356,11 +355,6 @@ static int cmd_serve(const opts *o)
 	}
 	if (open_db(&cfg, &app()->db) || migrate_all(app()->db, &applied))
 		goto out;
-	/* moved into the audit module's hooks by the chain-log change */
-	if (audit_open(app()->db, &app()->audit)) {
-		fprintf(stderr, "egov: cannot start the audit log\n");
-		goto out;
-	}
 	if (httpc_start()) {
 		fprintf(stderr, "egov: cannot start the HTTP client\n");
 		goto out;
@@ -399,10 +393,6 @@ static int cmd_serve(const opts *o)
 out:
 	stop_modules(&started);
 	httpc_stop();
-	/* moved into the audit module's hooks by the chain-log change */
-	if (app()->audit)
-		audit_close(app()->audit);
-	app()->audit = NULL;
 	if (app()->db)
 		db_close(app()->db);
 	app()->db = NULL;
@@ -463,20 +453,13 @@ static int cmd_module(const module_command *mc, int argc, char **argv)
 	if (!(mc->flags & MODULE_COMMAND_NO_DB)) {
 		if (open_db(&cfg, &d))
 			goto out_cfg;
-		if (!(mc->flags & MODULE_COMMAND_READ_ONLY)) {
-			/* moved into the audit module's hooks by the chain-log change */
-			if (migrate_all(d, &applied) || audit_open(d, &app()->audit))
-				goto out_cfg;
-		}
+		if (!(mc->flags & MODULE_COMMAND_READ_ONLY) && migrate_all(d, &applied))
+			goto out_cfg;
 	}
 	app()->db = d;
 	app()->config = &cfg;
 	rc = mc->run(n, rest, d);
 out_cfg:
-	/* moved into the audit module's hooks by the chain-log change */
-	if (app()->audit)
-		audit_close(app()->audit);
-	app()->audit = NULL;
 	app()->db = NULL;
 	app()->config = NULL;
 	if (d)

@@ -1,7 +1,8 @@
 /*
- * audit_http.c: the audit module's descriptor and its read API for
- * auditors: page through the chain and verify it. Both need audit.read.
- * Also its /metrics gauge, its `egov verify` check and `egov audit verify`.
+ * audit_http.c: the audit module's descriptor (the log opens in its start
+ * hook and closes in its stop hook) and its read API for auditors: page
+ * through the chain and verify it. Both need audit.read. Also its /metrics
+ * gauge, its `egov verify` check and `egov audit verify`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -149,6 +150,14 @@ const db_migration audit_migrations[] = {
 };
 const size_t audit_migrations_count = sizeof audit_migrations / sizeof audit_migrations[0];
 
+/* The node's database is open and migrated by now; the modules after this
+ * one (started later, stopped earlier) may audit from their own hooks. */
+static egov_err audit_start(const egov_config *cfg)
+{
+	(void)cfg;
+	return audit_open(app()->db);
+}
+
 static const route routes[] = {
 	{.method = HTTP_GET, .path = "/api/v1/audit", .perm = "audit.read", .handler = audit_list},
 	{.method = HTTP_GET, .path = "/api/v1/audit/verify", .perm = "audit.read", .handler = audit_verify_route},
@@ -162,7 +171,7 @@ static egov_err write_metrics(buf *out)
 
 	if (!err)
 		err = buf_addf(out, "egov_audit_records %lld\n",
-			       (long long)(app()->audit ? audit_length(app()->audit) : 0));
+			       (long long)audit_length());
 	return err;
 }
 
@@ -223,4 +232,6 @@ const egov_module audit_module = {
 	.ncommands = sizeof commands / sizeof commands[0],
 	.metrics = write_metrics,
 	.verify = verify,
+	.start = audit_start,
+	.stop = audit_close,
 };

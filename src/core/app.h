@@ -9,13 +9,10 @@
 #include "core/config.h"
 #include "core/db.h"
 
-struct audit_log;
-
 typedef struct egov_app {
 	const egov_config *config;
 	db *db;
 	blob_store *blobs;
-	struct audit_log *audit;
 	long long started_unix_ms;
 } egov_app;
 

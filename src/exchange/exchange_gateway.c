@@ -573,7 +573,7 @@ static void *housekeeping_main(void *arg)
 		}
 		pthread_mutex_unlock(&hk.mu);
 		for (i = 0; i < n; i++) {
-			egov_err err = app()->audit ? audit_append(app()->audit, batch[i].actor, batch[i].action,
+			egov_err err = audit_available() ? audit_append(batch[i].actor, batch[i].action,
 								   batch[i].object, batch[i].details, NULL)
 						    : EGOV_EUNAVAILABLE;
 			if (err)

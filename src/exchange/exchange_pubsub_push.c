@@ -666,8 +666,8 @@ static void refuse_audit(req *r, const char *client, const char *object, const c
 	char details[160];
 
 	snprintf(details, sizeof details, "{\"code\":\"%s\"}", code);
-	if (app()->audit &&
-	    audit_append(app()->audit, client && *client ? client : "peer", "exchange.pubsub.push_refused",
+	if (audit_available() &&
+	    audit_append(client && *client ? client : "peer", "exchange.pubsub.push_refused",
 			 object && *object ? object : "push", details, NULL))
 		log_warn("exchange.pubsub", "cannot audit a refused push (%s)", code);
 	(void)r;

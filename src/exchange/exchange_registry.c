@@ -882,11 +882,11 @@ egov_err exchange_reg_cert_issue(db_conn *c, const char *sub, const char *usage,
 			why_set(why, code, "csr", NULL);
 		return err;
 	}
-	if (app()->audit) {
+	if (audit_available()) {
 		char object[64], details[EXCHANGE_ID_MAX + 64];
 		snprintf(object, sizeof object, "cert:%s", ci.serial);
 		snprintf(details, sizeof details, "{\"profile\":\"%s\",\"owner\":\"%s\"}", ci.profile, sub);
-		audit_append(app()->audit, "exchange", "pki.cert.issue", object, details, NULL);
+		audit_append("exchange", "pki.cert.issue", object, details, NULL);
 	}
 	err = register_cert(c, sub, usage, ci.pem, true, &it, sha, why);
 	if (!err) {
@@ -1099,7 +1099,7 @@ egov_err exchange_reg_audit(const char *actor, exchange_reg_kind kind, const cha
 	buf d;
 	egov_err err = EGOV_OK;
 
-	if (!app()->audit)
+	if (!audit_available())
 		return EGOV_OK;
 	snprintf(action, sizeof action, "exchange.%s.%s", kind_names[kind], verb);
 	if (kind == EXCHANGE_REG_ACCESS)
@@ -1125,7 +1125,7 @@ egov_err exchange_reg_audit(const char *actor, exchange_reg_kind kind, const cha
 	if (!err)
 		err = buf_addf(&d, "\"request_id\":\"%s\"}", request_id ? request_id : "");
 	if (!err)
-		err = audit_append(app()->audit, actor, action, object, d.data, NULL);
+		err = audit_append(actor, action, object, d.data, NULL);
 	buf_release(&d);
 	return err;
 }
@@ -1873,10 +1873,10 @@ egov_err exchange_central_init(db_conn *c, char *msg, size_t msglen)
 		snprintf(msg, msglen, "cannot write %s", cpath);
 		goto out;
 	}
-	if (app()->audit) {
+	if (audit_available()) {
 		char object[64];
 		snprintf(object, sizeof object, "cert:%s", ci.serial);
-		audit_append(app()->audit, "operator:cli", "exchange.central.init", object, NULL, NULL);
+		audit_append("operator:cli", "exchange.central.init", object, NULL, NULL);
 	}
 	snprintf(msg, msglen, "made %s (serial %s)", cpath, ci.serial);
 out:

@@ -128,11 +128,11 @@ egov_err exchange_web_page(req *r)
 		return send_template(r, 200, pg->file);
 	/* A person who reached for an admin page without the right to: worth
 	 * a line in the audit log, as the API's refusals are. */
-	if (app()->audit) {
+	if (audit_available()) {
 		char actor[48];
 		snprintf(actor, sizeof actor, "account:%s", p.account_id);
 		snprintf(object, sizeof object, "page:%s", pg->path);
-		if ((err = audit_append(app()->audit, actor, "staff.page_forbidden", object, NULL, NULL)))
+		if ((err = audit_append(actor, "staff.page_forbidden", object, NULL, NULL)))
 			return err;
 	}
 	return send_template(r, 403, "/staff-forbidden.html");

@@ -112,7 +112,7 @@ static egov_err audit_cert(req *r, const char *actor, const char *action, const 
 	jw w;
 	egov_err err;
 
-	if (!app()->audit)
+	if (!audit_available())
 		return EGOV_OK;
 	buf_init(&b, 4096);
 	jw_init(&w, &b);
@@ -130,7 +130,7 @@ static egov_err audit_cert(req *r, const char *actor, const char *action, const 
 	if (code)
 		jw_kstr(&w, "code", code);
 	jw_obj_end(&w);
-	err = w.err ? w.err : audit_append(app()->audit, actor, action, object, b.data, NULL);
+	err = w.err ? w.err : audit_append(actor, action, object, b.data, NULL);
 	buf_release(&b);
 	return err;
 }

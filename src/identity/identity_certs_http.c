@@ -69,7 +69,7 @@ static egov_err audit_issue(req *r, const identity_session *s, const pki_cert_in
 	buf d;
 	egov_err err;
 
-	if (!app()->audit)
+	if (!audit_available())
 		return EGOV_OK;
 	actor_of(s, actor);
 	snprintf(object, sizeof object, "cert:%s", ci->serial);
@@ -81,7 +81,7 @@ static egov_err audit_issue(req *r, const identity_session *s, const pki_cert_in
 		err = buf_addf(&d, "\",\"owner\":\"%s\",\"via\":\"%s\",\"request_id\":\"%s\"}", s->account_id, how,
 			       req_id(r));
 	if (!err)
-		err = audit_append(app()->audit, actor, "pki.cert.issue", object, d.data, NULL);
+		err = audit_append(actor, "pki.cert.issue", object, d.data, NULL);
 	buf_release(&d);
 	return err;
 }

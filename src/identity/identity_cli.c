@@ -78,7 +78,7 @@ static int exit_for(egov_err err)
 
 static void audit_cli(const char *action, const char *object)
 {
-	if (app()->audit && audit_append(app()->audit, "operator:cli", action, object, NULL, NULL))
+	if (audit_available() && audit_append("operator:cli", action, object, NULL, NULL))
 		fprintf(stderr, "egov: warning: could not audit %s\n", action);
 }
 

@@ -45,7 +45,7 @@ static egov_err audit_event(req *r, const char *actor, const char *action, const
 	jw w;
 	egov_err err;
 
-	if (!app()->audit)
+	if (!audit_available())
 		return EGOV_OK;
 	buf_init(&b, 4096);
 	jw_init(&w, &b);
@@ -55,7 +55,7 @@ static egov_err audit_event(req *r, const char *actor, const char *action, const
 	if (extra_k)
 		jw_kstr(&w, extra_k, extra_v);
 	jw_obj_end(&w);
-	err = w.err ? w.err : audit_append(app()->audit, actor, action, object, b.data, NULL);
+	err = w.err ? w.err : audit_append(actor, action, object, b.data, NULL);
 	buf_release(&b);
 	return err;
 }
@@ -320,7 +320,7 @@ static egov_err api_login(req *r)
 		return resp_problem(r, 403, "identity.email_unverified", NULL, NULL);
 	actor_of(a.id, actor);
 	if (a.totp_enabled) {
-		if ((err = identity_session_create_grouped(app()->db, !app()->audit, a.id, 1, true, req_remote_ip(r),
+		if ((err = identity_session_create_grouped(app()->db, !audit_available(), a.id, 1, true, req_remote_ip(r),
 							   ua ? ua : "", token, &s)) ||
 		    (err = audit_event(r, actor, "identity.login_password_ok", actor, "next", "totp")))
 			return err;
@@ -336,7 +336,7 @@ static egov_err api_login(req *r)
 	}
 	/* The session row is flushed by the audit record's durable commit,
 	 * which comes before the cookie leaves (one flush per login). */
-	if ((err = identity_session_create_grouped(app()->db, !app()->audit, a.id, 1, false, req_remote_ip(r),
+	if ((err = identity_session_create_grouped(app()->db, !audit_available(), a.id, 1, false, req_remote_ip(r),
 						   ua ? ua : "", token, &s)) ||
 	    (err = audit_event(r, actor, "identity.login", actor, "acr", "1")))
 		return err;

@@ -242,7 +242,7 @@ static egov_err notice_create(req *r)
 		return err;
 	snprintf(object, sizeof object, "notice:%s", n.id);
 	snprintf(details, sizeof details, "{\"category\":\"%s\",\"request_id\":\"%s\"}", n.category, req_id(r));
-	if (app()->audit && (err = audit_append(app()->audit, "operator", "info.notice.create", object, details, NULL)))
+	if (audit_available() && (err = audit_append("operator", "info.notice.create", object, details, NULL)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);

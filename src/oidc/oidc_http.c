@@ -23,9 +23,9 @@
 
 egov_err oidc_audit(const char *actor, const char *action, const char *object, const char *details)
 {
-	if (!app()->audit)
+	if (!audit_available())
 		return EGOV_OK; /* unit tests run without the log */
-	return audit_append(app()->audit, actor && *actor ? actor : "anonymous", action, object, details, NULL);
+	return audit_append(actor && *actor ? actor : "anonymous", action, object, details, NULL);
 }
 
 static egov_err conn(db_conn **c)

@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "audit/audit.h"
 #include "core/app.h"
 #include "core/crypto.h"
 #include "core/json.h"
@@ -369,7 +370,7 @@ static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc
 	 * revocation) with it. Without an audit log (unit tests) the rotation
 	 * flushes itself. */
 	rot = (oidc_rotation){.token = token, .client_id = cl->client_id, .scope = scope};
-	err = oidc_refresh_rotate_batch(app()->db, &rot, &d, refresh, !app()->audit);
+	err = oidc_refresh_rotate_batch(app()->db, &rot, &d, refresh, !audit_available());
 	if (err == EGOV_EPERM)
 		return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
 	if (err == EGOV_EINVAL)

@@ -610,8 +610,8 @@ egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const ch
 	snprintf(object, sizeof object, "cert:%s", norm);
 	snprintf(details, sizeof details, "{\"reason\":\"%s\"}", reason);
 	err = EGOV_OK;
-	if (app()->audit)
-		err = audit_append(app()->audit, actor && *actor ? actor : "system", "pki.cert.revoke", object,
+	if (audit_available())
+		err = audit_append(actor && *actor ? actor : "system", "pki.cert.revoke", object,
 				   details, NULL);
 out:
 	return err;

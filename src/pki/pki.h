@@ -42,8 +42,6 @@
 #include "core/err.h"
 #include "core/http.h"
 
-struct audit_log;
-
 /* Creates DATA/pki with the root CA, the issuing CA and the TSA's key and
  * certificate, each only if missing (so it is idempotent). A key file
  * without its certificate (or the reverse) is refused as EGOV_ECORRUPT:
@@ -134,7 +132,7 @@ egov_err pki_cert_list_by_owner(db_conn *c, const char *owner, int (*fn)(void *c
 bool pki_reason_valid(const char *name);
 
 /* Revokes a certificate, records "pki.cert.revoke" in the audit log (when
- * app()->audit is set) and rebuilds the CRL. EGOV_ENOTFOUND for an unknown
+ * audit_available()) and rebuilds the CRL. EGOV_ENOTFOUND for an unknown
  * serial, EGOV_ECONFLICT if it is already revoked, EGOV_EINVAL (*code
  * pki.reason_unknown) for a bad reason. */
 egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const char *actor, const char **code);
@@ -165,7 +163,7 @@ egov_err pki_tsa_respond(const void *query, size_t len, unsigned char **resp, si
 /* Registers the audit checkpoint hook: every pki.checkpoint_every
  * records the head (seq, hash) is timestamped in-process and stored in
  * pki_audit_checkpoint through a connection of d. */
-egov_err pki_audit_checkpoints_start(struct audit_log *a, db *d, int64_t every_n);
+egov_err pki_audit_checkpoints_start(db *d, int64_t every_n);
 
 typedef struct pki_checkpoint_result {
 	int64_t checked;  /* checkpoints that verified */

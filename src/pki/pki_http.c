@@ -198,7 +198,7 @@ static egov_err audit_issue(req *r, const pki_cert_info *ci)
 	buf d;
 	egov_err err;
 
-	if (!app()->audit)
+	if (!audit_available())
 		return EGOV_OK;
 	snprintf(object, sizeof object, "cert:%s", ci->serial);
 	buf_init(&d, sizeof details * 2);
@@ -212,7 +212,7 @@ static egov_err audit_issue(req *r, const pki_cert_info *ci)
 	if (!err)
 		err = buf_addf(&d, "\",\"request_id\":\"%s\"}", req_id(r));
 	if (!err)
-		err = audit_append(app()->audit, "operator", "pki.cert.issue", object, d.data, NULL);
+		err = audit_append("operator", "pki.cert.issue", object, d.data, NULL);
 	buf_release(&d);
 	return err;
 }

@@ -166,8 +166,7 @@ egov_err pki_module_start(const egov_config *cfg)
 		log_error("pki.start", "pki: %s", err);
 		return EGOV_EINVAL;
 	}
-	/* moved into the audit module's hooks by the chain-log change */
-	if (pki_audit_checkpoints_start(app()->audit, app()->db, pc ? pc->checkpoint_every : 1000)) {
+	if (pki_audit_checkpoints_start(app()->db, pc ? pc->checkpoint_every : 1000)) {
 		log_error("pki.start", "pki: cannot register the audit checkpoints");
 		return EGOV_EINVAL;
 	}

@@ -211,12 +211,12 @@ out:
 	free(tok);
 }
 
-egov_err pki_audit_checkpoints_start(struct audit_log *a, db *d, int64_t every_n)
+egov_err pki_audit_checkpoints_start(db *d, int64_t every_n)
 {
-	if (!pki_g.open || !a || !d || every_n < 1)
+	if (!pki_g.open || !d || every_n < 1)
 		return EGOV_EINVAL;
 	the_ctx.d = d;
-	audit_set_checkpoint(a, every_n, checkpoint_fn, &the_ctx);
+	audit_set_checkpoint(every_n, checkpoint_fn, &the_ctx);
 	return EGOV_OK;
 }
 

@@ -500,12 +500,10 @@ static void test_revoke_crl_ocsp(void **state)
 		size_t rlen = 0;
 		OCSP_RESPONSE *o;
 		int reason = 0;
-		audit_log *al = NULL;
 		int64_t n = 0;
 		bool found;
 
-		assert_int_equal(audit_open(f.d, &al), EGOV_OK);
-		app()->audit = al;
+		assert_int_equal(audit_open(f.d), EGOV_OK);
 		issue(&f, "person_auth", &a);
 		issue(&f, "person_auth", &b);
 		xa = pem_cert(a.pem);
@@ -553,8 +551,7 @@ static void test_revoke_crl_ocsp(void **state)
 		assert_int_equal(pki_ocsp_respond(f.c, "", 0, &resp, &rlen), EGOV_OK);
 		free(resp);
 
-		app()->audit = NULL;
-		audit_close(al);
+		audit_close();
 		X509_free(foreign);
 		EVP_PKEY_free(fk);
 		X509_free(xa);
@@ -640,16 +637,16 @@ static void test_checkpoints(void **state)
 
 	(void)state;
 	EACH_BACKEND(f, {
-		audit_log *al = NULL;
 		pki_checkpoint_result res;
 		int i;
 
-		assert_int_equal(audit_open(f.d, &al), EGOV_OK);
-		assert_int_equal(pki_audit_checkpoints_start(al, f.d, 2), EGOV_OK);
+		assert_int_equal(audit_open(f.d), EGOV_OK);
+		assert_int_equal(pki_audit_checkpoints_start(f.d, 2), EGOV_OK);
 		for (i = 0; i < 6; i++)
-			assert_int_equal(audit_append(al, "tester", "test.event", "obj", NULL, NULL), EGOV_OK);
+			assert_int_equal(audit_append("tester", "test.event", "obj", NULL, NULL), EGOV_OK);
 		wait_checkpoints(f.c, 3);
-		audit_close(al);
+		audit_close();
+		audit_set_checkpoint(0, NULL, NULL);
 		assert_int_equal(pki_audit_checkpoints_verify(f.c, f.dir, &res), EGOV_OK);
 		assert_int_equal(res.first_bad, 0);
 		assert_true(res.checked >= 3);
