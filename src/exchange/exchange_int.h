@@ -12,8 +12,9 @@
  *                        sign/verify of the canonical strings
  *   exchange_gateway.c   /r1/... (consumer side) and /peer/v1/r1/...
  *                        (provider side); metaservices
- *   exchange_log.c       the message log (group commit, hash chain,
- *                        RFC 3161 sealing in batches, verify, archive)
+ *   exchange_log*.c      the message log, a user of the kernel's chain log
+ *                        (group commit, hash chain), with RFC 3161 sealing
+ *                        in batches, verify, archive (exchange_log_int.h)
  *   exchange_pubsub.c    GovStack IM publish/subscribe
  *   exchange_config.c    the [exchange] configuration section
  *   exchange.c           the module's one descriptor: its route table, its

@@ -1,11 +1,18 @@
 /*
- * exchange_log_int.h: the message log's private parts, shared by the writer
- * and sealer (exchange_log.c), the verifier, archive and queries
- * (exchange_log_verify.c) and their tests. Not for the other parts of the
- * exchange: they use exchange_int.h.
+ * exchange_log_int.h: the message log's private parts, shared by its
+ * files and their tests. Not for the other parts of the exchange: they use
+ * exchange_int.h.
  *
- * The record hash is defined here once so that writing and verifying can
- * never disagree:
+ *   exchange_log.c          the log as a chain-log user: descriptor, input
+ *                           checks, appends, certificates, start and stop,
+ *                           /metrics, schema and module
+ *   exchange_log_seal.c     the sealer: RFC 3161 timestamps of the head
+ *   exchange_log_verify.c   checking the log, in the database or an archive
+ *   exchange_log_archive.c  the JSON-lines form of records, archives
+ *   exchange_log_query.c    `egov exchange log ...`
+ *
+ * The record hash is the chain-log engine's (core/chainlog.h) over the
+ * columns of exlog_chain, so writing and verifying can never disagree:
  *     hash = SHA-256(prev_hash as 32 raw bytes
  *                    || for each hashed field, in the order of
  *                       exlog_row below from seq to response_body_sha256:
@@ -24,13 +31,18 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include "core/buf.h"
+#include "core/chainlog.h"
 #include "core/config.h"
 #include "core/db.h"
 #include "core/err.h"
 
-#define EXLOG_HASH_LEN 32
-#define EXLOG_HEX_LEN 64
+struct cJSON;
+
+#define EXLOG_HASH_LEN CHAINLOG_HASH_LEN
+#define EXLOG_HEX_LEN CHAINLOG_HEX_LEN
 
 /* One record as stored. Texts are NUL-terminated and never NULL; a body is
  * NULL when not logged (digest mode). */
@@ -67,7 +79,17 @@ typedef struct exlog_row {
 	const char *hash;
 } exlog_row;
 
-/* The record hash into out. ctx is a digest context the caller reuses. */
+/* The log as the chain-log engine sees it: the hashed fields of exlog_row
+ * in order (time filled by the appender), then the two bodies, stored and
+ * not hashed. */
+extern const chainlog_desc exlog_chain;
+#define EXLOG_NCOLS 24
+/* A row's values in exlog_chain's column order (pointing into r). */
+void exlog_row_vals(const exlog_row *r, db_param v[EXLOG_NCOLS]);
+/* The other way: a record a chain-log source yielded (pointing into it). */
+void exlog_row_from_chain(const chainlog_row *c, exlog_row *r);
+
+/* The record hash into out. ctx is an EVP_MD_CTX the caller reuses. */
 egov_err exlog_hash(void *evp_md_ctx, const unsigned char prev[EXLOG_HASH_LEN], const exlog_row *r,
 		    unsigned char out[EXLOG_HASH_LEN]);
 void exlog_hex(const unsigned char in[EXLOG_HASH_LEN], char out[EXLOG_HEX_LEN + 1]);
@@ -87,7 +109,50 @@ const db_migration *exlog_migrations(size_t *n);
  * benchmark's average batch size). */
 void exlog_stats(int64_t *records, int64_t *batches);
 
-/* ---- sealing ------------------------------------------------------------ */
+/* ---- reading records (exchange_log_archive.c) ------------------------------ */
+
+/* The columns of a record, in the order exlog_row_from_db() reads them. */
+#define EXLOG_ROW_COLS                                                                                          \
+	"seq, time, side, message_id, client, service, method, path, represented_party, data_subject, purpose,"   \
+	" status, log_mode, request_content_type, request_signed_at, request_sig, request_signer_cert,"            \
+	" request_body_sha256, request_body, response_content_type, response_signed_at, response_sig,"            \
+	" response_signer_cert, response_body_sha256, response_body, prev_hash, hash"
+/* Fills row from a result of EXLOG_ROW_COLS (valid until the next row).
+ * Bodies are NULL for SQL NULL, texts "" for SQL NULL. */
+void exlog_row_from_db(db_rows *r, exlog_row *row);
+/* One record as a JSON object and a newline (an archive's record line,
+ * also `show`). with_bodies false writes the body lengths instead. */
+egov_err exlog_record_json(buf *b, const exlog_row *r, bool with_bodies);
+/* The same line's text members, for the archive's other lines. */
+egov_err exlog_json_text(buf *b, const char *name, const char *v, bool first);
+/* Base64 (RFC 4648, padded) of len bytes, appended to out. */
+egov_err exlog_b64_add(buf *out, const void *data, size_t len);
+/* Strict base64 (RFC 4648, padded). *out malloc'd (at least 1 byte). */
+egov_err exlog_b64_decode(const char *s, unsigned char **out, size_t *len);
+/* One line of an archive without its newline into b; *eof at the end. */
+egov_err exlog_read_line(FILE *f, buf *b, bool *eof);
+/* A line's members: a string (NULL if absent or not one), an integer
+ * (false if absent or not a whole number), its "type" ("" if none). */
+const char *exlog_jstr(const struct cJSON *o, const char *name);
+bool exlog_jint(const struct cJSON *o, const char *name, int64_t *out);
+const char *exlog_line_type(const struct cJSON *o);
+/* A record line into row; texts point into j, decoded bodies into
+ * bodies[] (the caller frees them). EGOV_ECORRUPT for a missing member or
+ * a body that is not base64. */
+egov_err exlog_row_from_json(const struct cJSON *j, exlog_row *row, unsigned char *bodies[2]);
+
+/* ---- sealing (exchange_log_seal.c) -------------------------------------- */
+
+/* Starts the sealer thread on a connection of its own from d: it seals
+ * every interval_s while records are unsealed and refreshes the overdue
+ * flag every second (overdue: the oldest unsealed record is older than
+ * grace_s). anchor: the PEM bundle file seal tokens must chain to ("" for
+ * none). */
+egov_err exlog_sealer_start(db *d, int interval_s, int grace_s, const char *anchor);
+/* Stops the sealer (waits for a seal in progress); clears the flag. */
+void exlog_sealer_stop(void);
+/* The sealer's /metrics families. */
+egov_err exlog_seal_metrics(buf *out);
 
 /* Seals the log now: an RFC 3161 token from tsa_url over the current head,
  * stored in exchange_log_seal. *last_seq (optional) gets the seq sealed up
@@ -105,7 +170,7 @@ egov_err exlog_seal_now(const char *tsa_url, int64_t *last_seq);
  * own DATA/pki, so on a gateway only the first is the platform's. */
 void exlog_default_anchor(const egov_config *cfg, char *out, size_t len);
 
-/* ---- verifying ---------------------------------------------------------- */
+/* ---- verifying (exchange_log_verify.c) ---------------------------------- */
 
 typedef enum exlog_fault {
 	EXLOG_FAULT_NONE,
