@@ -31,6 +31,7 @@
 #include "core/log.h"
 #include "core/timeutil.h"
 #include "core/wake.h"
+#include "core/banned.h"
 
 /* A conflict on seq or a lock timeout means another process appended or
  * held the lock past what the lock should allow; retry a few times rather

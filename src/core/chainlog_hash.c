@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "core/chainlog.h"
+#include "core/banned.h"
 
 egov_err chainlog_hasher_init(chainlog_hasher *h)
 {

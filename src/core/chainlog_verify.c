@@ -47,6 +47,7 @@
 
 #include "core/buf.h"
 #include "core/chainlog.h"
+#include "core/banned.h"
 
 /* How far back a renumbering after deletions is recognised (rule 3d). */
 #define VERIFY_RENUMBER_MAX 64

@@ -14,6 +14,7 @@
 
 #include "core/group_commit.h"
 #include "core/timeutil.h"
+#include "core/banned.h"
 
 /* Waits (mu held) until the group that was just released has queued again
  * or the linger time passed. A lone sequential caller has group 1 and

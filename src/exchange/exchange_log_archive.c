@@ -22,6 +22,7 @@
 #include "core/buf.h"
 #include "core/timeutil.h"
 #include "exchange/exchange_log_int.h"
+#include "core/banned.h"
 
 #define ARCHIVE_FORMAT "egov-exchange-log/1"
 /* Records per page: bodies may be a megabyte each and PostgreSQL hands a

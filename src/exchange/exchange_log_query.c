@@ -18,6 +18,7 @@
 #include "core/buf.h"
 #include "exchange/exchange_int.h"
 #include "exchange/exchange_log_int.h"
+#include "core/banned.h"
 
 /* One line of `show`: a record with two bodies at the largest service
  * limit, base64. */

@@ -34,6 +34,7 @@
 #include "core/timeutil.h"
 #include "exchange/exchange_int.h"
 #include "exchange/exchange_log_int.h"
+#include "core/banned.h"
 
 /* The TSA's answer is a few kilobytes; more is not a timestamp reply. */
 #define EXLOG_TSA_REPLY_MAX (64 * 1024)

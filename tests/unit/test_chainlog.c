@@ -26,6 +26,7 @@
 #include "core/chainlog.h"
 #include "core/db.h"
 #include "testutil.h"
+#include "core/banned.h"
 
 /* ---- the test's log ------------------------------------------------------ */
 
