@@ -45,6 +45,7 @@ struct req {
 	char id[EGOV_REQUEST_ID_MAX + 1];
 	char ip[48];
 	bool peer;             /* arrived on the peer listener */
+	const principal *principal; /* the caller (auth.c), in the arena; NULL: anonymous */
 
 	/* body */
 	buf body;

@@ -136,20 +136,16 @@ egov_err identity_password_policy(const char *pw, const char **code)
 
 /* ---- admission control --------------------------------------------------- */
 
-/* Slots beyond this many would each keep 19 MiB; no machine egov runs on
- * gains from more parallel hashes than this. */
-#define SLOTS_MAX 64
-
 static pthread_mutex_t adm_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t adm_cv = PTHREAD_COND_INITIALIZER;
 static int adm_slots, adm_queue_max, adm_running, adm_waiting;
 static uint64_t adm_admitted, adm_rejected, adm_lent;
 static int64_t adm_mean_us = 50000; /* a first guess until measured */
-static bool slot_busy[SLOTS_MAX];
+static bool slot_busy[IDENTITY_HASH_SLOTS_MAX];
 
 static int clamp_slots(int n)
 {
-	return n < 1 ? 1 : n > SLOTS_MAX ? SLOTS_MAX : n;
+	return n < 1 ? 1 : n > IDENTITY_HASH_SLOTS_MAX ? IDENTITY_HASH_SLOTS_MAX : n;
 }
 
 static void admission_defaults_locked(void)
@@ -324,7 +320,7 @@ typedef struct slot_call {
 	int64_t took_us;
 } slot_call;
 
-static lend_area slot_area[SLOTS_MAX]; /* each used only by its slot's holder */
+static lend_area slot_area[IDENTITY_HASH_SLOTS_MAX]; /* each used only by its slot's holder */
 
 static void run_in_slot(int slot, slot_call *j)
 {
@@ -550,9 +546,9 @@ static egov_err password_hash_of(db_conn *c, const char *id, char **out)
 	return db_query_text(c, "SELECT password_hash FROM identity_account WHERE id = ?", p, 1, out);
 }
 
-egov_err identity_login_password(db_conn *c, const char *email, const char *password, const char *ip,
-				 identity_account *out, const char **code, int64_t *retry_after_ms,
-				 bool *locked_now)
+egov_err identity_login_check(db_conn *c, const char *email, const char *password, const char *ip,
+			      identity_account *out, identity_login_attempt *att, const char **code,
+			      int64_t *retry_after_ms)
 {
 	char *hash = NULL;
 	bool found = false, ok = false, acct_row = false;
@@ -560,12 +556,13 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 	egov_err err;
 
 	*code = NULL;
-	if (locked_now)
-		*locked_now = false;
+	memset(att, 0, sizeof *att);
 	if (!email || !password || strlen(password) > IDENTITY_PASSWORD_BYTES_MAX) {
 		*code = "identity.bad_credentials";
 		return EGOV_EAUTH;
 	}
+	identity_copy(att->email, sizeof att->email, email);
+	identity_copy(att->ip, sizeof att->ip, ip);
 	if ((err = throttle_state(c, email, ip, &until, &acct_row)))
 		return err;
 	if (until > now) {
@@ -580,6 +577,8 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 	found = err == EGOV_OK;
 	if (found && (err = password_hash_of(c, out->id, &hash)))
 		return err;
+	if (found)
+		identity_copy(att->account_id, sizeof att->account_id, out->id);
 	/* No hash (unknown e-mail, or an account without a password) verifies
 	 * against the dummy: same cost, always false. */
 	err = identity_password_verify(hash, password, &ok, retry_after_ms);
@@ -589,10 +588,9 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 		goto out;
 	}
 	if (!ok) {
-		if (!(err = identity_throttle_fail(c, email, found ? out->id : NULL, ip, locked_now))) {
-			*code = "identity.bad_credentials";
-			err = EGOV_EAUTH;
-		}
+		att->failed = true;
+		*code = "identity.bad_credentials";
+		err = EGOV_EAUTH;
 		goto out;
 	}
 	if (out->disabled || out->locked) {
@@ -601,8 +599,7 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 		goto out;
 	}
 	/* Most logins follow no failure: nothing to reset, no write. */
-	if (acct_row)
-		err = identity_throttle_success(c, email);
+	att->clear = acct_row;
 out:
 	if (hash) {
 		sodium_memzero(hash, strlen(hash));
@@ -611,12 +608,38 @@ out:
 	return err;
 }
 
+egov_err identity_login_count(db_conn *c, const identity_login_attempt *att, bool *locked_now)
+{
+	if (locked_now)
+		*locked_now = false;
+	if (att->failed)
+		return identity_throttle_fail(c, att->email, att->account_id[0] ? att->account_id : NULL, att->ip,
+					      locked_now);
+	if (att->clear)
+		return identity_throttle_success(c, att->email);
+	return EGOV_OK;
+}
+
+egov_err identity_login_password(db_conn *c, const char *email, const char *password, const char *ip,
+				 identity_account *out, const char **code, int64_t *retry_after_ms,
+				 bool *locked_now)
+{
+	identity_login_attempt att;
+	egov_err err, err2;
+
+	if (locked_now)
+		*locked_now = false;
+	err = identity_login_check(c, email, password, ip, out, &att, code, retry_after_ms);
+	if ((err2 = identity_login_count(c, &att, locked_now)))
+		return err2;
+	return err;
+}
+
 egov_err identity_password_set(db_conn *c, const char *account_id, const char *pw, const char **code,
 			       int64_t *retry_after_ms)
 {
-	char hash[crypto_pwhash_STRBYTES], now[32];
+	char hash[crypto_pwhash_STRBYTES];
 	identity_account a;
-	int64_t n = 0;
 	egov_err err;
 
 	if ((err = identity_password_policy(pw, code)))
@@ -628,6 +651,20 @@ egov_err identity_password_set(db_conn *c, const char *account_id, const char *p
 			*code = "identity.busy";
 		return err;
 	}
+	err = identity_password_set_hash(c, account_id, hash);
+	sodium_memzero(hash, sizeof hash);
+	return err;
+}
+
+egov_err identity_password_set_hash(db_conn *c, const char *account_id, const char *hash)
+{
+	char now[32];
+	identity_account a;
+	int64_t n = 0;
+	egov_err err;
+
+	if ((err = identity_account_get(c, account_id, &a)))
+		return err;
 	identity_now_rfc3339(now);
 	{
 		db_param p[] = {DBP_S(hash), DBP_S(now), DBP_S(account_id)};

@@ -489,6 +489,10 @@ typedef struct rotate_ctx {
 	/* EGOV_OK, EGOV_ENOTFOUND, EGOV_ECONFLICT (reuse), EGOV_EPERM (another
 	 * client's) or EGOV_EINVAL (scope) */
 	egov_err result;
+	/* Optional: runs after the rotation in its transaction (the grant's
+	 * audit record), see oidc_refresh_rotate_then(). */
+	egov_err (*then)(db_conn *c, void *ctx, egov_err result, const oidc_refresh_data *d);
+	void *then_ctx;
 } rotate_ctx;
 
 /* The rotation inside a transaction the caller owns. Returns a database
@@ -496,9 +500,20 @@ typedef struct rotate_ctx {
  * revocation a reuse triggers is committed although the request fails.
  * The client and scope checks come before anything is spent, in the same
  * transaction, so no rotation can slip between them and the spending. */
+static egov_err rotate_only(db_conn *c, rotate_ctx *x);
+
 static egov_err rotate_in_txn(db_conn *c, void *arg)
 {
 	rotate_ctx *x = arg;
+	egov_err err = rotate_only(c, x);
+
+	if (!err && x->then)
+		err = x->then(c, x->then_ctx, x->result, x->d);
+	return err;
+}
+
+static egov_err rotate_only(db_conn *c, rotate_ctx *x)
+{
 	char h[65];
 	bool found = false;
 	int used = 0;
@@ -559,8 +574,16 @@ egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d
 egov_err oidc_refresh_rotate_batch(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
 				   char token_out[OIDC_TOKEN_LEN + 1], bool flush)
 {
+	return oidc_refresh_rotate_then(dbh, rot, d, token_out, flush, NULL, NULL);
+}
+
+egov_err oidc_refresh_rotate_then(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
+				  char token_out[OIDC_TOKEN_LEN + 1], bool flush,
+				  egov_err (*then)(db_conn *c, void *ctx, egov_err result, const oidc_refresh_data *d),
+				  void *ctx)
+{
 	rotate_ctx x = {.token = rot->token, .client_id = rot->client_id, .scope = rot->scope, .d = d,
-			.token_out = token_out};
+			.token_out = token_out, .then = then, .then_ctx = ctx};
 	egov_err err = flush ? db_batch(dbh, rotate_in_txn, &x) : db_batch_nosync(dbh, rotate_in_txn, &x);
 
 	if (err) {
@@ -579,8 +602,10 @@ egov_err oidc_deny_add(db_conn *c, const char *jti, int64_t exp)
 	egov_err err;
 
 	db_exec(c, "DELETE FROM oidc_deny WHERE expires_at < ?", (db_param[]){DBP_I(oidc_now() - OIDC_LEEWAY_S)}, 1, NULL);
-	err = db_exec(c, "INSERT INTO oidc_deny (jti, expires_at) VALUES (?, ?)", (db_param[]){DBP_S(jti), DBP_I(exp)}, 2,
-		      NULL);
+	/* Denied twice is denied: no conflict, which would also spoil a
+	 * caller's transaction on PostgreSQL. */
+	err = db_exec(c, "INSERT INTO oidc_deny (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+		      (db_param[]){DBP_S(jti), DBP_I(exp)}, 2, NULL);
 	return err == EGOV_ECONFLICT ? EGOV_OK : err;
 }
 

@@ -110,7 +110,7 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
 		err = status_only(OCSP_RESPONSE_STATUS_TRYLATER, resp, resp_len);
 		goto out;
 	}
-	if (len == 0 || len > 64 * 1024 || !(oreq = d2i_OCSP_REQUEST(NULL, &p, (long)len)) ||
+	if (len == 0 || len > PKI_PROTOCOL_BODY_MAX || !(oreq = d2i_OCSP_REQUEST(NULL, &p, (long)len)) ||
 	    p != (const unsigned char *)request + len || (n = OCSP_request_onereq_count(oreq)) <= 0 ||
 	    n > PKI_OCSP_MAX_IDS) {
 		err = status_only(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, resp, resp_len);

@@ -384,7 +384,7 @@ static void test_pkcs12(void **state)
 		X509 *x = NULL;
 		STACK_OF(X509) *ca = NULL;
 
-		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "Wong Siu Ming", "correct horse", &p12, &len,
+		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "Wong Siu Ming", "correct horse", NULL, &p12, &len,
 						  &ci, &code),
 				 EGOV_OK);
 		p = p12;
@@ -398,7 +398,7 @@ static void test_pkcs12(void **state)
 		assert_string_equal(ci.subject, "CN=Wong Siu Ming,UID=user-2,O=egov,C=MO");
 		free(p12);
 		pki_cert_info_release(&ci);
-		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "X", "short", &p12, &len, &ci, &code),
+		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "X", "short", NULL, &p12, &len, &ci, &code),
 				 EGOV_EINVAL);
 		assert_null(p12);
 		EVP_PKEY_free(k);
