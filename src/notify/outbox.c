@@ -9,6 +9,7 @@
  * (next_attempt_us) are microseconds since the epoch.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,12 @@ static egov_err record(db_conn *c, const notify_settings *s, const claimed *m, n
 	return db_exec(c, "UPDATE notify_outbox SET next_attempt_us = ?, last_error = ? WHERE id = ?", p, 3, NULL);
 }
 
+/* Set by notify_stop(): a pass ends after the message it is sending, so
+ * that a node that is asked to stop does not first work through a long
+ * queue (each unsent message stays due and goes out on the next start, or
+ * from another node). */
+static atomic_bool stopping;
+
 egov_err notify_deliver_due(db_conn *c, const notify_settings *s, int max_messages, int *sent, int *failed)
 {
 	char from_addr[NOTIFY_ADDR_MAX + 1], from_name[NOTIFY_NAME_MAX + 1], why[ERRTEXT_MAX];
@@ -262,7 +269,7 @@ egov_err notify_deliver_due(db_conn *c, const notify_settings *s, int max_messag
 	buf_init(&msg, NOTIFY_MESSAGE_MAX);
 	if ((err = notify_address_parse(s->from, from_addr, from_name)))
 		goto out;
-	for (n = 0; n < max_messages; n++) {
+	for (n = 0; n < max_messages && !atomic_load(&stopping); n++) {
 		notify_send_result res = NOTIFY_TRANSIENT;
 		notify_message nm;
 		if ((err = claim(c, s, &m, &found)) || !found)
@@ -431,9 +438,11 @@ void notify_stop(void)
 		return;
 	}
 	worker.stop = true;
+	atomic_store(&stopping, true);
 	pthread_cond_signal(&worker.cond);
 	pthread_mutex_unlock(&worker.mu);
 	pthread_join(worker.thread, NULL);
+	atomic_store(&stopping, false);
 	pthread_mutex_lock(&worker.mu);
 	pthread_cond_destroy(&worker.cond);
 	free_copies();
