@@ -28,8 +28,6 @@
 /* How long a claimed row stays leased: longer than any one SMTP
  * transaction can take (about ten commands, each bounded by timeout_s). */
 #define LEASE_S(timeout_s) (12 * (int64_t)(timeout_s) + 30)
-#define PASS_MAX 200
-#define ERRTEXT_MAX 300
 
 /*
  * The outbox belongs to this module, which runs before identity (its first
@@ -255,7 +253,7 @@ static atomic_bool stopping;
 
 egov_err notify_deliver_due(db_conn *c, const notify_settings *s, int max_messages, int *sent, int *failed)
 {
-	char from_addr[NOTIFY_ADDR_MAX + 1], from_name[NOTIFY_NAME_MAX + 1], why[ERRTEXT_MAX];
+	char from_addr[NOTIFY_ADDR_MAX + 1], from_name[NOTIFY_NAME_MAX + 1], why[NOTIFY_ERRTEXT_MAX];
 	claimed m = {0};
 	buf msg;
 	bool found = false, gave_up = false;
@@ -329,7 +327,7 @@ static void *run(void *arg)
 		pthread_mutex_unlock(&worker.mu);
 		if (!c && db_conn_open(worker.d, &c))
 			c = NULL;
-		err = c ? notify_deliver_due(c, &worker.s, PASS_MAX, NULL, NULL) : EGOV_EUNAVAILABLE;
+		err = c ? notify_deliver_due(c, &worker.s, NOTIFY_PASS_MAX, NULL, NULL) : EGOV_EUNAVAILABLE;
 		/* Logged on change only, so a missing database does not flood
 		 * the log every poll. */
 		if (err && !db_failing)

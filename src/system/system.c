@@ -20,6 +20,7 @@
 #include "core/module.h"
 #include "core/version.h"
 #include "system/system_int.h"
+#include "system/system_limits.h"
 #include "core/banned.h"
 
 static egov_err healthz(req *r)
@@ -65,12 +66,12 @@ static egov_err readyz(req *r)
 	for (i = 0; i < egov_modules_count; i++) {
 		const char *why = egov_modules[i]->ready ? egov_modules[i]->ready() : NULL;
 		if (why) {
-			char detail[160];
+			char detail[SYSTEM_READY_DETAIL_MAX];
 			snprintf(detail, sizeof detail, "%s: %s", egov_modules[i]->name, why);
 			return resp_problem(r, 503, "unavailable", NULL, detail);
 		}
 	}
-	buf_init(&b, 1024);
+	buf_init(&b, SYSTEM_SMALL_ANSWER_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "status", "ready");
@@ -166,7 +167,7 @@ static egov_err version(req *r)
 	buf b;
 	jw w;
 
-	buf_init(&b, 1024);
+	buf_init(&b, SYSTEM_SMALL_ANSWER_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "name", "egov");
