@@ -454,8 +454,9 @@ egov_err identity_api_login_totp(req *r)
 		return err;
 	err = in.code ? identity_totp_verify(c, a.id, in.code) : identity_recovery_use(c, a.id, in.recovery_code, &left);
 	if (err == EGOV_EINVAL) {
-		if (!(err = identity_throttle_fail(c, a.email, a.id, req_remote_ip(r), &locked_now)))
-			err = identity_audit(r, c, actor, "identity.totp_failed", actor, NULL, NULL);
+		if (!(err = identity_throttle_fail(c, a.email, a.id, req_remote_ip(r), &locked_now)) &&
+		    !(err = identity_audit(r, c, actor, "identity.totp_failed", actor, NULL, NULL)) && locked_now)
+			err = identity_audit(r, c, "system", "identity.account_locked", actor, NULL, NULL);
 		if ((err = db_end(c, err)))
 			return err;
 		return resp_problem(r, 401, "identity.totp_invalid", in.code ? "code" : "recovery_code", NULL);
