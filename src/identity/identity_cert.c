@@ -343,8 +343,8 @@ egov_err identity_api_link_add(req *r)
 			return err;
 		err = identity_cert_link_add(c, &in, &existing);
 		if (!err && !(err = identity_cert_link_find(c, in.issuer, in.serial, &existing)) &&
-		    !(err = audit_cert(r, c, actor, "identity.cert.link", actor, &res, NULL)) && !(err = db_end(c, EGOV_OK)))
-			return answer_link(r, 201, &existing);
+		    !(err = audit_cert(r, c, actor, "identity.cert.link", actor, &res, NULL)))
+			return (err = db_end(c, EGOV_OK)) ? err : answer_link(r, 201, &existing);
 		if (err != EGOV_ECONFLICT && err != EGOV_ELIMIT)
 			return db_end(c, err);
 		db_rollback(c);

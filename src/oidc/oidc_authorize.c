@@ -249,8 +249,11 @@ static enum verdict validate(db_conn *c, authz *a, const char **code, const char
 }
 
 /* Stores a code for the signed-in person p and its audit record
- * "oidc.code.issue", on c inside the caller's transaction. */
-static egov_err store_code(req *r, db_conn *c, authz *a, const principal *p, char code[OIDC_TOKEN_LEN + 1])
+ * "oidc.code.issue", on c inside the caller's transaction; after the
+ * consent's record "oidc.consent.grant" (its details) when one was just
+ * given. */
+static egov_err store_code(req *r, db_conn *c, authz *a, const principal *p, char code[OIDC_TOKEN_LEN + 1],
+			   const char *consent)
 {
 	oidc_code_data d;
 	char object[96], details[300];
@@ -270,6 +273,8 @@ static egov_err store_code(req *r, db_conn *c, authz *a, const principal *p, cha
 	if ((err = uuid_v7(d.family)) || (err = oidc_code_issue(c, &d, code)))
 		return err;
 	snprintf(object, sizeof object, "oidc_client:%s", a->cl.client_id);
+	if (consent && (err = oidc_audit_tx(c, p->actor, "oidc.consent.grant", object, consent)))
+		return err;
 	snprintf(details, sizeof details, "{\"family\":\"%s\",\"acr\":%d,\"pkce\":%s,\"request_id\":\"%s\"}", d.family,
 		 d.acr, d.challenge[0] ? "true" : "false", req_id(r));
 	return oidc_audit_tx(c, p->actor, "oidc.code.issue", object, details);
@@ -301,25 +306,26 @@ static egov_err redirect_code(req *r, authz *a, char code[OIDC_TOKEN_LEN + 1])
  * person allowed, remembered and audited in the same transaction). */
 static egov_err issue_code(req *r, db_conn *c, authz *a, const principal *p, bool consent)
 {
-	char code[OIDC_TOKEN_LEN + 1] = "", object[96], details[OIDC_SCOPE_MAX + 128];
+	char code[OIDC_TOKEN_LEN + 1] = "", details[OIDC_SCOPE_MAX + 128];
 	egov_err err;
 
 	if ((err = db_begin(c)))
 		return err;
 	if (consent) {
 		buf d;
-		snprintf(object, sizeof object, "oidc_client:%s", a->cl.client_id);
 		buf_init(&d, sizeof details);
 		if (!buf_adds(&d, "{\"scope\":\"") && !buf_add_json_str(&d, a->scope) && !buf_adds(&d, "\"}"))
 			snprintf(details, sizeof details, "%s", d.data);
 		else
 			snprintf(details, sizeof details, "{}");
 		buf_release(&d);
-		if (!(err = oidc_grant_save(c, p->account_id, a->cl.client_id, a->scope)))
-			err = oidc_audit_tx(c, p->actor, "oidc.consent.grant", object, details);
+		err = oidc_grant_save(c, p->account_id, a->cl.client_id, a->scope);
 	}
+	/* The records last, after every row this transaction writes: the
+	 * chain's lock is then taken after the rows' locks, in every
+	 * transaction the same way round (no two wait for each other). */
 	if (!err)
-		err = store_code(r, c, a, p, code);
+		err = store_code(r, c, a, p, code, consent ? details : NULL);
 	if ((err = db_end(c, err))) {
 		OPENSSL_cleanse(code, sizeof code);
 		return err;
