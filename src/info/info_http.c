@@ -1,7 +1,9 @@
 /*
  * info_http.c: the notices API (list, read, publish), the module's
  * migrations and its demo data. Validation happens here, at the edge;
- * storage is in notice_store.c.
+ * storage is in notice_store.c. Who may publish is the route's (.auth,
+ * .perm); a notice and its audit record, naming who published it, commit
+ * in one transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  *   oidc_store.c      clients, grants, codes, refresh-token families, denylist
  *   oidc_http.c       discovery, JWKS, client admin API, module descriptor
  *   oidc_authorize.c  the authorization endpoint and the consent form
- *   oidc_token.c      token, userinfo, revocation, introspection, bearer hook
+ *   oidc_token.c      token, userinfo, revocation, introspection, the access-token authenticator
  *   oidc_grants.c     the signed-in person's granted applications (list, withdraw)
  */
 #ifndef EGOV_OIDC_INT_H
@@ -268,7 +268,8 @@ egov_err oidc_introspect_post(req *r);
 /* The signed-in person's granted applications (oidc_grants.c). */
 egov_err oidc_grants_list(req *r);
 egov_err oidc_grants_withdraw(req *r);
-/* Installs the bearer-token hook into identity (oidc_token.c). */
+/* Installs the router's authenticator of access tokens (AUTH_BEARER),
+ * oidc_token.c; the start hook calls it. */
 void oidc_bearer_install(void);
 
 /* Audit helper: actor ("anonymous" when empty), action, object, details

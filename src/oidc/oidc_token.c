@@ -1,15 +1,19 @@
 /*
  * oidc_token.c: the token endpoint (authorization_code and refresh_token
  * grants), UserInfo, revocation (RFC 7009), introspection (RFC 7662) and
- * the bearer hook that lets access tokens call the egov API.
+ * the router's authenticator of access tokens (AUTH_BEARER), which lets
+ * them call the egov API and UserInfo.
  *
- * Invariants: errors here are OAuth JSON errors (RFC 6749 §5.2), never
- * problem documents, and every answer carries Cache-Control: no-store; an
- * access token is believed only after its signature, issuer, expiry, typ
- * ("at+jwt"), denylist and token family were checked; a replayed code or a
- * reused refresh token revokes its family and is audited. A verified access
- * token's claims are bound once into a typed struct (at_claims) by the
- * kernel's JSON binder; nothing below reads the JSON tree.
+ * Invariants: errors of this file's endpoints are OAuth JSON errors (RFC
+ * 6749 §5.2), never problem documents (a token refused on the egov API's
+ * routes is the router's problem document), and every answer carries
+ * Cache-Control: no-store; an access token is believed only after its
+ * signature, issuer, expiry, typ ("at+jwt"), denylist and token family
+ * were checked; a grant, a replayed code's or a reused refresh token's
+ * revocation of its family, and a revocation commit in one transaction
+ * with their audit records. A verified access token's claims are bound
+ * once into a typed struct (at_claims) by the kernel's JSON binder;
+ * nothing below reads the JSON tree.
  */
 #include <stdio.h>
 #include <stdlib.h>

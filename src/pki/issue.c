@@ -8,6 +8,9 @@
  * positive; the table's primary key settles a collision and the serial is
  * drawn again. Every certificate issued is in pki_cert before it is
  * returned. Private keys made for PKCS#12 are never written anywhere.
+ * Through pki_issue_from_csr_audited(), pki_issue_pkcs12() and
+ * pki_revoke(), a certificate is issued or revoked in one transaction with
+ * its audit record.
  */
 #include <stdio.h>
 #include <stdlib.h>
