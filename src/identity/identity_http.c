@@ -197,8 +197,8 @@ static egov_err api_register(req *r)
 	nw.display_name = in.name;
 	nw.locale = in.locale ? in.locale : req_lang(r);
 	nw.password = in.password;
-	/* Checked and hashed before the transaction: a hash takes tens of
-	 * milliseconds, too long to hold the write lock. */
+	/* Checked and hashed before the transaction: a hash takes about ten
+	 * milliseconds of a core, too long to hold the write lock. */
 	if (!(err = identity_account_check(&nw, &code)) && (err = identity_password_hash(in.password, hash, &retry)))
 		code = err == EGOV_EBUSY ? "identity.busy" : NULL;
 	nw.password = NULL;
