@@ -102,7 +102,10 @@ egov_err db_query_int(db_conn *c, const char *sql, const db_param *params, int n
  * and must not block (no audit_append, no nested db_batch, no network).
  * It sees the changes of functions batched before it. On PostgreSQL, which
  * groups concurrent commits itself, fn runs in its own transaction on the
- * calling thread's connection. */
+ * calling thread's connection, committed without waiting for its flush
+ * and followed by a durable commit that flushes it (so the locks it took,
+ * the audit chain's included, are held only until the commit, not the
+ * flush). Not to be called with a transaction of the caller's open. */
 egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
 /* The same, for a caller that makes a durable commit of its own (its audit
  * record, say) after this one and before it acts on the result: fn's
