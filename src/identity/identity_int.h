@@ -40,7 +40,7 @@ void identity_admission_unreserve(void);
 void identity_admission_adopt(void);
 void identity_admission_unadopt(void);
 
-/* Appends the audit record of an event of request r (details: the
+/* identity_audit.c. Appends the audit record of an event of request r (details: the
  * address, the request id and, when extra_k is given, extra_k: extra_v):
  * inside c's transaction, so that the change it records commits with it;
  * c NULL for an event that changed nothing (a refused login), in a
