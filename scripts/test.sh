@@ -28,10 +28,15 @@ trap cleanup EXIT
 
 has_layer() { [[ " $layers " == *" $1 "* ]]; }
 
-record() { # layer pass fail
+# Wall-clock seconds since the epoch, with tenths; layers are timed with it.
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+run_start=$(now)
+
+record() { # layer pass fail [seconds]
 	total_pass=$((total_pass + $2))
 	total_fail=$((total_fail + $3))
-	summary+=("$(printf '%-8s %5d passed, %d failed' "$1" "$2" "$3")")
+	summary+=("$(printf '%-10s %5d passed, %d failed %9s' "$1" "$2" "$3" "${4:+$4 s}")")
 }
 
 # Counts a TAP stream: top-level "ok"/"not ok" lines, or node's "# pass/# fail" totals.
@@ -86,12 +91,14 @@ run_node() { # layer dir [env...]
 }
 
 echo "== build"
+t0=$(now)
 if ! make -s -j"$jobs" BUILD=build build unit >"$work/build.log" 2>&1; then
 	cat "$work/build.log"
-	record build 0 1
+	record build 0 1 "$(since "$t0")"
 	echo "total: $total_pass passed, $total_fail failed"
 	exit 1
 fi
+record build 0 0 "$(since "$t0")"
 
 if has_layer unit || has_layer api || has_layer asan; then
 	echo "== postgres: starting a throwaway cluster"
@@ -107,45 +114,54 @@ fi
 
 if has_layer lint; then
 	echo "== lint"
-	if scripts/check-banned.sh; then record lint 1 0; else record lint 0 1; fi
+	t0=$(now)
+	if scripts/check-banned.sh; then record lint 1 0 "$(since "$t0")"; else record lint 0 1 "$(since "$t0")"; fi
 fi
 
 if has_layer unit; then
 	echo "== unit"
+	t0=$(now)
 	read -r p f < <(run_unit build unit)
-	record unit "$p" "$f"
+	record unit "$p" "$f" "$(since "$t0")"
 fi
 
 if has_layer api; then
 	echo "== api"
+	t0=$(now)
 	read -r p f < <(run_node api tests/api EGOV_BIN="$root/build/egov")
-	record api "$p" "$f"
+	record api "$p" "$f" "$(since "$t0")"
 fi
 
 if has_layer browser; then
 	echo "== browser"
+	t0=$(now)
 	read -r p f < <(run_node browser tests/browser EGOV_BIN="$root/build/egov")
-	record browser "$p" "$f"
+	record browser "$p" "$f" "$(since "$t0")"
 fi
 
 if has_layer asan; then
 	echo "== asan: building with AddressSanitizer + UndefinedBehaviorSanitizer"
+	t0=$(now)
 	if make -s -j"$jobs" BUILD=build/asan SAN=1 build unit >"$work/asan-build.log" 2>&1; then
+		record asan-build 0 0 "$(since "$t0")"
 		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
 		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+		t0=$(now)
 		read -r p f < <(run_unit build/asan asan-unit)
-		record asan-unit "$p" "$f"
+		record asan-unit "$p" "$f" "$(since "$t0")"
+		t0=$(now)
 		read -r p f < <(run_node asan-api tests/api EGOV_BIN="$root/build/asan/egov" EGOV_TEST_SANITIZER=1)
-		record asan-api "$p" "$f"
+		record asan-api "$p" "$f" "$(since "$t0")"
 		unset ASAN_OPTIONS UBSAN_OPTIONS
 	else
 		cat "$work/asan-build.log"
-		record asan 0 1
+		record asan-build 0 1 "$(since "$t0")"
 	fi
 fi
 
 if has_layer fuzz; then
 	echo "== fuzz"
+	t0=$(now)
 	out="$work/fuzz.log"
 	FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh >"$out" 2>&1
 	rc=$?
@@ -156,11 +172,12 @@ if has_layer fuzz; then
 	f=${f:-0}
 	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
 	[ "$f" -ne 0 ] && tail -40 "$out"
-	record fuzz "$p" "$f"
+	record fuzz "$p" "$f" "$(since "$t0")"
 fi
 
 echo
 echo "== summary"
 for s in "${summary[@]}"; do echo "   $s"; done
+printf '   %-10s %36s\n' "wall time" "$(since "$run_start") s"
 echo "total: $total_pass passed, $total_fail failed"
 [ "$total_fail" -eq 0 ]
