@@ -15,9 +15,11 @@
 # removed afterwards. LAYERS="unit api" runs a subset.
 #
 # Within a layer each test file (unit binary, API or browser file, fuzz
-# target) runs in a process of its own, TEST_JOBS of them at once (default
-# 2): API and browser files spend most of their time waiting on timers,
-# sockets and disk, not on the CPU. Files never share a PostgreSQL database:
+# target) runs in a process of its own, two at once: API files spend most of
+# their time waiting on timers, sockets and disk, not on the CPU. Browser
+# files, which keep Chromium busy, run one at a time (two at once were no
+# faster on two cores). TEST_JOBS sets one number for every layer. Files never
+# share a PostgreSQL database:
 # each worker has its own for the unit tests (which drop and recreate what
 # they use), and API files make their own (tests/lib/egov.mjs). The files
 # that took longest in the last run (build/test-times.txt) start first, so
@@ -29,6 +31,7 @@ root=$(pwd)
 layers=${LAYERS:-"lint unit api crash browser asan fuzz"}
 jobs=$(nproc 2>/dev/null || echo 2)
 par=${TEST_JOBS:-2}
+browser_par=${TEST_JOBS:-1}
 times_file="$root/build/test-times.txt"
 
 # The crash test fails until every audited change commits together with its
@@ -168,18 +171,18 @@ worker() { # layer kind slot
 	done
 }
 
-# Runs a layer's files, $par at once, with the environment in file_env; sets
+# Runs a layer's files, n at once, with the environment in file_env; sets
 # layer_pass and layer_fail, prints what failed, and keeps each file's time
 # for the ordering of the next run.
-run_files() { # layer kind files...
-	local layer=$1 kind=$2 i f name rc secs cp cf
-	shift 2
+run_files() { # layer kind n files...
+	local layer=$1 kind=$2 n=$3 i f name rc secs cp cf
+	shift 3
 	layer_pass=0
 	layer_fail=0
 	mkdir -p "$work/$layer"
 	longest_first "$layer" "$@" >"$work/$layer/files"
 	echo 1 >"$work/$layer/next"
-	for ((i = 0; i < par; i++)); do
+	for ((i = 0; i < n; i++)); do
 		worker "$layer" "$kind" "$i" &
 	done
 	wait
@@ -256,7 +259,7 @@ if has_layer unit; then
 	t0=$(now)
 	file_env=()
 	# shellcheck disable=SC2046 # paths without spaces
-	run_files unit unit $(executables build/tests/test_*)
+	run_files unit unit "$par" $(executables build/tests/test_*)
 	record unit "$layer_pass" "$layer_fail" "$(since "$t0")"
 fi
 
@@ -264,7 +267,7 @@ if has_layer api; then
 	echo "== api"
 	t0=$(now)
 	file_env=(EGOV_BIN="$root/build/egov")
-	run_files api node "${api_files[@]}"
+	run_files api node "$par" "${api_files[@]}"
 	record api "$layer_pass" "$layer_fail" "$(since "$t0")"
 fi
 
@@ -273,7 +276,7 @@ if has_layer crash; then
 	if [ "${EGOV_TEST_CRASH:-0}" = 1 ]; then
 		t0=$(now)
 		file_env=(EGOV_BIN="$root/build/egov")
-		run_files crash node tests/api/crash.test.mjs
+		run_files crash node 1 tests/api/crash.test.mjs
 		record crash "$layer_pass" "$layer_fail" "$(since "$t0")"
 	else
 		echo "   skipped: EGOV_TEST_CRASH=1 runs tests/api/crash.test.mjs"
@@ -285,7 +288,7 @@ if has_layer browser; then
 	echo "== browser"
 	t0=$(now)
 	file_env=(EGOV_BIN="$root/build/egov")
-	run_files browser node tests/browser/*.test.mjs
+	run_files browser node "$browser_par" tests/browser/*.test.mjs
 	record browser "$layer_pass" "$layer_fail" "$(since "$t0")"
 fi
 
@@ -300,13 +303,13 @@ if has_layer asan; then
 		t0=$(now)
 		file_env=("${san[@]}")
 		# shellcheck disable=SC2046 # paths without spaces
-		run_files asan-unit unit $(executables build/asan/tests/test_*)
+		run_files asan-unit unit "$par" $(executables build/asan/tests/test_*)
 		record asan-unit "$layer_pass" "$layer_fail" "$(since "$t0")"
 		echo "== asan-api (SQLite)"
 		t0=$(now)
 		file_env=("${san[@]}" EGOV_BIN="$root/build/asan/egov" EGOV_TEST_SANITIZER=1 EGOV_TEST_PG_URL=)
 		# shellcheck disable=SC2046 # paths without spaces
-		run_files asan-api node $(for n in $asan_api; do echo "tests/api/$n.test.mjs"; done)
+		run_files asan-api node "$par" $(for n in $asan_api; do echo "tests/api/$n.test.mjs"; done)
 		record asan-api "$layer_pass" "$layer_fail" "$(since "$t0")"
 	else
 		cat "$work/asan-build.log"
@@ -320,7 +323,7 @@ if has_layer fuzz; then
 	if make -s fuzz-build >"$work/fuzz-build.log" 2>&1; then
 		file_env=(FUZZ_SECONDS="${FUZZ_SECONDS:-10}")
 		# shellcheck disable=SC2046 # target names
-		run_files fuzz fuzz $(for s in tests/fuzz/fuzz_*.c; do t=${s##*/}; echo "${t%.c}"; done)
+		run_files fuzz fuzz "$par" $(for s in tests/fuzz/fuzz_*.c; do t=${s##*/}; echo "${t%.c}"; done)
 		record fuzz "$layer_pass" "$layer_fail" "$(since "$t0")"
 	else
 		cat "$work/fuzz-build.log"
