@@ -18,13 +18,12 @@
 # target) runs in a process of its own, two at once: API files spend most of
 # their time waiting on timers, sockets and disk, not on the CPU. Browser
 # files, which keep Chromium busy, run one at a time (two at once were no
-# faster on two cores). TEST_JOBS sets one number for every layer. Files never
-# share a PostgreSQL database:
-# each worker has its own for the unit tests (which drop and recreate what
-# they use), and API files make their own (tests/lib/egov.mjs). The files
-# that took longest in the last run (build/test-times.txt) start first, so
-# that none starts alone at the end. A line is printed for each file as it
-# ends: its time, its counts and its name.
+# faster on two cores). TEST_JOBS sets one number for every layer. Files
+# never share a PostgreSQL database: each worker has its own for the unit
+# tests (which drop and recreate what they use), and API files make their
+# own (tests/lib/egov.mjs). The files that took longest in the last run
+# (build/test-times.txt) start first, so that none starts alone at the end.
+# A line is printed for each file as it ends: its time, counts and name.
 set -u
 cd "$(dirname "$0")/.." || exit 1
 root=$(pwd)
