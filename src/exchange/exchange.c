@@ -4,8 +4,8 @@
  * exchange_pubsub_int.h), its migrations, its hooks, which call the parts
  * in order (global configuration, message log, gateway, publish/subscribe;
  * stopping in reverse), and the `egov exchange ...` command, which hands
- * each subcommand to the file that owns it. The staff console's pages
- * (exchange_web.c) are routed here too.
+ * each subcommand to the file that owns it. Its page in the staff console
+ * (exchange_web.c) is declared here as .pages.
  */
 #include <stdio.h>
 #include <string.h>
@@ -74,10 +74,6 @@ static const route routes[] = {
 	{.method = HTTP_GET, .path = "/exchange/v1/globalconf", .handler = exchange_http_globalconf},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/status", .perm = PERM_ADMIN, .handler = exchange_http_status},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/console", .perm = PERM_ADMIN, .handler = exchange_web_console},
-	/* Pages of the staff console: they check who asks themselves, so
-	 * that nobody signed in is sent to log in and the others get a page. */
-	{.method = HTTP_GET, .path = "/staff", .handler = exchange_web_page},
-	{.method = HTTP_GET, .path = "/staff/exchange", .handler = exchange_web_page},
 	ADMIN_ROUTES("members", ITEM_BODY_MAX),
 	ADMIN_ROUTES("subsystems", ITEM_BODY_MAX),
 	ADMIN_ROUTES("services", SERVICE_BODY_MAX),
@@ -263,4 +259,6 @@ const egov_module exchange_module = {
 	.ready = ready,
 	.start = start,
 	.stop = stop,
+	.pages = exchange_web_pages,
+	.npages = EXCHANGE_WEB_NPAGES,
 };

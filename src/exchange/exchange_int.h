@@ -34,6 +34,7 @@
 #include "core/db.h"
 #include "core/err.h"
 #include "core/http.h"
+#include "core/module.h"
 
 /* ---- identifiers ----------------------------------------------------- */
 
@@ -420,11 +421,11 @@ egov_err exchange_http_add(req *r);
 egov_err exchange_http_remove(req *r);
 egov_err exchange_http_cert_add(req *r);
 egov_err exchange_http_status(req *r);
-/* The staff console (exchange_web.c): GET /staff and /staff/exchange (the
- * pages, or a redirect to log in, or the 403 page) and GET
- * /api/v1/exchange/console (the configuration in force and each
- * certificate's standing). */
-egov_err exchange_web_page(req *r);
+/* The staff console (exchange_web.c): the registry page the console
+ * serves (the descriptor's .pages) and GET /api/v1/exchange/console (the
+ * configuration in force and each certificate's standing). */
+#define EXCHANGE_WEB_NPAGES 1
+extern const console_page exchange_web_pages[EXCHANGE_WEB_NPAGES];
 egov_err exchange_web_console(req *r);
 
 /* ---- the gateway's parsing of outside input (exchange_wire.c) ----------------
