@@ -160,7 +160,9 @@ static egov_err who_asks(req *r, who *w)
 	if ((err = identity_principal_from_req(r, &w->p)))
 		return err;
 	if (!w->p.session_id[0])
-		return EGOV_OK;
+		return EGOV_OK; /* a token: no person to show, nothing to log out of */
+	/* The principal says who; the session holds the CSRF token the frame
+	 * carries. */
 	if ((err = identity_session_from_req(r, &s)))
 		return err;
 	w->session = true;
