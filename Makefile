@@ -37,7 +37,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach: no server, no database.
 FUZZ_LIB := src/core/b64url.c src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c src/core/utf8.c \
 	src/core/router.c src/oidc/oidc_jwt_parse.c \
-	src/exchange/exchange_wire.c src/exchange/exchange_id.c
+	src/exchange/wire/wire.c src/exchange/wire/id.c
 
 .PHONY: all build deps run test unit bench fuzz fuzz-build clean format
 
@@ -77,7 +77,7 @@ DEP_FILES := $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_BIN:=.d)
 $(DEP_FILES):
 -include $(wildcard $(DEP_FILES))
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h) src/exchange/exchange_int.h
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h) src/exchange/wire/wire.h src/exchange/exchange_limits.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -Isrc \

@@ -25,7 +25,8 @@
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_int.h"
+#include "core/b64url.h"
+#include "exchange/exchange.h"
 #include "pki/pki.h"
 #include "core/banned.h"
 

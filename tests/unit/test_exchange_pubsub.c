@@ -4,7 +4,7 @@
  * schedules, delivered and expired are final, FIFO waits for the one
  * before), back-off times, recovery of leases after a restart, pull and
  * confirm, cancelling, push URLs, and the room's GovStack answers through
- * pubsub_handle_on (owner rules, status codes, bodies).
+ * pubsub_room_answer (owner rules, status codes, bodies).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 
 #include "core/db.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_pubsub_int.h"
+#include "exchange/pubsub/pubsub_int.h"
 #include "testutil.h"
 #include "core/banned.h"
 
@@ -497,10 +497,14 @@ typedef struct ans {
 static void call(db_conn *c, ans *a, const char *client, const char *code, const char *method, const char *path,
 		 const char *mid, const char *body)
 {
+	pubsub_call k = {.provider = OWNER, .client = client, .service_code = code, .method = method, .path = path,
+			 .message_id = mid, .body = body, .len = body ? strlen(body) : 0};
+	pubsub_answer an = {.out = &a->out};
+
 	buf_reset(&a->out);
-	assert_int_equal(pubsub_handle_on(c, NULL, OWNER, client, code, method, path, mid, body, body ? strlen(body) : 0,
-					  &a->status, &a->out, &a->ct),
-			 EGOV_OK);
+	assert_int_equal(pubsub_room_answer(c, NULL, &k, &an), EGOV_OK);
+	a->status = an.status;
+	a->ct = an.content_type;
 }
 
 static void expect_problem(const ans *a, int status, const char *code)

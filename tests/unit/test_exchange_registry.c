@@ -18,9 +18,13 @@
 #include <openssl/x509.h>
 
 #include "core/app.h"
+#include "core/b64url.h"
 #include "core/db.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_int.h"
+#include "exchange/conf/conf.h"
+#include "exchange/keys/keys.h"
+#include "exchange/registry/registry.h"
+#include "exchange/wire/wire.h"
 #include "testutil.h"
 #include "core/banned.h"
 
@@ -79,6 +83,8 @@ static int setup(void **state)
 	if (config_set(&f->cfg, "exchange.conf_validity_s", "600", NULL, 0))
 		return -1;
 	app()->config = &f->cfg;
+	registry_setup(NULL, &f->cfg);
+	exchange_keys_setup(f->dir);
 	*state = f;
 	return 0;
 }
@@ -90,6 +96,7 @@ static int teardown(void **state)
 	exchange_conf_clear();
 	exchange_keys_forget();
 	app()->config = NULL;
+	registry_setup(NULL, NULL);
 	config_release(&f->cfg);
 	test_rmrf(f->dir);
 	free(f->dir);
