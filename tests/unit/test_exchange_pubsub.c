@@ -657,6 +657,67 @@ static void room(void **state)
 	}
 }
 
+/* The room's routes: the router decides 404 and 405 (with the methods
+ * for Allow), HEAD is GET without the body, and a final '/' ends a path. */
+static void room_routes(void **state)
+{
+	fx *f = *state;
+	int i;
+
+	for (i = 0; i < f->n; i++) {
+		db *d;
+		db_conn *c;
+		buf out;
+		pubsub_call k = {.provider = OWNER, .client = SUBA, .service_code = "api", .message_id = "r1"};
+		pubsub_answer a = {.out = &out};
+
+		buf_init(&out, 1 << 20);
+		open_db(f, i, &d, &c);
+		k.method = "PUT";
+		k.path = "/v1/eventType/born";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 405);
+		assert_string_equal(a.allow, "GET, HEAD, DELETE");
+		assert_non_null(strstr(out.data, "\"code\":\"method_not_allowed\""));
+		k.method = "DELETE";
+		k.path = "/v1/subs";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 405);
+		assert_string_equal(a.allow, "GET, HEAD");
+		k.method = "GET";
+		k.path = "/v1/nothing";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 404);
+		assert_string_equal(a.allow, "");
+		k.service_code = "pull";
+		k.method = "POST";
+		k.path = "/v1/born/id1";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 405);
+		assert_string_equal(a.allow, "DELETE");
+
+		/* GET and HEAD of the same list: the same status, no body. */
+		assert_int_equal(pubsub_event_type_create(c, OWNER, "born", "{}"), EGOV_OK);
+		k.service_code = "api";
+		k.method = "GET";
+		k.path = "/v1/eventType/";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 200);
+		assert_string_equal(out.data, "[\"born\"]");
+		k.method = "HEAD";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 200);
+		assert_int_equal(out.len, 0);
+
+		/* Not a room's call at all. */
+		k.service_code = "persons";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_EINVAL);
+
+		buf_release(&out);
+		close_db(d, c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -671,6 +732,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pull_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(push_urls, setup, teardown),
 		cmocka_unit_test_setup_teardown(room, setup, teardown),
+		cmocka_unit_test_setup_teardown(room_routes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

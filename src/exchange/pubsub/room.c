@@ -229,27 +229,21 @@ static egov_err bind_body(call *k, const json_field *f, size_t n, void *out, boo
 	return err;
 }
 
-typedef struct et_body {
+/* A body naming its event type and carrying a JSON document:
+ * createEventType's schema, publishEvent's event. */
+typedef struct typed_body {
 	const char *eventType;
-	const char *schema;
-} et_body;
+	const char *doc;
+} typed_body;
 
-static const json_field et_fields[] = {
-	{.name = "eventType", .type = JSON_T_STRING, .offset = offsetof(et_body, eventType), .required = true,
-	 .max_len = PUBSUB_NAME_MAX, .min_len = 1},
-	{.name = "schema", .type = JSON_T_RAW, .offset = offsetof(et_body, schema), .required = true},
-};
-
-typedef struct pub_body {
-	const char *eventType;
-	const char *event;
-} pub_body;
-
-static const json_field pub_fields[] = {
-	{.name = "eventType", .type = JSON_T_STRING, .offset = offsetof(pub_body, eventType), .required = true,
-	 .max_len = PUBSUB_NAME_MAX, .min_len = 1},
-	{.name = "event", .type = JSON_T_RAW, .offset = offsetof(pub_body, event), .required = true},
-};
+#define TYPED_FIELDS(doc_name)                                                                                     \
+	{                                                                                                          \
+		{.name = "eventType", .type = JSON_T_STRING, .offset = offsetof(typed_body, eventType),          \
+		 .required = true, .max_len = PUBSUB_NAME_MAX, .min_len = 1},                                      \
+		{.name = doc_name, .type = JSON_T_RAW, .offset = offsetof(typed_body, doc), .required = true}      \
+	}
+static const json_field et_fields[] = TYPED_FIELDS("schema");
+static const json_field pub_fields[] = TYPED_FIELDS("event");
 
 typedef struct party_body {
 	const char *instanceId, *memberClass, *memberCode, *applicationCode;
@@ -333,7 +327,7 @@ static egov_err event_type_list(call *k)
 /* Only the room's owner defines what may be published in it. */
 static egov_err event_type_create(call *k)
 {
-	et_body b = {0};
+	typed_body b = {0};
 	bool bad = false;
 	jw w;
 	egov_err err;
@@ -344,18 +338,18 @@ static egov_err event_type_create(call *k)
 		return err;
 	if (!pubsub_name_valid(b.eventType))
 		return problem(k, 400, "pubsub.event_type_invalid", "eventType");
-	if (!json_object_text(b.schema) || strlen(b.schema) > PUBSUB_SCHEMA_MAX)
+	if (!json_object_text(b.doc) || strlen(b.doc) > PUBSUB_SCHEMA_MAX)
 		return problem(k, 400, "pubsub.schema_invalid", "schema");
 	if (!registered(k, b.eventType))
 		return problem(k, 404, "exchange.unknown_event_type", "eventType");
-	if ((err = pubsub_event_type_create(k->c, k->k->provider, b.eventType, b.schema)))
+	if ((err = pubsub_event_type_create(k->c, k->k->provider, b.eventType, b.doc)))
 		return store_error(k, err, NULL, "pubsub.event_type_exists");
 	log_info("exchange.pubsub", "event type %s/%s created", k->k->provider, b.eventType);
 	json_begin(k, &w);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "eventType", b.eventType);
 	jw_key(&w, "schema");
-	jw_raw(&w, b.schema);
+	jw_raw(&w, b.doc);
 	jw_obj_end(&w);
 	return done(k, 200, &w);
 }
@@ -493,7 +487,7 @@ static egov_err sub_write(call *k)
 
 static egov_err publish(call *k)
 {
-	pub_body b = {0};
+	typed_body b = {0};
 	int64_t seq = 0;
 	int fanout = 0;
 	bool bad = false;
@@ -504,7 +498,7 @@ static egov_err publish(call *k)
 		return err;
 	if (strcmp(b.eventType, k->event_type) != 0)
 		return problem(k, 400, "pubsub.event_type_mismatch", "eventType");
-	if (!json_object_text(b.event) || strlen(b.event) > PUBSUB_EVENT_MAX)
+	if (!json_object_text(b.doc) || strlen(b.doc) > PUBSUB_EVENT_MAX)
 		return problem(k, 400, "pubsub.event_invalid", "event");
 	if (!registered(k, k->event_type))
 		return problem(k, 404, "exchange.unknown_event_type", NULL);
@@ -513,7 +507,7 @@ static egov_err publish(call *k)
 	 * subscribers see in X-Road-Id. */
 	if (!pubsub_event_id_valid(k->k->message_id))
 		return problem(k, 400, "pubsub.event_id_invalid", "X-Road-Id");
-	err = pubsub_event_publish(k->c, k->k->provider, k->event_type, k->k->client, k->k->message_id, b.event,
+	err = pubsub_event_publish(k->c, k->k->provider, k->event_type, k->k->client, k->k->message_id, b.doc,
 				   time_now_us(), &seq, &fanout);
 	if (err)
 		return store_error(k, err, "pubsub.event_type_unknown", "pubsub.event_exists");
