@@ -209,14 +209,9 @@ void xchg_log_sign_certs(const exchange_conf *cf, const char *subsystem)
 			exchange_log_cert(s->certs[i].sha256, s->certs[i].pem);
 }
 
-/* ---- large bodies and the message log --------------------------------------
- * The message log keeps bodies in its rows (and in memory on the way). A
- * spooled body is not loaded for it: an exchange of a "full" service with
- * a body over SPOOL_THRESHOLD is logged by digest (log mode "digest"), and
- * both its bodies go to the blob store (DATA/blobs) named by their
- * SHA-256: the digests the record holds and the signatures cover.
- * blob_put_fd() fsyncs, so that runs on a thread of its own, before the
- * record is appended: an answered exchange's bodies are durable too. */
+/* ---- the message log and the body store (see the top of the file) -------- */
+
+/* Exchanges whose spooled bodies wait for the body store job, in order. */
 static struct {
 	pthread_mutex_t mu;
 	xchg *head, *tail;
