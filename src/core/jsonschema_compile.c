@@ -54,6 +54,7 @@ static js_node **sub_array(js_cc *c, js_node *n, const cJSON *v, const char *kw,
 	const cJSON *it;
 	size_t i = 0, k = (size_t)cJSON_GetArraySize(v);
 
+	*count = 0;
 	if (!cJSON_IsArray(v) || k == 0) {
 		js_cc_error(c, n->where, kw, "schema.keyword_invalid", "a non-empty array of schemas");
 		return NULL;
@@ -123,6 +124,7 @@ static js_named *named_schemas(js_cc *c, js_node *n, const cJSON *v, const char 
 	const cJSON *it;
 	size_t i = 0, k = (size_t)cJSON_GetArraySize(v);
 
+	*count = 0;
 	if (!cJSON_IsObject(v)) {
 		js_cc_error(c, n->where, kw, "schema.keyword_invalid", "an object of schemas");
 		return NULL;
@@ -487,8 +489,12 @@ static void compile_node(js_cc *c, js_node *n)
 		n->is_bool = true;
 		return;
 	}
-	if ((dup = duplicate_member(c, j)) != NULL)
+	if ((dup = duplicate_member(c, j)) != NULL) {
+		/* which of the two would count is exactly the ambiguity refused */
 		js_cc_error(c, n->where, "", "schema.duplicate_keyword", dup);
+		n->is_bool = true;
+		return;
+	}
 	for (m = j->child; m && !c->fatal; m = m->next) {
 		if (!compile_keyword(c, n, l, m) && !(c->flags & JSONSCHEMA_ALLOW_UNKNOWN))
 			js_cc_error(c, n->where, m->string, "schema.unknown_keyword", m->string);
