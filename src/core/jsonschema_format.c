@@ -529,6 +529,11 @@ static bool is_regex(const char *s)
 	return ok;
 }
 
+size_t js_format_cost(int id)
+{
+	return id == F_REGEX ? JSONSCHEMA_REGEX_STEP_COST : 1;
+}
+
 bool js_format_check(int id, const char *s)
 {
 	switch (id) {

@@ -51,7 +51,8 @@ void js_regex_limits_free(void *mctx);
 void *js_regex_scratch_new(void);
 void js_regex_scratch_free(void *scratch);
 /* 1: s (len bytes, UTF-8) has a match; 0: none; -1: the match limit was
- * reached, or s is not UTF-8 (the caller fails the validation). */
+ * reached (the caller fails the validation); -2: s is not UTF-8 (which no
+ * string bound at the edge is: a pattern cannot match it). */
 int js_regex_search(const js_regex *re, void *mctx, void *scratch, const char *s, size_t len);
 
 /* ---- formats (jsonschema_format.c) --------------------------------------- */
@@ -66,6 +67,9 @@ enum {
 int js_format_id(const char *name);
 /* Whether s conforms to the asserted format id (> 0). */
 bool js_format_check(int id, const char *s);
+/* What checking format id costs of the validation's work budget: "regex"
+ * compiles a pattern, the others are a linear scan. */
+size_t js_format_cost(int id);
 
 /* ---- URIs and JSON pointers (jsonschema_uri.c) --------------------------- */
 

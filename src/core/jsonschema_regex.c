@@ -631,5 +631,7 @@ int js_regex_search(const js_regex *re, void *mctx, void *scratch, const char *s
 		return 1; /* 0: matched, the ovector too small for the groups */
 	if (rc == PCRE2_ERROR_NOMATCH)
 		return 0;
+	if (rc <= PCRE2_ERROR_UTF8_ERR1 && rc >= PCRE2_ERROR_UTF8_ERR21)
+		return -2;
 	return -1;
 }

@@ -277,6 +277,8 @@ static int search(js_vctx *v, const js_regex *re, const char *s)
 		return -1;
 	}
 	rc = js_regex_search(re, v->s->mctx, v->scratch, s, strlen(s));
+	if (rc == -2)
+		return 0;
 	if (rc < 0)
 		hit_limit(v, EGOV_ELIMIT, "schema.too_complex");
 	return rc;
@@ -642,6 +644,8 @@ static bool eval_scalar(js_vctx *v, const js_node *n, const cJSON *inst)
 				FAIL();
 			}
 		}
+		if (n->format > 0 && !charge(v, js_format_cost(n->format)))
+			FAIL();
 		if (n->format > 0 && !js_format_check(n->format, s)) {
 			report(v, "schema.format", "format", NULL, "%s", n->format_name);
 			FAIL();

@@ -650,6 +650,9 @@ static void test_catastrophic_regex(void **state)
 	assert_string_equal(e.items[0].code, "schema.too_complex");
 	assert_true(now_s() - t0 < 1.0);
 	assert_int_equal(validate(s, "\"aaaa\"", &e), EGOV_OK);
+	/* bytes that are not UTF-8 (cJSON lets them through) cannot match */
+	assert_int_equal(validate(s, "\"a\xff\"", &e), EGOV_EINVAL);
+	assert_string_equal(e.items[0].code, "schema.pattern");
 	jsonschema_free(s);
 }
 
