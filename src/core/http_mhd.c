@@ -344,6 +344,8 @@ static int check_body_head(req *r)
 
 	if (!body || r->early_status)
 		return 0;
+	if (r->match_status != 200)
+		return 1; /* the router's 404 or 405 comes before any body limit */
 	if (r->body_max == 0) {
 		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
 		return 1;

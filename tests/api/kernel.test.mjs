@@ -163,6 +163,24 @@ for (const backend of backends()) {
       assertProblem(ch, { status: 413, code: 'payload_too_large' });
     });
 
+    test('a body to an unknown path or with a wrong method: 404 / 405, not 413', async () => {
+      // The router decides before the body limit: an integrator who posts
+      // to a wrong URL learns that, not that the body was too large.
+      const head = (line) => `${line}\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n`;
+      const nf = await raw(node.port, `${head('POST /api/v1/no-such-thing HTTP/1.1')}Content-Length: 2\r\n\r\n{}`);
+      assertProblem(nf, { status: 404, code: 'not_found', instance: '/api/v1/no-such-thing' });
+      const wm = await raw(node.port, `${head('PUT /api/v1/version HTTP/1.1')}Content-Length: 2\r\n\r\n{}`);
+      assertProblem(wm, { status: 405, code: 'method_not_allowed' });
+      assert.deepEqual((wm.headers.get('allow') ?? '').split(',').map((x) => x.trim()).sort(), ['GET', 'HEAD']);
+      const ch = await raw(node.port, `${head('DELETE /api/v1/notices HTTP/1.1')}Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
+      assertProblem(ch, { status: 405, code: 'method_not_allowed' });
+      const f = await request(node, '/api/v1/nothing-here', { method: 'POST', json: { a: 1 } });
+      assertProblem(f, { status: 404, code: 'not_found' });
+      // A matched route that takes no body still refuses one.
+      const g = await raw(node.port, `${head('POST /api/v1/notices HTTP/1.1')}Authorization: ${auth.Authorization}\r\nContent-Length: 10000000\r\n\r\n{`, { timeoutMs: 3000 });
+      assertProblem(g, { status: 413, code: 'payload_too_large' });
+    });
+
     test('414: request target over 4096 bytes', async () => {
       const ok = await request(node, `/healthz?x=${'a'.repeat(4000)}`);
       assert.equal(ok.status, 200, 'a 4 KiB target is accepted');
