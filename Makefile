@@ -7,7 +7,7 @@
 BUILD ?= build
 DATA ?= var
 CC ?= cc
-PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium libqrencode gnutls libcurl
+PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium libqrencode gnutls libcurl libpcre2-8
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -37,7 +37,8 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 # The parsers the fuzz targets reach: no server, no database.
 FUZZ_LIB := src/core/b64url.c src/core/json.c src/core/buf.c src/core/arena.c src/core/err.c src/core/uri.c src/core/utf8.c \
 	src/core/router.c src/oidc/oidc_jwt_parse.c \
-	src/exchange/exchange_wire.c src/exchange/exchange_id.c
+	src/exchange/wire/wire.c src/exchange/wire/id.c \
+	$(wildcard src/core/jsonschema*.c)
 
 .PHONY: all build deps run test unit bench fuzz fuzz-build clean format
 
@@ -77,11 +78,12 @@ DEP_FILES := $(LIB_OBJ:.o=.d) $(BUILD)/src/main.d $(UNIT_BIN:=.d)
 $(DEP_FILES):
 -include $(wildcard $(DEP_FILES))
 
-build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h) src/exchange/exchange_int.h
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB) $(wildcard src/core/*.h) src/exchange/wire/wire.h src/exchange/exchange_limits.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -Isrc \
-		$(shell pkg-config --cflags libcjson) -o $@ $< $(FUZZ_LIB) $(shell pkg-config --libs libcjson)
+		$(shell pkg-config --cflags libcjson libpcre2-8) -o $@ $< $(FUZZ_LIB) \
+		$(shell pkg-config --libs libcjson libpcre2-8) -lm
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -33,8 +33,9 @@
 #include "core/crypto.h"
 #include "core/db.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_int.h"
-#include "exchange/exchange_log_int.h"
+#include "exchange/keys/keys.h"
+#include "exchange/log/exlog_int.h"
+#include "exchange/wire/wire.h"
 
 /* Records a producer signs before the clock starts: enough for 5 s at
  * 64 x 600 records/s each, far above the target. */

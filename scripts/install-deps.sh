@@ -2,7 +2,8 @@
 # Installs what egov needs on Debian 12, only what is missing (idempotent).
 #   install-deps.sh build   compiler and libraries for `make run`
 #   install-deps.sh test    + PostgreSQL 15, clang/libFuzzer, cmocka, Chromium,
-#                             CJK fonts, Node.js and the npm packages in package.json
+#                             CJK fonts, the JSON Schema Test Suite, Node.js and
+#                             the npm packages in package.json
 #   install-deps.sh bench   + nginx, wrk and glewlwyd (measured beside egov's
 #                             trust layer, bench/glewlwyd_bench.sh)
 # Runs apt-get as root (or through sudo when not root).
@@ -11,9 +12,13 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 
 build_pkgs="build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libpq-dev
-	libssl-dev libsodium-dev libqrencode-dev libgnutls28-dev libcurl4-openssl-dev ca-certificates curl"
+	libssl-dev libsodium-dev libqrencode-dev libgnutls28-dev libcurl4-openssl-dev libpcre2-dev ca-certificates curl"
+# The official JSON Schema Test Suite (tests/unit/test_jsonschema.c runs it)
+# comes with Debian's libtest-json-schema-acceptance-perl, which ships the
+# suite's files; the npm package of the suite fetches them from GitHub at
+# install time, which an offline machine or CI cannot.
 test_pkgs="postgresql-15 clang libclang-rt-14-dev libcmocka-dev chromium fonts-noto-cjk sqlite3 openssl
-	nodejs npm procps iproute2"
+	nodejs npm procps iproute2 libtest-json-schema-acceptance-perl"
 bench_pkgs="nginx-light wrk libjansson-dev glewlwyd"
 
 case "$what" in

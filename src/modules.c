@@ -13,6 +13,8 @@
  *   oidc      the OpenID provider, built on identity's accounts
  *   info      public notices
  *   exchange  the data exchange, on pki (keys), identity (staff) and audit
+ *   console   the staff console: one frame for every module's staff pages
+ *             (their .pages), on identity (sessions, permissions)
  */
 #include "core/module.h"
 #include "core/banned.h"
@@ -25,6 +27,7 @@ extern const egov_module identity_module;
 extern const egov_module oidc_module;
 extern const egov_module info_module;
 extern const egov_module exchange_module;
+extern const egov_module console_module;
 
 const egov_module *const egov_modules[] = {
 	&system_module,
@@ -35,5 +38,6 @@ const egov_module *const egov_modules[] = {
 	&oidc_module,
 	&info_module,
 	&exchange_module,
+	&console_module,
 };
 const size_t egov_modules_count = sizeof egov_modules / sizeof egov_modules[0];

@@ -50,6 +50,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "core/server_conn.h"
+#include "core/server_proxy.h"
 #include "core/server_tls.h"
 #include "core/timeutil.h"
 #include "core/web.h"
@@ -261,6 +263,7 @@ static void setup(req *r, const char *method)
 
 	set_request_id(r);
 	set_remote_ip(r);
+	server_proxy_resolve(r);
 	r->method_name = method;
 	r->method = http_method_parse(method);
 
@@ -321,6 +324,8 @@ static int check_body_head(req *r)
 
 	if (!body || r->early_status)
 		return 0;
+	if (r->match_status != 200)
+		return 1; /* the router's 404 or 405 comes before any body limit */
 	if (r->body_max == 0) {
 		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
 		return 1;
@@ -564,13 +569,23 @@ enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, const cha
 
 	(void)cls;
 	(void)url;
-	(void)version;
 	if (!r)
 		return MHD_NO; /* could not allocate: drop the connection */
 	if (r->phase == 0) {
+		const char *code;
+		int status;
+
 		r->conn = conn;
 		r->phase = 1;
+		server_conn_head_done(conn);
 		setup(r, method);
+		if ((code = server_conn_head_refusal(r, version, &status))) {
+			/* The body's framing (or the head itself) cannot be
+			 * trusted: answer now and let MHD close. */
+			set_early(r, status, code, NULL);
+			dispatch(r);
+			return queue(r);
+		}
 		if (!r->early_status && r->match_status == 200 && r->match.route->head) {
 			/* The route looks at the head first: it may lower the body
 			 * limit, or answer now without reading the body. */
@@ -651,7 +666,7 @@ void http_completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int64_t dur;
 
 	(void)cls;
-	(void)conn;
+	server_conn_head_wait(conn);
 	if (!r)
 		return;
 	dur = time_mono_us() - r->t0_us;

@@ -15,7 +15,8 @@
  * the database. `egov init` runs the migrations, each module's .init, then
  * (with --demo) each .demo; `egov verify` runs each .verify; `egov NAME`
  * runs the module command NAME; /metrics asks each .metrics and /readyz
- * each .ready, in module order.
+ * each .ready, in module order. The staff console (src/console/, the last
+ * module) reads every module's .pages when it starts and serves them.
  */
 #ifndef EGOV_CORE_MODULE_H
 #define EGOV_CORE_MODULE_H
@@ -40,6 +41,35 @@ typedef enum module_command_flags {
 	 * that must leave what they check as they found it. */
 	MODULE_COMMAND_READ_ONLY = 1u << 1,
 } module_command_flags;
+
+/*
+ * A page of the staff console. The kernel only carries these: the console
+ * module reads every module's pages when it starts (refusing to start on a
+ * page it cannot serve) and serves each inside its one frame (header with
+ * the signed-in person and log-out, the menu of the pages the person may
+ * use, language switch, CSRF token), after checking who asks: nobody
+ * signed in is sent to log in and back, a person holding none of perms
+ * gets the console's 403 page (audited as staff.page_forbidden).
+ */
+typedef struct console_page {
+	/* "/staff/exchange": under /staff/, one or more segments of a-z, 0-9
+	 * and '-'. The console's routes cover all of /staff/. */
+	const char *path;
+	/* Catalogue keys (web/i18n): the menu entry, the card title on /staff
+	 * and the document title; the card's text. */
+	const char *label;
+	const char *summary;
+	/* NULL-terminated; holding any one of them lets a person in. */
+	const char *const *perms;
+	/* The template holding only the page's main content, under web/staff/
+	 * ("/staff/exchange.html"), so that it is never served on its own. */
+	const char *content;
+	/* The page's script ("/js/staff-exchange.js"), or NULL. It finds the
+	 * session's CSRF token in <meta name="csrf-token">. */
+	const char *script;
+	/* Place in the menu and on /staff: lower first, ties by path. */
+	int order;
+} console_page;
 
 /* `egov NAME ...`: one top-level command of a module. */
 typedef struct module_command {
@@ -96,6 +126,9 @@ typedef struct egov_module {
 	/* Background jobs (core/jobs.h): started after .start, stopped before .stop. */
 	const struct job *const *jobs;
 	size_t njobs;
+	/* Its pages in the staff console (console_page above). */
+	const console_page *pages;
+	size_t npages;
 } egov_module;
 
 extern const egov_module *const egov_modules[];

@@ -1,11 +1,12 @@
 /*
  * exchange.c: the data exchange's one module descriptor: its route table
- * (the handlers are declared by its parts in exchange_int.h and
- * exchange_pubsub_int.h), its migrations, its hooks, which call the parts
- * in order (global configuration, message log, gateway, publish/subscribe;
- * stopping in reverse), and the `egov exchange ...` command, which hands
- * each subcommand to the file that owns it. The staff console's pages
- * (exchange_web.c) are routed here too.
+ * (the handlers are the rooms'), its migrations, its jobs, its hooks and
+ * the `egov exchange ...` command, which hands each subcommand to the room
+ * that owns it. The rooms are listed in exchange.h; each holds what it
+ * needs (the database, the settings) from the start hook here, which calls
+ * them in order (keys, registry; on a gateway the global configuration,
+ * message log, gateway and push delivery), and the stop hook in reverse.
+ * Its page in the staff console (exchange_web.c) is declared here as .pages.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,29 +14,15 @@
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/module.h"
-#include "exchange/exchange_int.h"
-#include "exchange/exchange_log_int.h"
-#include "exchange/exchange_pubsub_int.h"
+#include "exchange/conf/conf.h"
+#include "exchange/gateway/gateway.h"
+#include "exchange/keys/keys.h"
+#include "exchange/log/exlog.h"
+#include "exchange/pubsub/pubsub.h"
+#include "exchange/registry/registry.h"
 #include "core/banned.h"
 
 #define PERM_ADMIN "exchange.admin"
-/* A service's OpenAPI description may be up to 1 MiB of JSON. */
-#define SERVICE_BODY_MAX (1536 * 1024)
-#define ITEM_BODY_MAX (16 * 1024)
-#define CERT_BODY_MAX (64 * 1024)
-
-static db *the_db;
-static const egov_config *the_cfg;
-
-db *exchange_db(void)
-{
-	return the_db ? the_db : app()->db;
-}
-
-const egov_config *exchange_cfg(void)
-{
-	return the_cfg ? the_cfg : app()->config;
-}
 
 #define ADMIN_ROUTES(kind, body)                                                                                 \
 	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind, .perm = PERM_ADMIN, .handler = exchange_http_list}, \
@@ -61,9 +48,11 @@ const egov_config *exchange_cfg(void)
 #define PEER(m) {.method = m, .path = "/peer/v1/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, \
 		 .content_type = ANY_TYPE, .handler = exchange_provider_call, .name = "/peer/v1/r1", .peer = true, \
 		 .spool = true, .head = exchange_service_limit_head}
-/* Pub/sub rooms (service codes api, pub, pull) touch the database: their
- * handler runs on the blocking pool. More literal segments win in the
- * router, so these take those codes from PEER(). */
+/* Calls to the pub/sub rooms (service codes api, pub, pull) touch the
+ * database: their handler runs on the blocking pool. More literal
+ * segments win in the router, so these take those codes from PEER(). The
+ * room's own operations are a route table of the room (pubsub/room.c),
+ * matched once the call is verified. */
 #define ROOM(m, code) {.method = m, .path = "/peer/v1/r1/{i}/{c}/{m}/{s}/" code "/{*rest}", \
 		       .body_max = EGOV_BODY_MAX_UPLOAD, .content_type = ANY_TYPE, .handler = exchange_provider_call, \
 		       .name = "/peer/v1/r1 pubsub", .peer = true, .blocking = true}
@@ -74,19 +63,15 @@ static const route routes[] = {
 	{.method = HTTP_GET, .path = "/exchange/v1/globalconf", .handler = exchange_http_globalconf},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/status", .perm = PERM_ADMIN, .handler = exchange_http_status},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/console", .perm = PERM_ADMIN, .handler = exchange_web_console},
-	/* Pages of the staff console: they check who asks themselves, so
-	 * that nobody signed in is sent to log in and the others get a page. */
-	{.method = HTTP_GET, .path = "/staff", .handler = exchange_web_page},
-	{.method = HTTP_GET, .path = "/staff/exchange", .handler = exchange_web_page},
-	ADMIN_ROUTES("members", ITEM_BODY_MAX),
-	ADMIN_ROUTES("subsystems", ITEM_BODY_MAX),
-	ADMIN_ROUTES("services", SERVICE_BODY_MAX),
-	ADMIN_ROUTES("event-types", ITEM_BODY_MAX),
+	ADMIN_ROUTES("members", EXCHANGE_ITEM_BODY_MAX),
+	ADMIN_ROUTES("subsystems", EXCHANGE_ITEM_BODY_MAX),
+	ADMIN_ROUTES("services", EXCHANGE_SERVICE_BODY_MAX),
+	ADMIN_ROUTES("event-types", EXCHANGE_ITEM_BODY_MAX),
 	{.method = HTTP_GET, .path = "/api/v1/exchange/access", .perm = PERM_ADMIN, .handler = exchange_http_list},
 	{.method = HTTP_POST,
 	 .path = "/api/v1/exchange/access",
 	 .perm = PERM_ADMIN,
-	 .body_max = ITEM_BODY_MAX,
+	 .body_max = EXCHANGE_ITEM_BODY_MAX,
 	 .handler = exchange_http_add},
 	{.method = HTTP_DELETE,
 	 .path = "/api/v1/exchange/access/{*rest}",
@@ -96,7 +81,7 @@ static const route routes[] = {
 	{.method = HTTP_POST,
 	 .path = "/api/v1/exchange/certs",
 	 .perm = PERM_ADMIN,
-	 .body_max = CERT_BODY_MAX,
+	 .body_max = EXCHANGE_CERT_BODY_MAX,
 	 .handler = exchange_http_cert_add},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/certs/{sha256}", .perm = PERM_ADMIN, .handler = exchange_http_get},
 	{.method = HTTP_DELETE,
@@ -110,10 +95,10 @@ static const route routes[] = {
 	PEER(HTTP_GET), PEER(HTTP_POST), PEER(HTTP_PUT), PEER(HTTP_PATCH), PEER(HTTP_DELETE), PEER(HTTP_OPTIONS),
 	ROOMS("api"), ROOMS("pub"), ROOMS("pull"),
 	{.method = HTTP_POST, .path = "/peer/v1/push/{*rest}", .body_max = PUBSUB_EVENT_MAX + 64 * 1024,
-	 .content_type = "application/json", .handler = pubsub_push_receive, .name = "/peer/v1/push", .peer = true},
+	 .content_type = "application/json", .handler = exchange_push_receive, .name = "/peer/v1/push", .peer = true},
 };
 
-/* The parts' schemas, one list. Versions 3 to 5 were once migrations of
+/* The rooms' schemas, one list. Versions 3 to 5 were once migrations of
  * the parts' own descriptors (recorded as exchange_log, exchange_gateway
  * and exchange_pubsub, each a single version); their tables are created
  * IF NOT EXISTS, so on a database that has them already the versions are
@@ -133,35 +118,32 @@ const db_migration *exchange_migrations(size_t *n)
 	return migrations;
 }
 
-static bool is_gateway(const egov_config *cfg)
-{
-	return cfg->role && strcmp(cfg->role, "gateway") == 0;
-}
+/* The jobs run on every node, in this order, and stopped in reverse; each
+ * does nothing on a node whose room was not started (not a gateway). */
+static const job *const jobs[] = {
+	&exchange_conf_job, &exlog_sealer_job, &gateway_backends_job, &gateway_bodies_job, &gateway_refusals_job,
+	&pubsub_delivery_job,
+};
 
-/* Only a gateway downloads the global configuration and runs the message
- * log's writer and sealer; other roles keep the (empty) tables for
- * `egov exchange log`. A part that fails stops those started before it. */
+static void stop(void);
+
+/* Every node keeps the registry's and the log's tables (the central node
+ * its registry, any node `egov exchange log`); only a gateway downloads
+ * the global configuration, runs the message log and the data path. A
+ * room that fails stops those started before it. */
 static egov_err start(const egov_config *cfg)
 {
-	egov_err err = EGOV_OK;
-	bool log_started = false, gateway_started = false;
+	db *d = app()->db;
+	egov_err err;
 
-	the_db = app()->db;
-	the_cfg = cfg;
-	if (is_gateway(cfg) && (err = exchange_conf_start(cfg)))
-		goto out;
-	if (is_gateway(cfg) && (err = exchange_log_start(app()->db, cfg)))
-		goto out;
-	log_started = true;
-	if ((err = exchange_gateway_start(cfg)))
-		goto out;
-	gateway_started = true;
-	err = pubsub_start(cfg);
-out:
-	if (err && gateway_started)
-		exchange_gateway_stop();
-	if (err && log_started)
-		exchange_log_stop();
+	if ((err = exchange_keys_setup(cfg->data_dir)))
+		return err;
+	registry_setup(d, cfg);
+	if (!exchange_is_gateway(cfg))
+		return EGOV_OK;
+	if ((err = exchange_conf_start(cfg)) || (err = exchange_log_start(d, cfg)) ||
+	    (err = exchange_gateway_start(d, cfg, app()->blobs)) || (err = pubsub_delivery_start(cfg)))
+		stop();
 	return err;
 }
 
@@ -170,6 +152,7 @@ static void stop(void)
 	pubsub_delivery_stop();
 	exchange_gateway_stop();
 	exchange_log_stop();
+	exchange_conf_stop();
 }
 
 static egov_err metrics(buf *out)
@@ -208,22 +191,38 @@ static void help(FILE *f)
 	      f);
 }
 
+/* `egov exchange conf show`: the central node's current document, or a
+ * gateway's kept copy. */
+static int conf_show(int argc, char **argv, db *d, const egov_config *cfg)
+{
+	if (argc != 3 || strcmp(argv[1], "conf") != 0 || strcmp(argv[2], "show") != 0)
+		return -1;
+	return exchange_is_gateway(cfg) ? exchange_conf_show_kept(cfg) : registry_conf_show(d);
+}
+
 static int command(int argc, char **argv, db *d)
 {
+	const egov_config *cfg = app()->config;
 	int rc;
 
 	if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
 		help(argc < 2 ? stderr : stdout);
 		return argc < 2 ? 2 : 0;
 	}
+	/* The rooms a command uses hold the node's settings, as in serve. */
+	if (exchange_keys_setup(cfg->data_dir)) {
+		fprintf(stderr, "egov: data.dir: too long for DATA/exchange\n");
+		return 2;
+	}
+	registry_setup(d, cfg);
 	if (strcmp(argv[1], "log") == 0)
-		return exchange_log_command(argc - 1, argv + 1, d);
+		return exchange_log_command(argc - 1, argv + 1, d, cfg);
 	if (strcmp(argv[1], "pubsub") == 0)
 		return exchange_pubsub_command(argc - 1, argv + 1, d);
 	if (strcmp(argv[1], "backend") == 0)
 		return exchange_gateway_command(argc - 1, argv + 1, d);
 	if ((rc = exchange_keys_command(argc, argv)) != -1 || (rc = exchange_central_command(argc, argv, d)) != -1 ||
-	    (rc = exchange_conf_command(argc, argv, d)) != -1 || (rc = exchange_registry_command(argc, argv, d)) != -1)
+	    (rc = conf_show(argc, argv, d, cfg)) != -1 || (rc = exchange_registry_command(argc, argv, d)) != -1)
 		return rc;
 	help(stderr);
 	return 2;
@@ -233,11 +232,10 @@ static int command(int argc, char **argv, db *d)
  * that every exchange would be refused with 503. */
 static const char *ready(void)
 {
-	const egov_config *c = exchange_cfg();
 	const char *why = NULL;
 	exchange_conf *cf;
 
-	if (!c || strcmp(c->role, "gateway") != 0)
+	if (!exchange_conf_serving())
 		return NULL;
 	if (!(cf = exchange_conf_get(&why)))
 		return why ? why : "exchange.conf_missing";
@@ -259,8 +257,12 @@ const egov_module exchange_module = {
 	.nroutes = sizeof routes / sizeof routes[0],
 	.commands = commands,
 	.ncommands = sizeof commands / sizeof commands[0],
+	.jobs = jobs,
+	.njobs = sizeof jobs / sizeof jobs[0],
 	.metrics = metrics,
 	.ready = ready,
 	.start = start,
 	.stop = stop,
+	.pages = exchange_web_pages,
+	.npages = EXCHANGE_WEB_NPAGES,
 };

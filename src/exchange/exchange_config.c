@@ -1,6 +1,6 @@
 /*
  * exchange_config.c: the exchange module's [exchange] configuration
- * section, and the values a part of the exchange reads
+ * section, and the values a room of the exchange reads
  * (exchange_settings()). Which keys a node uses depends on its
  * server.role: the central node publishes the global configuration
  * (conf_validity_s), a gateway downloads it (central_url, central_cert,
@@ -8,8 +8,9 @@
  * is refused when it starts.
  */
 #include <stddef.h>
+#include <string.h>
 
-#include "exchange/exchange_int.h"
+#include "exchange/exchange.h"
 #include "core/banned.h"
 
 #define OFF(field) offsetof(exchange_config, field)
@@ -126,4 +127,9 @@ const exchange_config *exchange_settings(const egov_config *cfg)
 	const exchange_config *xc = cfg ? config_section_values(cfg, &exchange_config_section) : NULL;
 
 	return xc ? xc : &defaults;
+}
+
+bool exchange_is_gateway(const egov_config *cfg)
+{
+	return cfg && cfg->role && strcmp(cfg->role, "gateway") == 0;
 }

@@ -1,142 +1,46 @@
 /*
- * exchange_web.c: the staff console's pages for the data exchange registry
- * and the one summary they need that the registry's admin API has no
- * route for.
+ * exchange_web.c: the data exchange's page in the staff console and the
+ * one summary it needs that the registry's admin API has no route for.
  *
- *   GET /staff                    landing page of the staff console
- *   GET /staff/exchange           the registry page (web/staff-exchange.html)
+ *   /staff/exchange               the registry page, declared here
+ *                                 (exchange_web_pages) and served by the
+ *                                 console inside its frame:
+ *                                 web/staff/exchange.html holds the page's
+ *                                 content, web/js/staff-exchange.js its
+ *                                 script
  *   GET /api/v1/exchange/console  the global configuration in force (version,
  *                                 dates) and each registered certificate's
  *                                 standing (good, expired, revoked)
  *
- * The routes are in exchange.c's table (permission exchange.admin for the
- * API; the pages check for themselves, to answer with pages).
- *
- * The pages are the rendered templates of web/ (the static table already
- * holds them per language); what these handlers add is who may see them:
- * nobody signed in is sent to the log-in page with a return path, a
- * signed-in person without the permission gets the translated 403 page
- * (web/staff-forbidden.html) with status 403. The page itself carries no
- * registry data: its script reads and changes the registry through the
- * admin API with the session and its CSRF token, which checks the
- * permission again on every call.
+ * The route is in exchange.c's table (permission exchange.admin). The page
+ * itself carries no registry data: its script reads and changes the
+ * registry through the admin API with the session and its CSRF token
+ * (from the frame), which checks the permission again on every call.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "audit/audit.h"
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/timeutil.h"
-#include "core/web.h"
-#include "exchange/exchange_int.h"
-#include "identity/identity.h"
+#include "core/b64url.h"
+#include "exchange/exchange.h"
 #include "pki/pki.h"
 #include "core/banned.h"
 
-#define PERM_ADMIN "exchange.admin"
-#define PERM_STAFF "staff.console"
+static const char *const perms_registry[] = {"exchange.admin", NULL};
 
-
-typedef struct staff_page {
-	const char *path;     /* route */
-	const char *file;     /* template under web/ */
-	const char *ret;      /* the route, URL-encoded for ?return= */
-	const char *const *perms; /* any one of them lets the person in */
-} staff_page;
-
-static const char *const perms_landing[] = {PERM_STAFF, PERM_ADMIN, NULL};
-static const char *const perms_exchange[] = {PERM_ADMIN, NULL};
-
-static const staff_page pages[] = {
-	{"/staff", "/staff.html", "%2Fstaff", perms_landing},
-	{"/staff/exchange", "/staff-exchange.html", "%2Fstaff%2Fexchange", perms_exchange},
+const console_page exchange_web_pages[EXCHANGE_WEB_NPAGES] = {
+	{.path = "/staff/exchange",
+	 .label = "staff.tools.exchange.title",
+	 .summary = "staff.tools.exchange.text",
+	 .perms = perms_registry,
+	 .content = "/staff/exchange.html",
+	 .script = "/js/staff-exchange.js",
+	 .order = 900},
 };
-
-static const staff_page *page_of(req *r)
-{
-	const char *path = req_route(r)->path;
-	size_t i;
-
-	for (i = 0; i < sizeof pages / sizeof pages[0]; i++)
-		if (strcmp(pages[i].path, path) == 0)
-			return &pages[i];
-	return NULL;
-}
-
-/* A rendered template, answered with status. A ?lang= choice is kept in
- * the cookie as the static pages do, so the next page speaks it too. */
-static egov_err send_template(req *r, int status, const char *file)
-{
-	const char *lang = req_lang(r);
-	const web_file *f = web_find(file, lang);
-	char cookie[96];
-
-	if (!f)
-		return EGOV_EUNAVAILABLE;
-	resp_header(r, "Cache-Control", "no-store");
-	resp_header(r, "Vary", "Accept-Language, Cookie");
-	if (req_query(r, "lang")) {
-		snprintf(cookie, sizeof cookie, "lang=%s; Path=/; Max-Age=31536000; SameSite=Lax", lang);
-		resp_header(r, "Set-Cookie", cookie);
-	}
-	return resp_bytes(r, status, f->mime, f->data, f->len, false);
-}
-
-static egov_err to_login(req *r, const staff_page *pg)
-{
-	char loc[160];
-
-	if (req_query(r, "lang"))
-		snprintf(loc, sizeof loc, "/login.html?lang=%s&return=%s", req_lang(r), pg->ret);
-	else
-		snprintf(loc, sizeof loc, "/login.html?return=%s", pg->ret);
-	resp_header(r, "Location", loc);
-	resp_header(r, "Cache-Control", "no-store");
-	return resp_empty(r, 303);
-}
-
-egov_err exchange_web_page(req *r)
-{
-	const staff_page *pg = page_of(r);
-	identity_principal p;
-	const char *const *perm;
-	bool allowed = false;
-	db_conn *c = NULL;
-	char object[64];
-	egov_err err;
-
-	if (!pg)
-		return EGOV_EINTERNAL;
-	err = identity_principal_from_req(r, &p);
-	if (err == EGOV_EAUTH)
-		return to_login(r, pg);
-	if (err)
-		return err;
-	if (p.operator_token) {
-		allowed = true;
-	} else {
-		if ((err = db_thread_conn(app()->db, &c)))
-			return err;
-		for (perm = pg->perms; *perm && !allowed; perm++)
-			if ((err = identity_permission_has(c, p.account_id, *perm, NULL, &allowed)))
-				return err;
-	}
-	if (allowed)
-		return send_template(r, 200, pg->file);
-	/* A person who reached for an admin page without the right to: worth
-	 * a line in the audit log, as the API's refusals are. */
-	if (audit_available()) {
-		char actor[48];
-		snprintf(actor, sizeof actor, "account:%s", p.account_id);
-		snprintf(object, sizeof object, "page:%s", pg->path);
-		if ((err = audit_append(actor, "staff.page_forbidden", object, NULL, NULL)))
-			return err;
-	}
-	return send_template(r, 403, "/staff-forbidden.html");
-}
 
 /* ---- the console's summary ---------------------------------------------------- */
 

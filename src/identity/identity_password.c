@@ -17,6 +17,12 @@
  * - An unknown e-mail costs one Argon2id verify, like a known one, and is
  *   counted under the same throttle, so neither timing nor throttling tells
  *   whether an account exists.
+ * - The brute-force counters are keyed so that one client cannot lock
+ *   others out (ASVS 2.2.1): the delays count failures per client address
+ *   (an IPv6 client by its /64) and per e-mail *from that address*, so a
+ *   stranger's guesses slow only the stranger, never the owner; only the
+ *   lock at IDENTITY_LOCK_FAILURES consecutive failures counts per account
+ *   from everywhere, which bounds the guesses one account can take.
  * - The common-password list (common-passwords.txt, embedded) is read once
  *   into a sorted array of lower-cased entries.
  */
@@ -29,6 +35,7 @@
 #include <sodium.h>
 
 #include "core/lend.h"
+#include "core/netaddr.h"
 #include "core/utf8.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
@@ -392,6 +399,17 @@ egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, in
 
 #define DAY_US (24LL * 3600 * 1000000)
 
+/* The throttle's scopes (identity_throttle.scope):
+ *   "acct:EMAIL"          consecutive failures of the account, from anywhere:
+ *                         the lock; never a delay
+ *   "ip:NET"              failures from a client (IPv6: its /64): delays from
+ *                         the IDENTITY_THROTTLE_IP_FREE-th
+ *   "ip:NET acct:EMAIL"   failures on one e-mail from that client: delays
+ *                         from the IDENTITY_THROTTLE_FREE-th
+ * A client's address is written by us without spaces, so no e-mail a client
+ * types can make one scope read as another. */
+#define SCOPE_MAX (80 + IDENTITY_EMAIL_MAX + 8 + 2) /* "ip:NET" " " "acct:EMAIL" */
+
 static void scope_for_email(const char *email, char *out, size_t n)
 {
 	char low[IDENTITY_EMAIL_MAX + 1];
@@ -399,6 +417,27 @@ static void scope_for_email(const char *email, char *out, size_t n)
 	identity_copy(low, sizeof low, email ? email : "");
 	identity_ascii_lower(low);
 	snprintf(out, n, "acct:%s", low);
+}
+
+/* A client's network: the address itself for IPv4, its /64 for IPv6 (one
+ * subscriber's, who could otherwise take a new address per guess). */
+static void scope_for_ip(const char *ip, char *out, size_t n)
+{
+	char net[NETADDR_TEXT_MAX];
+	netaddr a, an;
+
+	if (ip && netaddr_parse(ip, strlen(ip), &a)) {
+		netaddr_client_net(&a, &an);
+		netaddr_format(&an, net);
+		snprintf(out, n, "ip:%s", net);
+	} else {
+		snprintf(out, n, "ip:%.47s", ip ? ip : "");
+	}
+}
+
+static void scope_for_pair(const char *ipscope, const char *acctscope, char *out, size_t n)
+{
+	snprintf(out, n, "%s %s", ipscope, acctscope);
 }
 
 static int64_t delay_us(int64_t failures, int free_n)
@@ -413,12 +452,13 @@ static int64_t delay_us(int64_t failures, int free_n)
 	return s * 1000000;
 }
 
-/* The later blocked_until of the account's and the address's counters, and
- * whether the account has a counter at all (a login that succeeds must
- * then reset it; without one it need not write). */
+/* The later blocked_until of this client's counters (its address's and its
+ * e-mail's from that address), and whether the e-mail has a counter at all
+ * (a login that succeeds must then reset it; without one it need not
+ * write). The account-wide counter never blocks: see the file comment. */
 static egov_err throttle_state(db_conn *c, const char *email, const char *ip, int64_t *until, bool *acct_row)
 {
-	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
+	char sa[IDENTITY_EMAIL_MAX + 8], si[80], sp[SCOPE_MAX];
 	db_rows *rows = NULL;
 	bool has = false;
 	egov_err err;
@@ -426,18 +466,22 @@ static egov_err throttle_state(db_conn *c, const char *email, const char *ip, in
 	*until = 0;
 	*acct_row = false;
 	scope_for_email(email, sa, sizeof sa);
-	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
+	scope_for_ip(ip, si, sizeof si);
+	scope_for_pair(si, sa, sp, sizeof sp);
 	{
-		db_param p[] = {DBP_S(sa), DBP_S(si)};
-		if ((err = db_query(c, "SELECT scope, blocked_until FROM identity_throttle WHERE scope IN (?, ?)", p, 2,
-				    &rows)))
+		db_param p[] = {DBP_S(sa), DBP_S(si), DBP_S(sp)};
+		if ((err = db_query(c, "SELECT scope, blocked_until FROM identity_throttle WHERE scope IN (?, ?, ?)", p,
+				    3, &rows)))
 			return err;
 	}
 	while (!(err = db_rows_next(rows, &has)) && has) {
 		const char *scope = db_rows_text(rows, 0);
 		int64_t b = db_rows_int(rows, 1);
-		if (scope && strcmp(scope, sa) == 0)
+		if (scope && (strcmp(scope, sa) == 0 || strcmp(scope, sp) == 0)) {
 			*acct_row = true;
+			if (strcmp(scope, sa) == 0)
+				continue;
+		}
 		if (b > *until)
 			*until = b;
 	}
@@ -496,15 +540,19 @@ static egov_err count_failure(db_conn *c, const char *scope, int free_n, int64_t
 egov_err identity_throttle_fail(db_conn *c, const char *email, const char *account_id, const char *ip,
 				bool *locked_now)
 {
-	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
-	int64_t fa = 0, fi = 0, changed = 0;
+	char sa[IDENTITY_EMAIL_MAX + 8], si[80], sp[SCOPE_MAX];
+	int64_t fa = 0, fi = 0, fp = 0, changed = 0;
 	egov_err err;
 
 	if (locked_now)
 		*locked_now = false;
 	scope_for_email(email, sa, sizeof sa);
-	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
-	if ((err = count_failure(c, sa, IDENTITY_THROTTLE_FREE, &fa)) ||
+	scope_for_ip(ip, si, sizeof si);
+	scope_for_pair(si, sa, sp, sizeof sp);
+	/* The account-wide count only counts (toward the lock): a free
+	 * allowance it never reaches. */
+	if ((err = count_failure(c, sa, INT32_MAX, &fa)) ||
+	    (err = count_failure(c, sp, IDENTITY_THROTTLE_FREE, &fp)) ||
 	    (err = count_failure(c, si, IDENTITY_THROTTLE_IP_FREE, &fi)))
 		return err;
 	if (account_id && fa >= IDENTITY_LOCK_FAILURES) {
@@ -530,12 +578,26 @@ egov_err identity_throttle_fail(db_conn *c, const char *email, const char *accou
 
 egov_err identity_throttle_success(db_conn *c, const char *email)
 {
-	char sa[IDENTITY_EMAIL_MAX + 8];
-	db_param p[1];
+	char sa[IDENTITY_EMAIL_MAX + 8], like[2 * (IDENTITY_EMAIL_MAX + 8) + 4];
+	size_t i, o = 0;
 
+	/* The account proved itself: its count toward the lock and every
+	 * client's count on it restart. The pairs end in " acct:EMAIL"; the
+	 * e-mail is escaped for LIKE. */
 	scope_for_email(email, sa, sizeof sa);
-	p[0] = DBP_S(sa);
-	return db_exec(c, "DELETE FROM identity_throttle WHERE scope = ?", p, 1, NULL);
+	like[o++] = '%';
+	like[o++] = ' ';
+	for (i = 0; sa[i] && o + 3 < sizeof like; i++) {
+		if (sa[i] == '%' || sa[i] == '_' || sa[i] == '\\')
+			like[o++] = '\\';
+		like[o++] = sa[i];
+	}
+	like[o] = '\0';
+	{
+		db_param p[] = {DBP_S(sa), DBP_S(like)};
+		return db_exec(c, "DELETE FROM identity_throttle WHERE scope = ? OR scope LIKE ? ESCAPE '\\'", p, 2,
+			       NULL);
+	}
 }
 
 /* ---- the password step of a login ----------------------------------------- */

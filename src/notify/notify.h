@@ -4,9 +4,10 @@
  * Other modules queue mail with notify_enqueue(), inside their own
  * transaction, so a message is queued exactly when what it tells of
  * commits (identity does so through identity_mail_send()). The outbox table,
- * notify_outbox, is this module's alone. A background thread started by
- * `egov serve` (the module's start hook) claims due rows, sends each over
- * SMTP and records the outcome.
+ * notify_outbox, is this module's alone. A kernel job (core/jobs.h,
+ * "notify.outbox", declared in the module's descriptor) claims due rows
+ * through the kernel's lease claim (core/lease.h), sends each over SMTP
+ * and records the outcome.
  *
  * Invariants:
  * - At-least-once delivery: a row is claimed by pushing its next attempt
@@ -14,7 +15,7 @@
  *   then sent, then marked sent. A node that dies mid-send leaves the lease
  *   to expire and the message is tried again; receivers can deduplicate by
  *   the Message-ID, which is derived from the row id and stays the same.
- * - Any number of nodes may run the thread against one PostgreSQL database:
+ * - Any number of nodes may run the job against one PostgreSQL database:
  *   claims use SELECT ... FOR UPDATE SKIP LOCKED there (SQLite serialises
  *   writers with BEGIN IMMEDIATE).
  * - A transient failure (no connection, 4xx, timeout, TLS refused) retries
@@ -69,22 +70,24 @@ typedef struct notify_message {
  * EGOV_EINVAL when to, subject or body is missing, to holds a control
  * character, or one is longer than the outbox takes (NOTIFY_ADDR_MAX,
  * 1 KiB subject, 2 MiB body); the database's error otherwise. Nothing is sent before the
- * delivery thread's next look (notify_wake() asks for it now). */
+ * delivery job's next look (notify_wake() asks for it now). */
 egov_err notify_enqueue(db_conn *c, const notify_message *m, char id_out[37]);
 
 /* Fills *out from the [mail] section of cfg (borrowing its strings).
  * EGOV_ENOTFOUND if cfg holds no [mail] section. */
 egov_err notify_settings_from_config(const egov_config *cfg, notify_settings *out);
 
-/* Starts the delivery thread on its own connection to d, with the [mail]
- * section of cfg. Copies what it needs. EGOV_EINVAL if mail.from is not a
- * usable address (or cfg holds no [mail] section), EGOV_ECONFLICT if
- * already running, EGOV_EINTERNAL if the thread cannot start. */
+/* Starts delivery outside `egov serve` (which starts the module's job
+ * itself): the [mail] settings of cfg and the delivery job (core/jobs.h,
+ * "notify.outbox") with its own connection to d. Copies what it needs.
+ * EGOV_EINVAL if mail.from is not a usable address (or cfg holds no [mail]
+ * section), EGOV_ECONFLICT if already running, EGOV_EINTERNAL if the job's
+ * thread cannot start. */
 egov_err notify_start(db *d, const egov_config *cfg);
-/* Stops and joins the thread (a send in progress finishes or times out
- * first). Safe to call when it is not running. */
+/* Stops the job (a send in progress finishes or times out first) and
+ * drops the settings. Safe to call when it is not running. */
 void notify_stop(void);
-/* Asks the thread to look at the outbox now instead of at its next poll
+/* Asks the delivery job to look at the outbox now instead of at its next poll
  * (after a module queued mail). Safe to call when it is not running. */
 void notify_wake(void);
 

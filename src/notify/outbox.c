@@ -1,6 +1,6 @@
 /*
  * outbox.c: the outbox (notify_outbox): its schema, queueing into it, the
- * delivery thread over it, and the module's descriptor.
+ * delivery job over it, and the module's descriptor.
  *
  * Invariants (see notify.h): a claim counts the attempt and leases the row
  * in one transaction before any byte goes to the SMTP server; the outcome
@@ -13,11 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <openssl/crypto.h>
 
 #include "core/app.h"
+#include "core/jobs.h"
+#include "core/lease.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/timeutil.h"
@@ -65,21 +66,6 @@ static const db_migration migrations[] = {
 		"CREATE INDEX notify_outbox_unsent ON notify_outbox (sent_at, created_at);"
 		"CREATE INDEX notify_outbox_due ON notify_outbox (next_attempt_us)"
 		" WHERE sent_at IS NULL AND failed_at IS NULL;"},
-};
-
-/* Serving: delivery runs on its own thread from the start hook on. */
-static egov_err start(const egov_config *cfg)
-{
-	return notify_start(app()->db, cfg);
-}
-
-const egov_module notify_module = {
-	.name = "notify",
-	.config = &notify_config_section,
-	.migrations = migrations,
-	.nmigrations = sizeof migrations / sizeof migrations[0],
-	.start = start,
-	.stop = notify_stop,
 };
 
 egov_err notify_settings_from_config(const egov_config *cfg, notify_settings *out)
@@ -164,56 +150,43 @@ static char *dup_col(db_rows *r, int col)
 	return strdup(t ? t : "");
 }
 
-/* Claims the most overdue message: *found false if none is due. */
+/* The outbox as the kernel's lease claim sees it: due rows are those neither
+ * sent nor failed whose next attempt has come, most overdue first. */
+static const lease_spec outbox_lease = {
+	.table = "notify_outbox",
+	.key = "id",
+	.due = "next_attempt_us",
+	.attempts = "attempts",
+	.pending = "sent_at IS NULL AND failed_at IS NULL",
+	.order = "next_attempt_us, created_at",
+	.columns = "id, to_addr, subject, body",
+};
+
+static egov_err take_row(void *ctx, db_rows *row, int64_t attempt)
+{
+	claimed *m = ctx;
+
+	m->id = dup_col(row, 0);
+	m->to = dup_col(row, 1);
+	m->subject = dup_col(row, 2);
+	m->body = dup_col(row, 3);
+	m->attempts = (int)attempt;
+	return m->id && m->to && m->subject && m->body ? EGOV_OK : EGOV_ENOMEM;
+}
+
+/* Claims the most overdue message: *found false if none is due. The lease
+ * outlasts any one SMTP transaction, so a node that dies mid-send leaves
+ * the row to be tried again once it runs out. */
 static egov_err claim(db_conn *c, const notify_settings *s, claimed *m, bool *found)
 {
-	int64_t now = time_now_us(), lease = now + LEASE_S(s->timeout_s) * 1000000;
-	db_param p[2] = {DBP_I(now)};
-	db_rows *rows = NULL;
-	bool has = false, open = false;
-	const char *sql = db_conn_kind(c) == DB_POSTGRES
-		? "SELECT id, to_addr, subject, body, attempts FROM notify_outbox"
-		  " WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_us <= ?"
-		  " ORDER BY next_attempt_us, created_at LIMIT 1 FOR UPDATE SKIP LOCKED"
-		: "SELECT id, to_addr, subject, body, attempts FROM notify_outbox"
-		  " WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_us <= ?"
-		  " ORDER BY next_attempt_us, created_at LIMIT 1";
+	int64_t now = time_now_us();
+	int n = 0;
 	egov_err err;
 
 	*found = false;
-	if ((err = db_begin(c)))
-		goto out;
-	open = true;
-	if ((err = db_query(c, sql, p, 1, &rows)) || (err = db_rows_next(rows, &has)))
-		goto out;
-	if (has) {
-		m->id = dup_col(rows, 0);
-		m->to = dup_col(rows, 1);
-		m->subject = dup_col(rows, 2);
-		m->body = dup_col(rows, 3);
-		m->attempts = (int)db_rows_int(rows, 4) + 1;
-		if (!m->id || !m->to || !m->subject || !m->body) {
-			err = EGOV_ENOMEM;
-			goto out;
-		}
-	}
-	db_rows_free(rows);
-	rows = NULL;
-	if (has) {
-		p[0] = DBP_I(lease);
-		p[1] = DBP_S(m->id);
-		if ((err = db_exec(c, "UPDATE notify_outbox SET next_attempt_us = ?, attempts = attempts + 1 WHERE id = ?",
-				   p, 2, NULL)))
-			goto out;
-	}
-	err = db_commit(c);
-	open = false;
-	*found = has && !err;
-out:
-	db_rows_free(rows);
-	if (open)
-		db_rollback(c);
-	if (err || !*found)
+	err = lease_claim(c, &outbox_lease, now, LEASE_S(s->timeout_s) * 1000000, 1, NULL, 0, take_row, m, &n);
+	*found = !err && n == 1;
+	if (!*found)
 		claimed_release(m);
 	return err;
 }
@@ -302,158 +275,144 @@ out:
 	return err;
 }
 
-/* ---- the thread ------------------------------------------------------------ */
+/* ---- the delivery job ------------------------------------------------------ */
 
+/* What delivery uses between the module's start and stop: copies of the
+ * [mail] settings (the configuration may be released first in tests).
+ * Written only while the job is not running (start, stop), read by its
+ * passes. */
 static struct {
 	pthread_mutex_t mu;
-	pthread_cond_t cond;
-	pthread_t thread;
-	bool running, stop, wake;
-	db *d;
+	bool running;
 	char *host, *from, *user, *password;
 	notify_settings s;
-} worker = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} delivery = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-static void *run(void *arg)
+/* One pass: send what is due, up to NOTIFY_PASS_MAX messages; if the pass was
+ * full, more may be waiting, so run again at once. */
+static int64_t deliver_pass(job_ctx *j)
 {
 	db_conn *c = NULL;
-	bool db_failing = false;
-	struct timespec until;
+	int sent = 0, failed = 0;
+	egov_err err;
 
-	(void)arg;
-	pthread_mutex_lock(&worker.mu);
-	while (!worker.stop) {
-		egov_err err;
-		pthread_mutex_unlock(&worker.mu);
-		if (!c && db_conn_open(worker.d, &c))
-			c = NULL;
-		err = c ? notify_deliver_due(c, &worker.s, NOTIFY_PASS_MAX, NULL, NULL) : EGOV_EUNAVAILABLE;
-		/* Logged on change only, so a missing database does not flood
-		 * the log every poll. */
-		if (err && !db_failing)
-			log_warn("notify.outbox", "cannot read the outbox: %s", c ? db_conn_errmsg(c) : "no connection");
-		else if (!err && db_failing)
-			log_info("notify.outbox", "outbox readable again");
-		db_failing = err != EGOV_OK;
-		if (err && c) {
-			db_conn_close(c);
-			c = NULL;
-		}
-		pthread_mutex_lock(&worker.mu);
-		if (worker.stop)
-			break;
-		if (!worker.wake) {
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += worker.s.poll_ms / 1000;
-			until.tv_nsec += (long)(worker.s.poll_ms % 1000) * 1000000L;
-			if (until.tv_nsec >= 1000000000L) {
-				until.tv_sec++;
-				until.tv_nsec -= 1000000000L;
-			}
-			while (!worker.stop && !worker.wake &&
-			       pthread_cond_timedwait(&worker.cond, &worker.mu, &until) == 0) {
-			}
-		}
-		worker.wake = false;
+	if ((err = job_conn(j, &c)) ||
+	    (err = notify_deliver_due(c, &delivery.s, NOTIFY_PASS_MAX, &sent, &failed))) {
+		job_fail(j, err, "cannot read the outbox: %s", c ? db_conn_errmsg(c) : "no connection");
+		return -1;
 	}
-	pthread_mutex_unlock(&worker.mu);
-	if (c)
-		db_conn_close(c);
-	return NULL;
+	return delivery.s.poll_ms;
 }
+
+/* Runs when woken (notify_wake) or after the poll interval the pass asks
+ * for (mail.poll_ms). */
+static void deliver_interrupt(void)
+{
+	/* A pass ends after the message it is sending: a node stopping with
+	 * mail queued must not wait for the rest of the pass's 200 sends. */
+	atomic_store(&stopping, true);
+}
+
+static const job outbox_job = {
+	.name = "notify.outbox", .period_ms = 0, .run = deliver_pass, .interrupt = deliver_interrupt};
+static const job *const outbox_jobs[] = {&outbox_job};
 
 static void free_copies(void)
 {
-	free(worker.host);
-	free(worker.from);
-	free(worker.user);
-	if (worker.password) {
-		OPENSSL_cleanse(worker.password, strlen(worker.password));
-		free(worker.password);
+	free(delivery.host);
+	free(delivery.from);
+	free(delivery.user);
+	if (delivery.password) {
+		OPENSSL_cleanse(delivery.password, strlen(delivery.password));
+		free(delivery.password);
 	}
-	worker.host = worker.from = worker.user = worker.password = NULL;
+	delivery.host = delivery.from = delivery.user = delivery.password = NULL;
+}
+
+/* Takes the [mail] settings for delivery. Caller holds delivery.mu. */
+static egov_err settings_take(const egov_config *cfg)
+{
+	char addr[NOTIFY_ADDR_MAX + 1], name[NOTIFY_NAME_MAX + 1];
+
+	if (delivery.running)
+		return EGOV_ECONFLICT;
+	if (notify_settings_from_config(cfg, &delivery.s)) {
+		log_error("notify.config", "no [mail] section in the configuration");
+		return EGOV_EINVAL;
+	}
+	if (notify_address_parse(delivery.s.from, addr, name)) {
+		log_error("notify.config", "mail.from is not a usable address: %s", delivery.s.from);
+		return EGOV_EINVAL;
+	}
+	delivery.host = strdup(delivery.s.smtp_host);
+	delivery.from = strdup(delivery.s.from);
+	delivery.user = strdup(delivery.s.user);
+	delivery.password = strdup(delivery.s.password);
+	if (!delivery.host || !delivery.from || !delivery.user || !delivery.password) {
+		free_copies();
+		return EGOV_ENOMEM;
+	}
+	delivery.s.smtp_host = delivery.host;
+	delivery.s.from = delivery.from;
+	delivery.s.user = delivery.user;
+	delivery.s.password = delivery.password;
+	delivery.running = true;
+	atomic_store(&stopping, false);
+	log_info("notify.start", "mail delivery to %s:%d every %d ms", delivery.s.smtp_host, delivery.s.smtp_port,
+		 delivery.s.poll_ms);
+	return EGOV_OK;
+}
+
+static void settings_drop(void)
+{
+	pthread_mutex_lock(&delivery.mu);
+	if (delivery.running) {
+		free_copies();
+		delivery.running = false;
+	}
+	pthread_mutex_unlock(&delivery.mu);
+}
+
+/* The module's start hook: the kernel starts the job (.jobs) after it. */
+static egov_err module_start(const egov_config *cfg)
+{
+	egov_err err;
+
+	pthread_mutex_lock(&delivery.mu);
+	err = settings_take(cfg);
+	pthread_mutex_unlock(&delivery.mu);
+	return err;
 }
 
 egov_err notify_start(db *d, const egov_config *cfg)
 {
-	char addr[NOTIFY_ADDR_MAX + 1], name[NOTIFY_NAME_MAX + 1];
-	pthread_condattr_t ca;
-	egov_err err = EGOV_OK;
+	egov_err err = module_start(cfg);
 
-	pthread_mutex_lock(&worker.mu);
-	if (worker.running) {
-		err = EGOV_ECONFLICT;
-		goto out;
-	}
-	if (notify_settings_from_config(cfg, &worker.s)) {
-		log_error("notify.config", "no [mail] section in the configuration");
-		err = EGOV_EINVAL;
-		goto out;
-	}
-	if (notify_address_parse(worker.s.from, addr, name)) {
-		log_error("notify.config", "mail.from is not a usable address: %s", worker.s.from);
-		err = EGOV_EINVAL;
-		goto out;
-	}
-	worker.host = strdup(worker.s.smtp_host);
-	worker.from = strdup(worker.s.from);
-	worker.user = strdup(worker.s.user);
-	worker.password = strdup(worker.s.password);
-	if (!worker.host || !worker.from || !worker.user || !worker.password) {
-		free_copies();
-		err = EGOV_ENOMEM;
-		goto out;
-	}
-	worker.s.smtp_host = worker.host;
-	worker.s.from = worker.from;
-	worker.s.user = worker.user;
-	worker.s.password = worker.password;
-	worker.d = d;
-	worker.stop = worker.wake = false;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&worker.cond, &ca);
-	pthread_condattr_destroy(&ca);
-	if (pthread_create(&worker.thread, NULL, run, NULL) != 0) {
-		pthread_cond_destroy(&worker.cond);
-		free_copies();
-		err = EGOV_EINTERNAL;
-		goto out;
-	}
-	worker.running = true;
-	log_info("notify.start", "mail delivery to %s:%d every %d ms", worker.s.smtp_host, worker.s.smtp_port,
-		 worker.s.poll_ms);
-out:
-	pthread_mutex_unlock(&worker.mu);
+	if (!err && (err = jobs_start(d, outbox_jobs, 1)))
+		settings_drop();
 	return err;
 }
 
 void notify_stop(void)
 {
-	pthread_mutex_lock(&worker.mu);
-	if (!worker.running) {
-		pthread_mutex_unlock(&worker.mu);
-		return;
-	}
-	worker.stop = true;
-	atomic_store(&stopping, true);
-	pthread_cond_signal(&worker.cond);
-	pthread_mutex_unlock(&worker.mu);
-	pthread_join(worker.thread, NULL);
-	atomic_store(&stopping, false);
-	pthread_mutex_lock(&worker.mu);
-	pthread_cond_destroy(&worker.cond);
-	free_copies();
-	worker.running = false;
-	pthread_mutex_unlock(&worker.mu);
+	jobs_stop(outbox_jobs, 1);
+	settings_drop();
 }
 
 void notify_wake(void)
 {
-	pthread_mutex_lock(&worker.mu);
-	if (worker.running) {
-		worker.wake = true;
-		pthread_cond_signal(&worker.cond);
-	}
-	pthread_mutex_unlock(&worker.mu);
+	job_wake(&outbox_job);
 }
+
+/* ---- the module ---------------------------------------------------------------- */
+
+const egov_module notify_module = {
+	.name = "notify",
+	.config = &notify_config_section,
+	.migrations = migrations,
+	.nmigrations = sizeof migrations / sizeof migrations[0],
+	.start = module_start,
+	.stop = settings_drop,
+	.jobs = outbox_jobs,
+	.njobs = 1,
+};

@@ -64,7 +64,11 @@ for (const backend of backends()) {
       const json = text.slice(text.indexOf('\r\n\r\n') + 4);
       assert.equal(JSON.parse(json).openapi, '3.1.0', 'the whole body arrived');
       const t0 = Date.now();
-      const exit = await Promise.race([node.exited, new Promise((r) => setTimeout(() => r('timeout'), 15000))]);
+      // The guard timer is cleared once egov has exited: left running, it
+      // would keep this file's process alive for its 15 s.
+      let guard;
+      const exit = await Promise.race([node.exited, new Promise((r) => { guard = setTimeout(() => r('timeout'), 15000); })]);
+      clearTimeout(guard);
       assert.notEqual(exit, 'timeout', 'egov did not exit after SIGTERM');
       assert.deepEqual(exit, { code: 0, signal: null }, node.logs());
       assert.ok(Date.now() - t0 < 15000);

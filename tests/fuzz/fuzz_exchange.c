@@ -35,7 +35,7 @@
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/uri.h"
-#include "exchange/exchange_int.h"
+#include "exchange/wire/wire.h"
 #include "core/banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "core/buf.h"
-#include "exchange/exchange_int.h"
+#include "exchange/wire/wire.h"
 #include "testutil.h"
 #include "core/banned.h"
 

@@ -19,8 +19,11 @@
 #include "core/app.h"
 #include "core/db.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_int.h"
-#include "exchange/exchange_log_int.h"
+#include "exchange/conf/conf.h"
+#include "exchange/keys/keys.h"
+#include "exchange/log/exlog_int.h"
+#include "exchange/registry/registry.h"
+#include "exchange/wire/wire.h"
 #include "testutil.h"
 #include "core/banned.h"
 
@@ -89,6 +92,8 @@ static int setup(void **state)
 	    config_set(&f->cfg, "exchange.backend_timeout_ms", "700", NULL, 0))
 		return -1;
 	app()->config = &f->cfg;
+	registry_setup(NULL, &f->cfg);
+	exchange_keys_setup(f->dir);
 	*state = f;
 	return 0;
 }
@@ -99,6 +104,7 @@ static int teardown(void **state)
 
 	exchange_conf_clear();
 	app()->config = NULL;
+	registry_setup(NULL, NULL);
 	config_release(&f->cfg);
 	test_rmrf(f->dir);
 	free(f->dir);

@@ -33,8 +33,9 @@
 #include "core/module.h"
 #include "core/router.h"
 #include "core/server.h"
-#include "exchange/exchange_int.h"
-#include "exchange/exchange_log_int.h"
+#include "exchange/keys/keys.h"
+#include "exchange/log/exlog_int.h"
+#include "exchange/wire/wire.h"
 #include "pki/pki.h"
 #include "testutil.h"
 #include "core/banned.h"
@@ -232,12 +233,14 @@ static void fx_open(fx *f, env *e, int k, int tag, int grace_s)
 	assert_int_equal(config_set(&f->cfg, "exchange.timestamp_grace_s", url, err, sizeof err), EGOV_OK);
 	assert_int_equal(config_set(&f->cfg, "exchange.timestamp_interval_s", "3600", err, sizeof err), EGOV_OK);
 	assert_int_equal(exchange_log_start(f->d, &f->cfg), EGOV_OK);
+	assert_int_equal(jobs_start(f->d, (const job *const[]){&exlog_sealer_job}, 1), EGOV_OK);
 	assert_int_equal(exchange_log_cert(sig_a.sha, sig_a.pem), EGOV_OK);
 	assert_int_equal(exchange_log_cert(sig_b.sha, sig_b.pem), EGOV_OK);
 }
 
 static void fx_close(fx *f)
 {
+	jobs_stop((const job *const[]){&exlog_sealer_job}, 1);
 	exchange_log_stop();
 	db_conn_close(f->c);
 	db_close(f->d);

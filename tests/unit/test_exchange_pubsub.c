@@ -4,7 +4,7 @@
  * schedules, delivered and expired are final, FIFO waits for the one
  * before), back-off times, recovery of leases after a restart, pull and
  * confirm, cancelling, push URLs, and the room's GovStack answers through
- * pubsub_handle_on (owner rules, status codes, bodies).
+ * pubsub_room_answer (owner rules, status codes, bodies).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,7 @@
 
 #include "core/db.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_pubsub_int.h"
+#include "exchange/pubsub/pubsub_int.h"
 #include "testutil.h"
 #include "core/banned.h"
 
@@ -497,10 +497,14 @@ typedef struct ans {
 static void call(db_conn *c, ans *a, const char *client, const char *code, const char *method, const char *path,
 		 const char *mid, const char *body)
 {
+	pubsub_call k = {.provider = OWNER, .client = client, .service_code = code, .method = method, .path = path,
+			 .message_id = mid, .body = body, .len = body ? strlen(body) : 0};
+	pubsub_answer an = {.out = &a->out};
+
 	buf_reset(&a->out);
-	assert_int_equal(pubsub_handle_on(c, NULL, OWNER, client, code, method, path, mid, body, body ? strlen(body) : 0,
-					  &a->status, &a->out, &a->ct),
-			 EGOV_OK);
+	assert_int_equal(pubsub_room_answer(c, NULL, &k, &an), EGOV_OK);
+	a->status = an.status;
+	a->ct = an.content_type;
 }
 
 static void expect_problem(const ans *a, int status, const char *code)
@@ -653,6 +657,67 @@ static void room(void **state)
 	}
 }
 
+/* The room's routes: the router decides 404 and 405 (with the methods
+ * for Allow), HEAD is GET without the body, and a final '/' ends a path. */
+static void room_routes(void **state)
+{
+	fx *f = *state;
+	int i;
+
+	for (i = 0; i < f->n; i++) {
+		db *d;
+		db_conn *c;
+		buf out;
+		pubsub_call k = {.provider = OWNER, .client = SUBA, .service_code = "api", .message_id = "r1"};
+		pubsub_answer a = {.out = &out};
+
+		buf_init(&out, 1 << 20);
+		open_db(f, i, &d, &c);
+		k.method = "PUT";
+		k.path = "/v1/eventType/born";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 405);
+		assert_string_equal(a.allow, "GET, HEAD, DELETE");
+		assert_non_null(strstr(out.data, "\"code\":\"method_not_allowed\""));
+		k.method = "DELETE";
+		k.path = "/v1/subs";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 405);
+		assert_string_equal(a.allow, "GET, HEAD");
+		k.method = "GET";
+		k.path = "/v1/nothing";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 404);
+		assert_string_equal(a.allow, "");
+		k.service_code = "pull";
+		k.method = "POST";
+		k.path = "/v1/born/id1";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 405);
+		assert_string_equal(a.allow, "DELETE");
+
+		/* GET and HEAD of the same list: the same status, no body. */
+		assert_int_equal(pubsub_event_type_create(c, OWNER, "born", "{}"), EGOV_OK);
+		k.service_code = "api";
+		k.method = "GET";
+		k.path = "/v1/eventType/";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 200);
+		assert_string_equal(out.data, "[\"born\"]");
+		k.method = "HEAD";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_OK);
+		assert_int_equal(a.status, 200);
+		assert_int_equal(out.len, 0);
+
+		/* Not a room's call at all. */
+		k.service_code = "persons";
+		assert_int_equal(pubsub_room_answer(c, NULL, &k, &a), EGOV_EINVAL);
+
+		buf_release(&out);
+		close_db(d, c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -667,6 +732,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(pull_and_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(push_urls, setup, teardown),
 		cmocka_unit_test_setup_teardown(room, setup, teardown),
+		cmocka_unit_test_setup_teardown(room_routes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

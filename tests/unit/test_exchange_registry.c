@@ -15,12 +15,17 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 
 #include "core/app.h"
+#include "core/b64url.h"
 #include "core/db.h"
 #include "core/timeutil.h"
-#include "exchange/exchange_int.h"
+#include "exchange/conf/conf.h"
+#include "exchange/keys/keys.h"
+#include "exchange/registry/registry.h"
+#include "exchange/wire/wire.h"
 #include "testutil.h"
 #include "core/banned.h"
 
@@ -79,6 +84,8 @@ static int setup(void **state)
 	if (config_set(&f->cfg, "exchange.conf_validity_s", "600", NULL, 0))
 		return -1;
 	app()->config = &f->cfg;
+	registry_setup(NULL, &f->cfg);
+	exchange_keys_setup(f->dir);
 	*state = f;
 	return 0;
 }
@@ -90,6 +97,7 @@ static int teardown(void **state)
 	exchange_conf_clear();
 	exchange_keys_forget();
 	app()->config = NULL;
+	registry_setup(NULL, NULL);
 	config_release(&f->cfg);
 	test_rmrf(f->dir);
 	free(f->dir);
@@ -621,6 +629,129 @@ static void test_keys(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* A configuration bound through the JSON binder: members it does not
+ * name are passed over, each subsystem's TLS pins are computed once, an
+ * OpenAPI description is kept as sent, and an entry that is not as
+ * docs/exchange.md describes refuses the whole document. */
+static void conf_doc(buf *out, const char *tls_pem, const char *tls_sha, const char *usage, int64_t max_body)
+{
+	char gen[32], exp[32];
+	jw w;
+
+	time_format_rfc3339(time_now_us() - 1000000, 0, gen);
+	time_format_rfc3339(time_now_us() + 600 * 1000000LL, 0, exp);
+	buf_reset(out);
+	jw_init(&w, out);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "instance", "MO");
+	jw_kint(&w, "version", 7);
+	jw_kstr(&w, "generated_at", gen);
+	jw_kstr(&w, "expires_at", exp);
+	jw_key(&w, "from_a_newer_central");
+	jw_raw(&w, "{\"a\":[1,2]}");
+	jw_key(&w, "members");
+	jw_raw(&w, "[{\"id\":\"MO/GOV/DSAJ\",\"name\":\"x\"}]");
+	jw_key(&w, "subsystems");
+	jw_arr_begin(&w);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "id", "MO/GOV/DSAJ/REG");
+	jw_kstr(&w, "gateway", "https://127.0.0.1:5501");
+	jw_key(&w, "certs");
+	jw_arr_begin(&w);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "usage", usage);
+	jw_kstr(&w, "serial", "01");
+	jw_kstr(&w, "sha256", tls_sha);
+	jw_kstr(&w, "pem", tls_pem);
+	jw_kbool(&w, "extra", true);
+	jw_obj_end(&w);
+	jw_arr_end(&w);
+	jw_obj_end(&w);
+	jw_raw(&w, "{\"id\":\"MO/GOV/DSAJ/OTHER\",\"gateway\":\"https://127.0.0.1:5502\",\"certs\":[]}");
+	jw_arr_end(&w);
+	jw_key(&w, "services");
+	jw_arr_begin(&w);
+	jw_obj_begin(&w);
+	jw_kstr(&w, "id", "MO/GOV/DSAJ/REG/persons");
+	jw_kstr(&w, "log", "full");
+	jw_kint(&w, "max_body", max_body);
+	jw_key(&w, "openapi");
+	jw_raw(&w, "{\"openapi\":\"3.1.0\"}");
+	jw_obj_end(&w);
+	jw_arr_end(&w);
+	jw_key(&w, "access");
+	jw_raw(&w, "[]");
+	jw_obj_end(&w);
+	assert_int_equal(w.err, EGOV_OK);
+}
+
+static void test_conf_bound(void **state)
+{
+	signer central = make_signer("central"), tls = make_signer("REG tls");
+	unsigned char *spki = NULL, md[32], b64[48];
+	char sha[65], want[64];
+	const exchange_subsystem *ss;
+	exchange_conf *cf = NULL;
+	const char *why = NULL;
+	buf doc, jws;
+	X509 *x;
+	int n;
+
+	(void)state;
+	x = exchange_pem_cert(tls.pem, strlen(tls.pem));
+	assert_int_equal(exchange_cert_sha256(x, sha), EGOV_OK);
+	n = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &spki);
+	assert_true(n > 0);
+	SHA256(spki, (size_t)n, md);
+	EVP_EncodeBlock(b64, md, sizeof md);
+	snprintf(want, sizeof want, "sha256//%s", (const char *)b64);
+	OPENSSL_free(spki);
+	X509_free(x);
+	buf_init(&doc, 1 << 20);
+	buf_init(&jws, 1 << 20);
+
+	conf_doc(&doc, tls.pem, sha, "tls", 10);
+	assert_int_equal(exchange_conf_sign(central.key, central.pem, doc.data, &jws), EGOV_OK);
+	assert_int_equal(exchange_conf_parse(jws.data, jws.len, central.pem, "MO", time_now_us(), &cf, &why), EGOV_OK);
+	ss = exchange_conf_subsystem(cf, "MO/GOV/DSAJ/REG");
+	assert_non_null(ss);
+	assert_string_equal(ss->tls_pins, want);
+	assert_non_null(exchange_conf_cert(cf, "MO/GOV/DSAJ/REG", "tls", sha));
+	ss = exchange_conf_subsystem(cf, "MO/GOV/DSAJ/OTHER");
+	assert_non_null(ss);
+	assert_null(ss->tls_pins);
+	assert_string_equal(exchange_conf_service(cf, "MO/GOV/DSAJ/REG/persons")->openapi, "{\"openapi\":\"3.1.0\"}");
+	assert_false(exchange_conf_event_type_known(cf, "MO/GOV/DSAJ/REG/x"));
+	exchange_conf_put(cf);
+	cf = NULL;
+
+	/* A sign certificate gives no pins; the signer is its own. */
+	conf_doc(&doc, tls.pem, sha, "sign", 10);
+	assert_int_equal(exchange_conf_sign(central.key, central.pem, doc.data, &jws), EGOV_OK);
+	assert_int_equal(exchange_conf_parse(jws.data, jws.len, central.pem, "MO", time_now_us(), &cf, &why), EGOV_OK);
+	assert_null(exchange_conf_subsystem(cf, "MO/GOV/DSAJ/REG")->tls_pins);
+	exchange_conf_put(cf);
+	cf = NULL;
+
+	/* Entries out of shape refuse the document. */
+	conf_doc(&doc, tls.pem, sha, "mail", 10);
+	assert_int_equal(exchange_conf_sign(central.key, central.pem, doc.data, &jws), EGOV_OK);
+	assert_int_equal(exchange_conf_parse(jws.data, jws.len, central.pem, "MO", time_now_us(), &cf, &why),
+			 EGOV_EINVAL);
+	assert_string_equal(why, "exchange.conf_invalid");
+	conf_doc(&doc, tls.pem, sha, "tls", 0);
+	assert_int_equal(exchange_conf_sign(central.key, central.pem, doc.data, &jws), EGOV_OK);
+	assert_int_equal(exchange_conf_parse(jws.data, jws.len, central.pem, "MO", time_now_us(), &cf, &why),
+			 EGOV_EINVAL);
+	assert_string_equal(why, "exchange.conf_invalid");
+	assert_null(cf);
+
+	buf_release(&doc);
+	buf_release(&jws);
+	signer_free(&central);
+	signer_free(&tls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -631,6 +762,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_conf_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conf_drops_expired_cert, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
+		cmocka_unit_test(test_conf_bound),
 	};
 	return cmocka_run_group_tests_name("exchange_registry", tests, NULL, NULL);
 }

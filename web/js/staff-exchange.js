@@ -1,7 +1,8 @@
 // staff-exchange.js: the data exchange registry page of the staff console.
 // It lists members, subsystems (with their certificates), services, access
 // rights and event types from the admin API (/api/v1/exchange/...), adds and
-// removes them with the session and its CSRF token, and shows the global
+// removes them with the session and its CSRF token (which the staff
+// console's frame puts in <meta name="csrf-token">), and shows the global
 // configuration in force. Every text comes from the page (rendered from the
 // catalogues) or from the API's problem titles, which are in the page's
 // language. After an action focus goes to the section's status message (or
@@ -250,12 +251,18 @@
     var sec = section(kind);
     var k = KINDS[kind];
     var body = sec.querySelector('[data-rows]');
+    // On a narrow screen each row becomes a card whose cells show their
+    // column's name (CSS, from data-label).
+    var heads = Array.prototype.map.call(sec.querySelectorAll('thead th'), function (th) {
+      return th.textContent.trim();
+    });
     body.textContent = '';
     items.forEach(function (it) {
       var row = document.createElement('tr');
-      k.cols(it).forEach(function (v) {
-        if (typeof v === 'string') cell(row, v);
-        else cell(row, '').appendChild(v);
+      k.cols(it).forEach(function (v, i) {
+        var td = typeof v === 'string' ? cell(row, v) : cell(row, '');
+        if (typeof v !== 'string') td.appendChild(v);
+        if (heads[i]) td.dataset.label = heads[i];
       });
       var btn = document.createElement('button');
       btn.type = 'button';
@@ -374,14 +381,13 @@
     });
   }
 
+  // The console's frame gives the session's CSRF token; the admin API
+  // checks the session itself on every call (401 sends the person to log in).
   function init() {
-    call('GET', '/api/v1/identity/me').then(function (res) {
-      if (res.status === 401) { toLogin(); return; }
-      if (res.status !== 200) { loadFailed(res); return; }
-      csrf = res.data.csrf;
-      document.querySelectorAll('form[data-form]').forEach(bindForm);
-      load();
-    });
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    csrf = meta ? meta.getAttribute('content') : null;
+    document.querySelectorAll('form[data-form]').forEach(bindForm);
+    load();
   }
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', init);

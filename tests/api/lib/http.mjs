@@ -1,15 +1,14 @@
 // Helpers shared by the API tests: starting a node (with a private
-// PostgreSQL database per test file), HTTP through fetch and through raw
-// sockets (for what fetch would normalise or refuse to send), and the
-// assertions every answer is held to (security headers, problem documents,
-// titles from the message catalogues).
+// PostgreSQL database per test file, see tests/lib/egov.mjs), HTTP through
+// fetch and through raw sockets (for what fetch would normalise or refuse to
+// send), and the assertions every answer is held to (security headers,
+// problem documents, titles from the message catalogues).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { root, startEgov } from '../../lib/egov.mjs';
+import { psql, root, startEgov } from '../../lib/egov.mjs';
 import { validateSchema } from './openapi.mjs';
 
 export const ADMIN_TOKEN = 'api-test-admin-token-0123456789abcdefghijklmnop';
@@ -20,57 +19,6 @@ export const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img
   + "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 export const LANGS = ['zh-Hant', 'pt', 'en'];
-
-// ---- PostgreSQL isolation --------------------------------------------------
-// egov.mjs resets the public schema of EGOV_TEST_PG_URL on every start, so two
-// test files on one database would wipe each other's rows. Each test file
-// (one process) moves to a database of its own when the role may create one;
-// otherwise it holds a lock directory for as long as it uses PostgreSQL.
-let pgReady = false;
-
-export function psql(url, sql) {
-  const r = spawnSync('psql', [url, '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`);
-  return r.stdout.trim();
-}
-
-async function isolatePostgres(tag) {
-  if (pgReady) return;
-  const base = process.env.EGOV_TEST_PG_URL;
-  try {
-    const u = new URL(base);
-    const db = decodeURIComponent(u.pathname.slice(1)) || 'postgres';
-    const name = `${db}_${tag}`.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 63);
-    psql(base, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-    psql(base, `CREATE DATABASE "${name}"`);
-    u.pathname = `/${name}`;
-    process.env.EGOV_TEST_PG_URL = u.toString();
-    process.on('exit', () => {
-      spawnSync('psql', [base, '-X', '-q', '-c', `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`]);
-    });
-    pgReady = true;
-    return;
-  } catch { /* no CREATEDB: fall back to a lock */ }
-  const lock = path.join(os.tmpdir(), `egov-api-pg-${Buffer.from(base).toString('hex').slice(-32)}.lock`);
-  const deadline = Date.now() + 180000;
-  for (;;) {
-    try {
-      mkdirSync(lock);
-      writeFileSync(path.join(lock, 'pid'), String(process.pid));
-      break;
-    } catch {
-      let holder = 0;
-      try { holder = Number(readFileSync(path.join(lock, 'pid'), 'utf8')); } catch { /* being created */ }
-      if (holder) {
-        try { process.kill(holder, 0); } catch { rmSync(lock, { recursive: true, force: true }); continue; }
-      }
-      if (Date.now() > deadline) throw new Error(`waited too long for ${lock}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-  process.on('exit', () => rmSync(lock, { recursive: true, force: true }));
-  pgReady = true;
-}
 
 // Runs SQL on a node's database with the backend's own client (sqlite3 or
 // psql), as an operator or an intruder with direct access would.
@@ -83,10 +31,10 @@ export function dbExec(node, statement) {
   return psql(node.database, statement);
 }
 
-// Starts egov for a backend; tag names this test file's private database.
+// Starts egov for a backend; tag names this test file's private database
+// (see isolatePostgres in tests/lib/egov.mjs).
 export async function start(backend, tag, opts = {}) {
-  if (backend === 'postgres') await isolatePostgres(`api_${tag}`);
-  return startEgov({ backend, ...opts });
+  return startEgov({ backend, tag: `api_${tag}`, ...opts });
 }
 
 // Stops a node and holds it to a clean exit: SIGTERM must end it with status
