@@ -177,17 +177,16 @@ static void test_woken(void **state)
 	assert_true(eventually(&woken_n, 4, 1000));
 	sleep_ms(150);
 	assert_int_equal(atomic_load(&woken_n), 4);
-	/* and a hundred wakes while it sleeps, one pass too */
+	/* A hundred wakes while it sleeps: at least one pass, and never more
+	 * passes than wakes. How many of them coalesce depends on whether the
+	 * job's thread gets a core between two calls (on two cores and a
+	 * pass this short, most do not coalesce): the gated case above is the
+	 * one that shows coalescing exactly. */
 	for (i = 0; i < 100; i++)
 		job_wake(&woken_job);
 	assert_true(eventually(&woken_n, 5, 1000));
 	sleep_ms(150);
-	/* The wakes may straddle a pass's start, and on a starved machine
-	 * (the sanitizer build beside other work) the thread that wakes is
-	 * preempted between calls, so each pause lets a pass start: fewer
-	 * passes than wakes is all that can be asserted here (the gated case
-	 * above shows the coalescing exactly). */
-	assert_true(atomic_load(&woken_n) < 5 + 50);
+	assert_true(atomic_load(&woken_n) <= 4 + 100);
 	jobs_stop(list, 1);
 	/* waking a stopped job does nothing */
 	job_wake(&woken_job);
