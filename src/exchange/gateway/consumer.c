@@ -191,6 +191,12 @@ egov_err exchange_consumer_call(req *r)
 		exchange_conf_put(cf);
 		return gateway_refuse(r, 403, "exchange.client_not_local", "X-Road-Client", NULL);
 	}
+	/* Another instance than this one and those it federates with (or
+	 * one whose configuration expired) is not a member that is unknown. */
+	if (nparts >= 1 && !exchange_conf_of_instance(cf, parts[0])) {
+		exchange_conf_put(cf);
+		return gateway_refuse(r, 404, "exchange.unknown_instance", NULL, NULL);
+	}
 	if (nparts < 3 || !exchange_join_id(parts, 3, member) || !exchange_id_valid(member, EXCHANGE_ID_MEMBER) ||
 	    !exchange_conf_member_known(cf, member)) {
 		exchange_conf_put(cf);

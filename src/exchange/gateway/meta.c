@@ -17,6 +17,8 @@
 
 /* ---- metaservices ----------------------------------------------------------- */
 
+static egov_err meta_refuse(req *r, int status, const char *code, const char *field, const char *detail);
+
 /* Writes {"objectType":..,"instanceId":..,...} for an id of n parts. */
 static void write_id_fields(jw *w, const char *id, const char *object_type)
 {
@@ -75,25 +77,31 @@ static int each_client(void *ctx, const exchange_subsystem *s)
 	return 0;
 }
 
-/* listClients: every member (with a subsystem) and every subsystem. */
+/* listClients: every member (with a subsystem) and every subsystem of
+ * this instance, or of the instance ?instanceId= names: this one or one
+ * it federates with (an instance it does not know has none). */
 static egov_err list_clients(req *r, const exchange_conf *cf)
 {
 	clients_ctx cc = {0};
+	const exchange_conf *ic;
 	buf b;
 	jw w;
 	egov_err err;
 
 	cc.instance = req_query(r, "instanceId");
+	ic = cc.instance ? exchange_conf_of_instance(cf, cc.instance) : cf;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	cc.w = &w;
 	jw_obj_begin(&w);
 	jw_key(&w, "member");
 	jw_arr_begin(&w);
-	cc.members = true;
-	exchange_conf_each_subsystem(cf, each_client, &cc);
-	cc.members = false;
-	exchange_conf_each_subsystem(cf, each_client, &cc);
+	if (ic) {
+		cc.members = true;
+		exchange_conf_each_subsystem(ic, each_client, &cc);
+		cc.members = false;
+		exchange_conf_each_subsystem(ic, each_client, &cc);
+	}
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	free(cc.seen);
@@ -239,7 +247,11 @@ static egov_err list_methods(req *r, const exchange_conf *cf, const char *provid
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	mc.w = &w;
-	mc.cf = cf;
+	/* The provider's instance grants access: its rights are read. */
+	if (!(mc.cf = exchange_conf_of_instance(cf, provider))) {
+		buf_release(&b);
+		return meta_refuse(r, 404, "exchange.unknown_instance", NULL, NULL);
+	}
 	mc.client = client;
 	mc.service_id = req_query(r, "serviceId");
 	jw_obj_begin(&w);
@@ -309,6 +321,8 @@ static egov_err per_subsystem(req *r, const exchange_conf *cf, const char *clien
 	cs = exchange_conf_subsystem(cf, client);
 	if (!cs || !exchange_has_key(client))
 		return meta_refuse(r, 403, "exchange.client_not_local", "X-Road-Client", NULL);
+	if (!exchange_conf_of_instance(cf, parts[0]))
+		return meta_refuse(r, 404, "exchange.unknown_instance", NULL, NULL);
 	n = snprintf(member, sizeof member, "%s/%s/%s", parts[0], parts[1], parts[2]);
 	if (n < 0 || (size_t)n >= sizeof member || !exchange_id_valid(member, EXCHANGE_ID_MEMBER) ||
 	    !exchange_conf_member_known(cf, member))
