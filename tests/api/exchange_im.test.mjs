@@ -64,7 +64,9 @@ for (const backend of backends()) {
       await waitForVersion(ex.dsb, ex.central);
     });
     after(async () => {
-      if (ex) await ex.stop();
+      if (!ex) return;
+      const exits = await ex.stop();
+      for (const [name, e] of Object.entries(exits)) assert.deepEqual(e, { code: 0, signal: null }, `${name} exit`);
     });
 
     const call = (p, headers = {}) => request(`${ex.dsb.url}/r1/${p}`, { headers });
