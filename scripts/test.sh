@@ -6,7 +6,7 @@
 #   unit       cmocka unit tests, on SQLite and PostgreSQL
 #   api        the real `egov serve` over HTTP, on SQLite and PostgreSQL (node:test)
 #   crash      egov killed with SIGKILL under audited writes, restarted: nothing
-#              lost, nothing unaudited; only when EGOV_TEST_CRASH=1
+#              lost, nothing unaudited
 #   browser    pages in Debian's Chromium (playwright-core, axe-core)
 #   asan       built with AddressSanitizer + UBSan: the unit tests on both
 #              backends, and the API files of asan_api (below) on SQLite
@@ -33,8 +33,7 @@ par=${TEST_JOBS:-2}
 browser_par=${TEST_JOBS:-1}
 times_file="$root/build/test-times.txt"
 
-# The crash test fails until every audited change commits together with its
-# audit record; it is a layer of its own, run when EGOV_TEST_CRASH=1.
+# The crash test is a layer of its own: it kills its nodes, so it runs alone.
 api_files=()
 for f in tests/api/*.test.mjs; do
 	[ "$f" = tests/api/crash.test.mjs ] || api_files+=("$f")
@@ -273,15 +272,10 @@ fi
 
 if has_layer crash; then
 	echo "== crash"
-	if [ "${EGOV_TEST_CRASH:-0}" = 1 ]; then
-		t0=$(now)
-		file_env=(EGOV_BIN="$root/build/egov")
-		run_files crash node 1 tests/api/crash.test.mjs
-		record crash "$layer_pass" "$layer_fail" "$(since "$t0")"
-	else
-		echo "   skipped: EGOV_TEST_CRASH=1 runs tests/api/crash.test.mjs"
-		summary+=("$(printf '%-10s skipped (EGOV_TEST_CRASH=1 runs it)' crash)")
-	fi
+	t0=$(now)
+	file_env=(EGOV_BIN="$root/build/egov")
+	run_files crash node 1 tests/api/crash.test.mjs
+	record crash "$layer_pass" "$layer_fail" "$(since "$t0")"
 fi
 
 if has_layer browser; then

@@ -46,12 +46,9 @@
 #include "core/chainlog.h"
 #include "core/db.h"
 #include "core/err.h"
+#include "audit/audit_limits.h"
 
-/* Longest actor, action and object (bytes). They are identifiers (account,
- * verb, object URI), not prose; the cap bounds what one record can cost. */
-#define AUDIT_FIELD_MAX 1024
-/* Longest details text: one default JSON body's worth. */
-#define AUDIT_DETAILS_MAX (64 * 1024)
+/* AUDIT_FIELD_MAX, AUDIT_DETAILS_MAX: audit_limits.h. */
 
 /* Starts the writer thread on a connection of its own from d and reads the
  * head; the schema (audit_migrations) must be applied. The module's start

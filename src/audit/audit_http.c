@@ -16,9 +16,6 @@
 #include "core/timeutil.h"
 #include "core/banned.h"
 
-#define PAGE_DEFAULT 100
-#define PAGE_MAX 1000
-
 static int parse_num(const char *s, long long lo, long long hi, long long *out)
 {
 	char *end;
@@ -36,7 +33,7 @@ static int parse_num(const char *s, long long lo, long long hi, long long *out)
 static egov_err audit_list(req *r)
 {
 	const char *as = req_query(r, "after"), *ls = req_query(r, "limit");
-	long long after = 0, limit = PAGE_DEFAULT, last = 0;
+	long long after = 0, limit = AUDIT_PAGE_DEFAULT, last = 0;
 	db_param p[2];
 	db_rows *rows = NULL;
 	db_conn *c = NULL;
@@ -48,7 +45,7 @@ static egov_err audit_list(req *r)
 
 	if (as && parse_num(as, 0, INT64_MAX, &after))
 		return resp_problem(r, 400, "validation.invalid_field", "after", NULL);
-	if (ls && parse_num(ls, 1, PAGE_MAX, &limit))
+	if (ls && parse_num(ls, 1, AUDIT_PAGE_MAX, &limit))
 		return resp_problem(r, 400, "validation.invalid_field", "limit", "1..1000");
 	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
@@ -159,8 +156,11 @@ static egov_err audit_start(const egov_config *cfg)
 }
 
 static const route routes[] = {
-	{.method = HTTP_GET, .path = "/api/v1/audit", .perm = "audit.read", .handler = audit_list},
-	{.method = HTTP_GET, .path = "/api/v1/audit/verify", .perm = "audit.read", .handler = audit_verify_route},
+	/* Auditors (a staff session or an application's token for them) and
+	 * the operator. */
+	{.method = HTTP_GET, .path = "/api/v1/audit", .auth = AUTH_API, .perm = "audit.read", .handler = audit_list},
+	{.method = HTTP_GET, .path = "/api/v1/audit/verify", .auth = AUTH_API, .perm = "audit.read",
+	 .handler = audit_verify_route},
 };
 
 /* ---- the contract's other hooks ------------------------------------------- */

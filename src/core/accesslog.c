@@ -6,6 +6,9 @@
  *   {"ts":"2026-11-26T12:00:00.123Z","id":"...","ip":"...","method":"GET",
  *    "path":"/api/v1/version","route":"...","status":200,"bytes":93,"us":41}
  *
+ * "ip" is the client's address; behind a trusted proxy (server_proxy.c)
+ * the line also has "via", the proxy's address, after it.
+ *
  * The line and its buffering both sit on the path of every request, and
  * both were measured there (below). log_open() and log_close() (log.c)
  * choose the destination and call log_access_start() / log_access_stop().
@@ -109,6 +112,10 @@ void log_access_request(const req *r, int64_t dur_us)
 	put_json(&l, r->id);
 	puts_(&l, "\",\"ip\":\"");
 	puts_(&l, r->ip);
+	if (r->via[0]) {
+		puts_(&l, "\",\"via\":\"");
+		puts_(&l, r->via);
+	}
 	puts_(&l, "\",\"method\":\"");
 	put_json(&l, r->method_name ? r->method_name : "-");
 	puts_(&l, "\",\"path\":\"");

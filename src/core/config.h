@@ -82,13 +82,17 @@ typedef struct egov_config {
 	int connections_max;
 	int connections_per_ip;
 	int timeout_s;           /* idle / slow-client timeout */
+	int head_timeout_s;      /* a request head must arrive whole within this */
 	int drain_s;             /* SIGTERM: seconds to let requests finish */
 	char *admin_token;       /* operator bearer token; "" = none */
 	char *role;              /* standalone | central | gateway */
 	char *tls_cert;          /* PEM path; "" = plain HTTP (with tls_key) */
 	char *tls_key;           /* PEM path; both or neither */
 	char *tls_client_ca;     /* PEM bundle of client CAs; "" = the platform's (server_tls_set_trust) */
-	char *trusted_proxies;   /* comma-separated IPs whose X-Client-Cert is believed; "" = none */
+	char *tls_priorities;    /* GnuTLS priority string of both listeners */
+	char *trusted_proxies;   /* addresses and CIDR ranges whose forwarding headers and
+				  * X-Client-Cert are believed; "" = none */
+	char *proxy_header;      /* x-forwarded-for | forwarded: the one trusted proxies set */
 	char *peer_listen;       /* second, mutual-TLS listener for other nodes; "" = none */
 	char *peer_tls_cert;     /* its certificate (PEM) */
 	char *peer_tls_key;      /* its key (PEM) */
@@ -154,5 +158,7 @@ bool config_check_http_url(const char *v, char *why, size_t whylen);
 bool config_check_oid(const char *v, char *why, size_t whylen);
 /* "" or comma-separated IPv4/IPv6 addresses. */
 bool config_check_ip_list(const char *v, char *why, size_t whylen);
+/* "" or comma-separated IPv4/IPv6 addresses and CIDR ranges (netaddr.h). */
+bool config_check_net_list(const char *v, char *why, size_t whylen);
 
 #endif

@@ -20,12 +20,15 @@
 
 #include "core/config_int.h"
 #include "core/limits.h"
+#include "core/netaddr.h"
+#include "core/server_tls.h"
 #include "core/banned.h"
 
 static bool check_token(const char *v, char *why, size_t whylen);
 static bool check_database(const char *v, char *why, size_t whylen);
 
 static const char *const roles[] = {"standalone", "central", "gateway", NULL};
+static const char *const proxy_headers[] = {"x-forwarded-for", "forwarded", NULL};
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 
 #define OFF(field) offsetof(egov_config, field)
@@ -65,6 +68,14 @@ static const config_key server_keys[] = {
 		.int_default = EGOV_CONNECTION_TIMEOUT_DEFAULT, .min = 1, .max = 3600,
 		.desc = "Seconds a connection may sit idle or trickle bytes before it is "
 			"closed: the defence against slow clients.",
+	},
+	{
+		.name = "head_timeout_s", .type = CONFIG_INT, .offset = OFF(head_timeout_s),
+		.int_default = EGOV_HEAD_TIMEOUT_DEFAULT, .min = 1, .max = 3600,
+		.desc = "Seconds within which a whole request head (request line and "
+			"headers) must arrive, counted from the connection's opening or "
+			"its previous answer; a client that trickles a head is "
+			"disconnected then, however often it sends a byte.",
 	},
 	{
 		.name = "drain_s", .type = CONFIG_INT, .offset = OFF(drain_s),
@@ -112,13 +123,35 @@ static const config_key server_keys[] = {
 			"by egov itself (chain, validity, revocation, usage).",
 	},
 	{
+		.name = "tls_priorities", .type = CONFIG_STRING, .offset = OFF(tls_priorities),
+		.str_default = SERVER_TLS_PRIORITIES_DEFAULT, .check = server_tls_check_priorities,
+		.expect = "a GnuTLS priority string",
+		.desc = "Protocol versions and cipher suites of both HTTPS listeners "
+			"(server.listen with server.tls_cert, and server.peer_listen), as "
+			"a GnuTLS priority string. The default allows TLS 1.2 and 1.3 "
+			"only, with forward-secret (ECDHE) key exchange and AEAD "
+			"ciphers (AES-GCM, ChaCha20-Poly1305).",
+	},
+	{
 		.name = "trusted_proxies", .type = CONFIG_STRING,
-		.offset = OFF(trusted_proxies), .str_default = "", .check = config_check_ip_list,
-		.expect = "\"\" or comma-separated IP addresses",
-		.desc = "Addresses of TLS-terminating proxies whose X-Client-Cert "
-			"header (URL-encoded PEM, as nginx's $ssl_client_escaped_cert) "
-			"is taken as the client certificate. Empty means the header "
-			"is never believed.",
+		.offset = OFF(trusted_proxies), .str_default = "", .check = config_check_net_list,
+		.expect = "\"\" or comma-separated IP addresses and CIDR ranges",
+		.desc = "Reverse proxies in front of egov (addresses or CIDR ranges). "
+			"From these peers, and only from them, the header named by "
+			"server.proxy_header gives the client's address (the right-most "
+			"address in it that is not itself a trusted proxy), used by the "
+			"access log, the login throttle and audit records; and the "
+			"X-Client-Cert header (URL-encoded PEM, as nginx's "
+			"$ssl_client_escaped_cert) is taken as the client certificate. "
+			"Empty means both headers are ignored from everyone.",
+	},
+	{
+		.name = "proxy_header", .type = CONFIG_ENUM, .offset = OFF(proxy_header),
+		.str_default = "x-forwarded-for", .allowed = proxy_headers,
+		.desc = "The header the trusted proxies set to name the client: "
+			"x-forwarded-for (nginx: proxy_set_header X-Forwarded-For "
+			"$proxy_add_x_forwarded_for) or forwarded (RFC 7239). The other "
+			"one is ignored, since a client may have sent it.",
 	},
 	{
 		.name = "peer_listen", .type = CONFIG_STRING, .offset = OFF(peer_listen),
@@ -342,6 +375,11 @@ bool config_check_ip_list(const char *v, char *why, size_t whylen)
 		p += n;
 	}
 	return true;
+}
+
+bool config_check_net_list(const char *v, char *why, size_t whylen)
+{
+	return netaddr_list_parse(v, NULL, why, whylen);
 }
 
 bool config_check_nonempty(const char *v, char *why, size_t whylen)

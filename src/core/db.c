@@ -458,19 +458,72 @@ out:
 	return err;
 }
 
+/* Inside a transaction, db_begin() opens a SAVEPOINT named by its depth,
+ * so a store function that makes its several statements one transaction
+ * runs unchanged inside a caller's larger one. */
+static void savepoint_name(char out[32], int depth)
+{
+	snprintf(out, 32, "egov_tx%d", depth);
+}
+
 egov_err db_begin(db_conn *c)
 {
-	return db_exec(c, c->be->begin_sql, NULL, 0, NULL);
+	char sql[64], name[32];
+	egov_err err;
+
+	if (c->tx_depth == 0) {
+		if (!(err = db_exec(c, c->be->begin_sql, NULL, 0, NULL)))
+			c->tx_depth = 1;
+		return err;
+	}
+	savepoint_name(name, c->tx_depth);
+	snprintf(sql, sizeof sql, "SAVEPOINT %s", name);
+	if (!(err = db_exec(c, sql, NULL, 0, NULL)))
+		c->tx_depth++;
+	return err;
 }
 
 egov_err db_commit(db_conn *c)
 {
-	return db_exec(c, "COMMIT", NULL, 0, NULL);
+	char sql[64], name[32];
+
+	if (c->tx_depth <= 1) {
+		/* Over whatever the outcome: a COMMIT that fails is followed by
+		 * the caller's ROLLBACK, which must be the real one. */
+		c->tx_depth = 0;
+		return db_exec(c, "COMMIT", NULL, 0, NULL);
+	}
+	savepoint_name(name, --c->tx_depth);
+	snprintf(sql, sizeof sql, "RELEASE %s", name);
+	return db_exec(c, sql, NULL, 0, NULL);
 }
 
 egov_err db_rollback(db_conn *c)
 {
-	return db_exec(c, "ROLLBACK", NULL, 0, NULL);
+	char sql[64], name[32];
+	egov_err err;
+
+	if (c->tx_depth <= 1) {
+		c->tx_depth = 0;
+		return db_exec(c, "ROLLBACK", NULL, 0, NULL);
+	}
+	savepoint_name(name, --c->tx_depth);
+	snprintf(sql, sizeof sql, "ROLLBACK TO %s", name);
+	err = db_exec(c, sql, NULL, 0, NULL);
+	snprintf(sql, sizeof sql, "RELEASE %s", name);
+	if (!err)
+		err = db_exec(c, sql, NULL, 0, NULL);
+	return err;
+}
+
+egov_err db_end(db_conn *c, egov_err err)
+{
+	if (!err && !(err = db_commit(c)))
+		return EGOV_OK;
+	/* A failed COMMIT leaves SQLite's transaction open (PostgreSQL's is
+	 * over, and its ROLLBACK then only warns). */
+	db_rollback(c);
+	return err;
 }
 
 egov_err db_ping(db_conn *c)

@@ -102,7 +102,10 @@ egov_err db_query_int(db_conn *c, const char *sql, const db_param *params, int n
  * and must not block (no audit_append, no nested db_batch, no network).
  * It sees the changes of functions batched before it. On PostgreSQL, which
  * groups concurrent commits itself, fn runs in its own transaction on the
- * calling thread's connection. */
+ * calling thread's connection, committed without waiting for its flush
+ * and followed by a durable commit that flushes it (so the locks it took,
+ * the audit chain's included, are held only until the commit, not the
+ * flush). Not to be called with a transaction of the caller's open. */
 egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
 /* The same, for a caller that makes a durable commit of its own (its audit
  * record, say) after this one and before it acts on the result: fn's
@@ -116,9 +119,19 @@ egov_err db_batch(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
  * for them all. */
 egov_err db_batch_nosync(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx);
 
-egov_err db_begin(db_conn *c);  /* SQLite: BEGIN IMMEDIATE */
+/* Transactions. db_begin() is BEGIN (SQLite: BEGIN IMMEDIATE, taking the
+ * write lock); inside a transaction begun with it, it opens a SAVEPOINT
+ * instead, and the db_commit() or db_rollback() that follows releases or
+ * rolls back to it: a function that makes its statements one transaction
+ * can run inside a caller's larger one (an audited change and its
+ * audit_append_tx() record). A rolled-back SAVEPOINT leaves the outer
+ * transaction usable on both backends. */
+egov_err db_begin(db_conn *c);
 egov_err db_commit(db_conn *c);
 egov_err db_rollback(db_conn *c);
+/* Ends what db_begin() began: commits when err is EGOV_OK, else (or when
+ * the commit fails) rolls back. Returns err, or the commit's error. */
+egov_err db_end(db_conn *c, egov_err err);
 
 /* Cheap liveness check (used by /readyz). */
 egov_err db_ping(db_conn *c);

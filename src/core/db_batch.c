@@ -178,21 +178,36 @@ static void batcher_start_once(void)
 }
 
 /* fn in a transaction of the calling thread's connection. On SQLite that
- * connection always flushes (a stronger promise than nosync asked for). */
+ * connection always flushes (a stronger promise than nosync asked for).
+ *
+ * On PostgreSQL the transaction commits without waiting for its flush,
+ * and for db_batch() a durable commit of the caller's own follows (a
+ * flush barrier: a statement that is given a transaction id commits with
+ * synchronous_commit on, and flushes the log up to it, this transaction's
+ * commit included). So the locks fn took are released before the flush,
+ * not after: a job that appends an audit record holds the chain's lock
+ * to its commit, and with the flush inside it the callers' commits
+ * followed one another, one flush each; released first, their barriers
+ * are flushed together by the server's own group commit. Nothing is
+ * acted on before the barrier returns. */
 static egov_err direct(db *d, egov_err (*fn)(db_conn *c, void *ctx), void *ctx, bool sync)
 {
 	db_conn *c = NULL;
+	bool pg = db_kind_of(d) == DB_POSTGRES;
 	egov_err err;
 
 	if ((err = db_thread_conn(d, &c)) || (err = db_begin(c)))
 		return err;
-	if (!sync && db_kind_of(d) == DB_POSTGRES &&
-	    (err = db_exec(c, "SET LOCAL synchronous_commit TO OFF", NULL, 0, NULL))) {
+	if (pg && (err = db_exec(c, "SET LOCAL synchronous_commit TO OFF", NULL, 0, NULL))) {
 		db_rollback(c);
 		return err;
 	}
-	if ((err = fn(c, ctx)) || (err = db_commit(c)))
+	if ((err = fn(c, ctx)) || (err = db_commit(c))) {
 		db_rollback(c);
+		return err;
+	}
+	if (pg && sync)
+		err = db_exec(c, "SELECT txid_current()", NULL, 0, NULL);
 	return err;
 }
 

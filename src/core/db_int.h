@@ -77,6 +77,9 @@ struct db_conn {
 	db *d;
 	db_conn *prev, *next;
 	char errmsg[DB_ERRMSG_MAX];
+	/* Transactions begun with db_begin() and not yet ended: 0 none, 1 the
+	 * transaction, n > 1 with n - 1 SAVEPOINTs inside it. */
+	int tx_depth;
 };
 
 struct db_rows {

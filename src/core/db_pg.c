@@ -335,6 +335,7 @@ static egov_err ensure_conn(pg_conn *c)
 	if (PQstatus(c->h) == CONNECTION_OK)
 		return EGOV_OK;
 	cache_clear(c, false);
+	c->base.tx_depth = 0; /* whatever was open died with the connection */
 	PQreset(c->h);
 	if (PQstatus(c->h) != CONNECTION_OK)
 		return conn_fail(c);

@@ -38,6 +38,40 @@ typedef enum http_method {
 /* Permission that means "anyone, no login". */
 #define PERM_PUBLIC NULL
 
+/* ---- who may call a route (route.auth) ---------------------------------
+ * The credentials a route accepts, as bits; 0 lets anyone in. The router
+ * authenticates once the body is in and before the handler runs, and
+ * answers a request that carries none of them itself (401, or 403 for a
+ * session without its CSRF token); the handler reads the caller with
+ * req_principal(). When an Authorization header is present and the route
+ * accepts a bearer or the operator token, the header decides (a cookie
+ * beside it is not looked at); otherwise the session cookie does. */
+#define AUTH_PUBLIC 0u
+/* A signed-in person's full session (the identity module's cookie). */
+#define AUTH_SESSION (1u << 0)
+/* With AUTH_SESSION: a caller with a session must also send its CSRF
+ * token (X-CSRF-Token, or a form's "csrf" field): every state change. */
+#define AUTH_CSRF (1u << 1)
+/* An OIDC access token ("Authorization: Bearer"), carrying route.scope;
+ * on a route with a permission, "egov.api" or the permission as a scope. */
+#define AUTH_BEARER (1u << 2)
+/* The operator token (server.admin_token; the kernel's own check). */
+#define AUTH_OPERATOR (1u << 3)
+/* Another egov node: served on the peer listener only, whose TLS
+ * handshake required a certificate chaining to server.peer_tls_ca (the
+ * same as route.peer; req_client_cert() says which node it is). */
+#define AUTH_PEER (1u << 4)
+/* A request that carries none of the credentials still runs, as
+ * PRINCIPAL_ANONYMOUS (a page that shows more to a signed-in person, the
+ * OIDC authorization endpoint). A credential that does not check out
+ * counts as none. Not with a permission. */
+#define AUTH_OPTIONAL (1u << 5)
+/* What a route with a permission (.perm) accepts: a person's session (with
+ * AUTH_CSRF for state changes), an application's access token acting for
+ * a person, or the operator token. A route with .perm and no .auth accepts
+ * this too, and AUTH_CSRF when its method changes state. */
+#define AUTH_API (AUTH_SESSION | AUTH_BEARER | AUTH_OPERATOR)
+
 typedef struct route {
 	http_method method;
 	const char *path;          /* "/api/v1/notices/{id}"; a final "{*rest}" matches the remainder */
@@ -72,7 +106,56 @@ typedef struct route {
 	 * chunked body is cut at it) or answer at once with a resp_*() call
 	 * (the body is then never read). Must be quick and must not block. */
 	route_handler head;
+	/* The credentials the route accepts (AUTH_* above); AUTH_PUBLIC when
+	 * 0 and no .perm. */
+	unsigned auth;
+	/* With AUTH_BEARER and no .perm: the scope the access token must carry
+	 * ("openid" for UserInfo). */
+	const char *scope;
 } route;
+
+/* ---- the caller ---------------------------------------------------------- */
+typedef enum principal_kind {
+	PRINCIPAL_ANONYMOUS = 0, /* a public route, or AUTH_OPTIONAL without a credential */
+	PRINCIPAL_SESSION,       /* a person, with a session cookie */
+	PRINCIPAL_BEARER,        /* an application, with an access token acting for a person */
+	PRINCIPAL_OPERATOR,      /* the operator token */
+	PRINCIPAL_PEER,          /* another egov node, on the peer listener */
+} principal_kind;
+
+/* Identifiers in a principal: UUIDs, client ids (at most 64 bytes). */
+#define PRINCIPAL_ID_MAX 64
+/* The e-mail address of a session's account (RFC 5321 path limit). */
+#define PRINCIPAL_EMAIL_MAX 254
+/* A CSRF token: 256 random bits in base64url are 43 characters. */
+#define PRINCIPAL_TOKEN_MAX 64
+/* "account:<uuid>", "operator", ...: what audit records name. */
+#define PRINCIPAL_ACTOR_MAX 96
+
+/* Who is calling, as the router's authenticators found out. Strings are
+ * empty where the kind has none. */
+typedef struct principal {
+	principal_kind kind;
+	char account_id[PRINCIPAL_ID_MAX + 1]; /* SESSION, BEARER: the person */
+	char email[PRINCIPAL_EMAIL_MAX + 1];   /* SESSION: the account's e-mail address */
+	char session_id[PRINCIPAL_ID_MAX + 1]; /* SESSION: the session's public handle */
+	char csrf[PRINCIPAL_TOKEN_MAX + 1];    /* SESSION: the token state changes carry */
+	int acr;                               /* SESSION, BEARER: 1 password, 2 + TOTP, 3 certificate */
+	int64_t auth_time;                     /* SESSION, BEARER: when the person authenticated (s) */
+	char client_id[PRINCIPAL_ID_MAX + 1];  /* BEARER: the OIDC client holding the token */
+	const char *scope;                     /* BEARER: the token's scopes, space-separated; else "" */
+	/* The actor of the caller's audit records: "account:<id>" (SESSION,
+	 * BEARER), "operator", "peer" or "anonymous". Filled by the router. */
+	char actor[PRINCIPAL_ACTOR_MAX + 1];
+	/* The authenticating module's own record of the credential (the
+	 * identity module's identity_session for a SESSION), for that
+	 * module's handlers only; in the request's arena. */
+	const void *detail;
+} principal;
+
+/* The caller of this request: never NULL (kind PRINCIPAL_ANONYMOUS on a
+ * public route). Valid until the request ends. */
+const principal *req_principal(const req *r);
 
 /* ---- request -------------------------------------------------------- */
 http_method req_method(const req *r);
@@ -177,17 +260,47 @@ egov_err resp_problem(req *r, int status, const char *code, const char *field, c
 
 /* Whether the request carries "Authorization: Bearer <server.admin_token>"
  * (compared in constant time; false when no operator token is configured).
- * The kernel's default authoriser, and the trust layer's, grant it every
- * permission. */
+ * The operator holds every permission. */
 bool req_is_operator(const req *r);
 
-/* ---- authorisation hook --------------------------------------------
- * The router calls this before a route with a permission runs. Returns
- * EGOV_OK to allow, EGOV_EAUTH (401) or EGOV_EPERM (403). The kernel's
- * default accepts the operator token from the config (server.admin_token)
- * as "Authorization: Bearer TOKEN" for every permission; the trust layer
- * installs its own. */
-typedef egov_err (*http_authorizer)(req *r, const char *perm);
-void http_set_authorizer(http_authorizer fn);
+/* ---- authenticators -------------------------------------------------------
+ * The kernel knows no module: the modules that issue credentials install
+ * what checks them (identity: sessions and CSRF; OIDC: access tokens), in
+ * their start hooks, before the server starts. The kernel checks the
+ * operator token and the peer listener's certificates itself.
+ *
+ * An authenticator is asked about a request whose route accepts its kind
+ * of credential; auth, perm and scope are what the route asks for (auth
+ * bits, permission or NULL, scope or NULL). It returns:
+ *   EGOV_OK           the credential is good: *p filled (kind and what the
+ *                     kind has; the router fills p->actor)
+ *   EGOV_ENOTFOUND    the request carries no such credential
+ *   EGOV_EAUTH (401), EGOV_EPERM (403)
+ *                     refused; *code may name the problem ("identity.csrf"),
+ *                     else the error table's; or it answers itself (an
+ *                     OAuth resource's WWW-Authenticate challenge)
+ *   other errors      a failure (the database), answered from the error table
+ * A route with a permission answers refusals with the error table's
+ * problems (401 unauthorized, 403 forbidden) whatever the code. Must be
+ * thread-safe. */
+typedef egov_err (*http_authenticator)(req *r, unsigned auth, const char *perm, const char *scope, principal *p,
+				       const char **code);
+/* kind: AUTH_SESSION or AUTH_BEARER. NULL uninstalls. */
+void http_set_authenticator(unsigned kind, http_authenticator fn);
+
+/* Whether a caller holds a permission, for routes with .perm (the identity
+ * module's roles). Called after authentication, never for the operator
+ * (who holds every permission). *allowed false: 403. Without one installed
+ * only the operator holds permissions. */
+typedef egov_err (*http_permission_check)(req *r, const principal *p, const char *perm, bool *allowed);
+void http_set_permission_check(http_permission_check fn);
+
+/* Runs the authenticators for the credentials in auth as the router would
+ * (AUTH_CSRF included), without a permission, for a handler of a public
+ * route that looks at the caller itself. EGOV_OK: *out is the caller (it
+ * stays valid until the request ends, and req_principal() returns it from
+ * then on); EGOV_EAUTH/EGOV_EPERM: refused (*code, optional, as above),
+ * nothing answered; other errors: failures. */
+egov_err req_authenticate(req *r, unsigned auth, const principal **out, const char **code);
 
 #endif

@@ -58,6 +58,16 @@ long http_inflight(void);
  * start. */
 void http_request_ids_init(void);
 
+/* ---- auth.c ----------------------------------------------------------------
+ * Authenticates r's caller for its route (.auth, .perm) and checks the
+ * permission; false when refused, and then the refusal is answered. */
+bool http_authorize(req *r);
+/* Whether a route is served on the peer listener (.peer or AUTH_PEER). */
+bool route_is_peer(const route *rt);
+/* The credentials a route accepts for method m: .auth, or for a route with
+ * .perm and no .auth, AUTH_API (and AUTH_CSRF when m changes state). */
+unsigned route_auth_of(const route *rt, http_method m);
+
 /* ---- accesslog.c ---------------------------------------------------------
  * Writes r's access log line (nothing when the access log is off); on the
  * worker that completes r, after its answer went out. */

@@ -18,7 +18,8 @@
  *                   body chunks, appended up to the route's limit (a .spool
  *                   route's past SPOOL_THRESHOLD go to a temporary file)
  *   http_access_cb last
- *                   authorise, run the handler, queue the response; for a
+ *                   authenticate the caller and check the permission
+ *                   (auth.c), run the handler, queue the response; for a
  *                   .blocking route hand the request to the blocking pool
  *                   (pool.c) and suspend the connection instead
  *   http_access_cb again (after the pool resumed it)
@@ -49,6 +50,8 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/pool.h"
+#include "core/server_conn.h"
+#include "core/server_proxy.h"
 #include "core/server_tls.h"
 #include "core/timeutil.h"
 #include "core/web.h"
@@ -57,7 +60,6 @@
 static atomic_long inflight;
 static atomic_uint_fast64_t req_counter;
 static unsigned req_prefix;
-static http_authorizer authorizer;
 
 long http_inflight(void)
 {
@@ -67,29 +69,6 @@ long http_inflight(void)
 void http_request_ids_init(void)
 {
 	crypto_random(&req_prefix, sizeof req_prefix);
-}
-
-void http_set_authorizer(http_authorizer fn)
-{
-	authorizer = fn;
-}
-
-bool req_is_operator(const req *r)
-{
-	const char *token = app()->config ? app()->config->admin_token : NULL;
-	const char *h = req_header(r, MHD_HTTP_HEADER_AUTHORIZATION);
-
-	if (!token || !*token || !h || strncasecmp(h, "Bearer ", 7) != 0)
-		return false;
-	return crypto_streq(h + 7, token);
-}
-
-/* The kernel's authoriser until the trust layer installs its own: the
- * operator's bearer token from server.admin_token grants every permission. */
-static egov_err default_authorizer(req *r, const char *perm)
-{
-	(void)perm;
-	return req_is_operator(r) ? EGOV_OK : EGOV_EAUTH;
 }
 
 /* ---- request setup ---------------------------------------------------- */
@@ -284,6 +263,7 @@ static void setup(req *r, const char *method)
 
 	set_request_id(r);
 	set_remote_ip(r);
+	server_proxy_resolve(r);
 	r->method_name = method;
 	r->method = http_method_parse(method);
 
@@ -319,7 +299,7 @@ static void setup(req *r, const char *method)
 	r->match_status = router_match(r->listener->rt, r->method, r->path.segs, r->path.nsegs, &r->match);
 	/* The peer listener serves peer routes only, and the main listener
 	 * never serves them. */
-	if (r->match_status == 200 && r->match.route->peer != r->peer)
+	if (r->match_status == 200 && route_is_peer(r->match.route) != r->peer)
 		r->match_status = 404;
 	else if (r->match_status != 200 && r->peer)
 		r->match_status = 404;
@@ -344,6 +324,8 @@ static int check_body_head(req *r)
 
 	if (!body || r->early_status)
 		return 0;
+	if (r->match_status != 200)
+		return 1; /* the router's 404 or 405 comes before any body limit */
 	if (r->body_max == 0) {
 		set_early(r, 413, r->limit_code ? r->limit_code : "payload_too_large", NULL);
 		return 1;
@@ -463,13 +445,8 @@ static bool dispatch(req *r)
 			resp_problem(r, 404, "not_found", NULL, NULL);
 		return false;
 	}
-	if (r->match.route->perm) {
-		err = (authorizer ? authorizer : default_authorizer)(r, r->match.route->perm);
-		if (err) {
-			problem_for_err(r, err);
-			return false;
-		}
-	}
+	if (!http_authorize(r))
+		return false; /* refused, and answered */
 	if (r->match.route->blocking) {
 		/* A gate that answers (or fails) keeps the request off the pool. */
 		if (r->match.route->gate && (err = r->match.route->gate(r)) && !r->resp)
@@ -592,13 +569,23 @@ enum MHD_Result http_access_cb(void *cls, struct MHD_Connection *conn, const cha
 
 	(void)cls;
 	(void)url;
-	(void)version;
 	if (!r)
 		return MHD_NO; /* could not allocate: drop the connection */
 	if (r->phase == 0) {
+		const char *code;
+		int status;
+
 		r->conn = conn;
 		r->phase = 1;
+		server_conn_head_done(conn);
 		setup(r, method);
+		if ((code = server_conn_head_refusal(r, version, &status))) {
+			/* The body's framing (or the head itself) cannot be
+			 * trusted: answer now and let MHD close. */
+			set_early(r, status, code, NULL);
+			dispatch(r);
+			return queue(r);
+		}
 		if (!r->early_status && r->match_status == 200 && r->match.route->head) {
 			/* The route looks at the head first: it may lower the body
 			 * limit, or answer now without reading the body. */
@@ -679,7 +666,7 @@ void http_completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 	int64_t dur;
 
 	(void)cls;
-	(void)conn;
+	server_conn_head_wait(conn);
 	if (!r)
 		return;
 	dur = time_mono_us() - r->t0_us;

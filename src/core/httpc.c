@@ -10,6 +10,11 @@
  *
  * Invariant: a job belongs to the caller until it is queued, then to the
  * event thread, which frees it after its callback returned.
+ *
+ * Every HTTPS call holds the floor egov's own listeners hold
+ * (server.tls_priorities' default): TLS 1.2 or 1.3, ECDHE key exchange and
+ * AEAD ciphers only, so a peer gateway or back-end that offers only TLS 1.0
+ * or CBC suites with SHA-1 is refused (EGOV_EUNAVAILABLE), not spoken to.
  */
 #include <fcntl.h>
 #include <pthread.h>
@@ -65,9 +70,27 @@ static struct {
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_rc;
 
+/* The TLS 1.2 suites allowed, in the syntax of libcurl's TLS library
+ * (TLS 1.3's suites are all AEAD): OpenSSL names, or a GnuTLS priority
+ * string. NULL for another library: then only the version floor holds. */
+#define CIPHERS_OPENSSL                                                                        \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:" \
+	"ECDHE-RSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
+#define CIPHERS_GNUTLS                                                                         \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:" \
+	"+AES-128-GCM:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA"
+static const char *tls_ciphers;
+
 static void global_init(void)
 {
+	const curl_version_info_data *v;
+
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+	v = curl_version_info(CURLVERSION_NOW);
+	if (v && v->ssl_version && strncasecmp(v->ssl_version, "OpenSSL", 7) == 0)
+		tls_ciphers = CIPHERS_OPENSSL;
+	else if (v && v->ssl_version && strncasecmp(v->ssl_version, "GnuTLS", 6) == 0)
+		tls_ciphers = CIPHERS_GNUTLS;
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -300,6 +323,9 @@ static egov_err easy_setup(CURL *e, job *j)
 	SET(CURLOPT_HEADERDATA, j);
 	SET(CURLOPT_PRIVATE, j);
 	SET(CURLOPT_TCP_NODELAY, 1L);
+	SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	if (tls_ciphers)
+		SET(CURLOPT_SSL_CIPHER_LIST, tls_ciphers);
 	if (j->in_fd >= 0) {
 		/* Streamed from the file: a POST with a read callback, under the
 		 * caller's method name. */

@@ -66,6 +66,12 @@
 #define EGOV_CONNECTIONS_MAX_DEFAULT 1024
 #define EGOV_CONNECTIONS_PER_IP_DEFAULT 128
 #define EGOV_CONNECTION_TIMEOUT_DEFAULT 15
+/* Seconds from a connection's opening (or its previous answer) within which
+ * a whole request head must arrive. The idle timeout alone lets a client
+ * that sends one byte every few seconds hold a connection for ever (MHD
+ * restarts it on every byte). Longer than the idle timeout, so that an idle
+ * kept-alive connection is still ended by that one. */
+#define EGOV_HEAD_TIMEOUT_DEFAULT 20
 
 /* A client-supplied X-Request-Id is kept only if short and printable. */
 #define EGOV_REQUEST_ID_MAX 64

@@ -25,6 +25,9 @@
 	    "object-src 'none'; base-uri 'none'; form-action 'self'"
 #define CSP_TAIL "; frame-ancestors 'none'"
 #define CSP CSP_HEAD CSP_TAIL
+/* A year, the preload lists' minimum; no includeSubDomains: other services
+ * under the same domain may not speak HTTPS, and that is theirs to decide. */
+#define HSTS "max-age=31536000"
 
 http_method req_method(const req *r) { return r->method; }
 const char *req_method_name(const req *r) { return r->method_name; }
@@ -326,6 +329,18 @@ egov_err resp_csp_form_action(req *r, const char *origin)
 	return r->csp_form_action ? EGOV_OK : EGOV_ENOMEM;
 }
 
+/* Strict-Transport-Security when egov itself speaks HTTPS to browsers (the
+ * main listener with server.tls_cert): never over plain HTTP, where a
+ * browser ignores it and a proxy in front (which terminates TLS) sets its
+ * own; never on the peer listener, whose clients are gateways. */
+static egov_err resp_hsts(req *r)
+{
+	if (r->peer || !req_is_tls(r))
+		return EGOV_OK;
+	return MHD_add_response_header(r->resp, "Strict-Transport-Security", HSTS) == MHD_YES ? EGOV_OK
+											      : EGOV_ENOMEM;
+}
+
 egov_err req_finish_response(req *r)
 {
 	struct MHD_Response *resp = r->resp;
@@ -360,6 +375,8 @@ egov_err req_finish_response(req *r)
 		for (i = 0; i < sizeof documents / sizeof documents[0]; i++)
 			if (MHD_add_response_header(resp, documents[i][0], documents[i][1]) != MHD_YES)
 				return EGOV_ENOMEM;
+	if (resp_hsts(r))
+		return EGOV_ENOMEM;
 	if (MHD_add_response_header(resp, "X-Request-Id", r->id) != MHD_YES ||
 	    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_LANGUAGE, r->lang) != MHD_YES)
 		return EGOV_ENOMEM;

@@ -43,8 +43,11 @@ struct req {
 	const char *lang;
 	bool lang_from_query;
 	char id[EGOV_REQUEST_ID_MAX + 1];
-	char ip[48];
+	char ip[48];           /* the client's address (server_proxy_resolve) */
+	char via[48];          /* the trusted proxy it came through, or "" */
+	bool proxied;          /* the connection's peer is a trusted proxy */
 	bool peer;             /* arrived on the peer listener */
+	const principal *principal; /* the caller (auth.c), in the arena; NULL: anonymous */
 
 	/* body */
 	buf body;

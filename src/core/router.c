@@ -204,6 +204,14 @@ egov_err router_add(router *rt, const route *routes, size_t n, char *errmsg, siz
 			snprintf(errmsg, errlen, "route %s: body limit over EGOV_BODY_MAX_UPLOAD (or _SPOOLED)", r->path);
 			return EGOV_EINVAL;
 		}
+		if (((r->auth & AUTH_CSRF) && !(r->auth & AUTH_SESSION)) || ((r->auth & AUTH_OPTIONAL) && r->perm) ||
+		    (r->scope && !(r->auth & AUTH_BEARER)) || ((r->auth & AUTH_PEER) && (r->auth & ~AUTH_PEER))) {
+			snprintf(errmsg, errlen,
+				 "route %s: .auth: AUTH_CSRF needs AUTH_SESSION, AUTH_OPTIONAL takes no .perm, .scope needs "
+				 "AUTH_BEARER, AUTH_PEER stands alone",
+				 r->path);
+			return EGOV_EINVAL;
+		}
 		for (j = 0; j < rt->n; j++) {
 			if (rt->routes[j].route->method == r->method && same_pattern(&rt->routes[j], &c)) {
 				snprintf(errmsg, errlen, "route %s %s: defined twice", http_method_name(r->method),

@@ -40,8 +40,9 @@ typedef struct route_match {
 
 egov_err router_new(router **out);
 void router_free(router *rt);
-/* Adds a table. Refuses a malformed pattern, a duplicate method+pattern, or a
- * body limit over EGOV_BODY_MAX_UPLOAD, with a message naming the route. */
+/* Adds a table. Refuses a malformed pattern, a duplicate method+pattern, a
+ * body limit over EGOV_BODY_MAX_UPLOAD, or .auth bits that contradict each
+ * other (http.h), with a message naming the route. */
 egov_err router_add(router *rt, const route *routes, size_t n, char *errmsg, size_t errlen);
 size_t router_count(const router *rt);
 const route *router_get(const router *rt, size_t index);

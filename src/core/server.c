@@ -29,6 +29,7 @@
 #include "core/metrics.h"
 #include "core/pool.h"
 #include "core/server.h"
+#include "core/server_conn.h"
 #include "core/server_tls.h"
 #include "core/spool.h"
 #include "core/timeutil.h"
@@ -39,6 +40,7 @@ struct server {
 	struct MHD_Daemon *pd; /* the peer listener (server.peer_listen), or NULL */
 	http_listener main_l, peer_l;
 	bool pool_running;
+	bool watching; /* server_conn_start ran */
 	bool drained;
 	const egov_config *cfg;
 	const char **labels;
@@ -117,10 +119,10 @@ static egov_err peer_start(server *s, const egov_config *cfg, unsigned threads, 
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 8 * 1024),
 		MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, &s->peer_l,
-		MHD_OPTION_NOTIFY_CONNECTION, server_tls_peer_conn_cb, NULL,
+		MHD_OPTION_NOTIFY_CONNECTION, server_conn_notify, NULL,
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)0, /* see the main listener */
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		MHD_OPTION_ARRAY, server_tls_peer_options(),
 		MHD_OPTION_END);
@@ -202,6 +204,9 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 	if ((err = pool_start((size_t)(ncpu > 0 ? ncpu : 1) * 8, http_run_offloaded)))
 		goto out;
 	s->pool_running = true;
+	if ((err = server_conn_start(cfg->head_timeout_s)))
+		goto out;
+	s->watching = true;
 	s->d = MHD_start_daemon(
 		flags, 0, NULL, NULL, http_access_cb, NULL,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
@@ -216,9 +221,14 @@ egov_err server_start(const egov_config *cfg, const router *rt, server **out, ch
 		 * egov answer 431 itself, with a problem document). */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(EGOV_HEADER_BYTES_MAX + 8 * 1024),
 		MHD_OPTION_URI_LOG_CALLBACK, http_uri_cb, &s->main_l,
+		MHD_OPTION_NOTIFY_CONNECTION, server_conn_notify, NULL,
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed_cb, NULL,
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+		/* Not strict: MHD 0.9.75's strict mode answers a request
+		 * without Host with its header block twice. The checks it
+		 * would make (Host, spaces in the target) are made in
+		 * server_conn_head_refusal() instead. */
+		MHD_OPTION_STRICT_FOR_CLIENT, (int)0,
 		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 		MHD_OPTION_ARRAY, server_tls_options(),
 		MHD_OPTION_END);
@@ -238,6 +248,8 @@ out:
 			MHD_stop_daemon(s->d);
 		if (s->pool_running)
 			pool_stop();
+		if (s->watching)
+			server_conn_stop();
 		server_tls_close();
 		server_tls_peer_close();
 		metrics_free();
@@ -285,6 +297,7 @@ void server_stop(server *s, int drain_s)
 	MHD_stop_daemon(s->d);
 	if (s->pd)
 		MHD_stop_daemon(s->pd);
+	server_conn_stop();
 	server_tls_close();
 	server_tls_peer_close();
 	metrics_free();

@@ -14,9 +14,12 @@
  *   server.peer_tls_ca is empty, the bundle comes from the trust hook a
  *   module installed (server_tls_set_trust; the PKI module does).
  * - The X-Client-Cert header is believed only on a connection whose peer
- *   address is listed in server.trusted_proxies, and only when the
- *   connection itself carries no certificate; from anyone else it is
- *   ignored as if absent.
+ *   address is listed in server.trusted_proxies (server_proxy.c), and only
+ *   when the connection itself carries no certificate; from anyone else it
+ *   is ignored as if absent.
+ * - Both listeners speak only what server.tls_priorities allows (by
+ *   default TLS 1.2 and 1.3 with ECDHE and AEAD ciphers): GnuTLS's own
+ *   default still offers TLS 1.0 and CBC suites with SHA-1.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,36 +28,33 @@
 #include <string.h>
 
 #include <gnutls/gnutls.h>
+#include <microhttpd.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "core/req_int.h"
+#include "core/server_conn.h"
+#include "core/server_proxy.h"
 #include "core/server_tls.h"
 #include "core/uri.h"
 #include "core/banned.h"
 
-#define PROXIES_MAX 16
 #define PEM_FILE_MAX (1u << 20)
 /* A default trust bundle: the platform's CAs and a few extra anchors. */
 #define TRUST_BUNDLE_MAX (4u * PEM_FILE_MAX)
 /* An escaped PEM certificate chain from a proxy; larger is not one. */
 #define PROXY_CERT_MAX (12 * 1024)
 
-/* The keys and MHD options of one listener. */
+/* The keys and MHD options of one listener: key, certificate, trust,
+ * priorities, end. */
 typedef struct tls_side {
 	bool on;
-	char *cert, *key, *trust;
-	struct MHD_OptionItem opts[4];
+	char *cert, *key, *trust, *priorities;
+	struct MHD_OptionItem opts[5];
 } tls_side;
 
-static struct {
-	bool on;
-	char *cert, *key, *trust;
-	struct MHD_OptionItem opts[4];
-	char proxies[PROXIES_MAX][INET6_ADDRSTRLEN];
-	size_t nproxies;
-} tls = {.opts = {{MHD_OPTION_END, 0, NULL}}};
+static tls_side tls = {.opts = {{MHD_OPTION_END, 0, NULL}}};
 
 /* The peer listener (server.peer_listen): always TLS, certificates
  * verified by GnuTLS against server.peer_tls_ca. */
@@ -143,43 +143,29 @@ static egov_err read_trust(const egov_config *cfg, server_trust_kind kind, const
 	return EGOV_OK;
 }
 
-/* Normalises each address (inet_pton, inet_ntop) so that it compares
- * equal to the text set_remote_ip() makes of a peer address. */
-static egov_err parse_proxies(const char *list, char *errmsg, size_t errlen)
+bool server_tls_check_priorities(const char *v, char *why, size_t whylen)
 {
-	const char *p = list;
+	gnutls_priority_t p = NULL;
+	const char *at = NULL;
+	int rc = gnutls_priority_init(&p, v, &at);
 
-	tls.nproxies = 0;
-	while (*p) {
-		char item[INET6_ADDRSTRLEN + 1];
-		unsigned char addr[sizeof(struct in6_addr)];
-		int af = AF_INET;
-		size_t n;
-
-		while (*p == ' ' || *p == ',')
-			p++;
-		n = strcspn(p, ", ");
-		if (n == 0)
-			break;
-		if (n >= sizeof item || tls.nproxies == PROXIES_MAX)
-			goto bad;
-		memcpy(item, p, n);
-		item[n] = '\0';
-		if (inet_pton(AF_INET, item, addr) != 1) {
-			af = AF_INET6;
-			if (inet_pton(AF_INET6, item, addr) != 1)
-				goto bad;
-		}
-		if (!inet_ntop(af, addr, tls.proxies[tls.nproxies], INET6_ADDRSTRLEN))
-			goto bad;
-		tls.nproxies++;
-		p += n;
+	if (rc == GNUTLS_E_SUCCESS) {
+		gnutls_priority_deinit(p);
+		return true;
 	}
-	return EGOV_OK;
-bad:
-	snprintf(errmsg, errlen, "server.trusted_proxies: expected at most %d comma-separated IP addresses",
-		 PROXIES_MAX);
-	return EGOV_EINVAL;
+	if (rc == GNUTLS_E_INVALID_REQUEST && at)
+		snprintf(why, whylen, "is refused by GnuTLS at \"%.40s\"", at);
+	else
+		snprintf(why, whylen, "is refused by GnuTLS (%s)", gnutls_strerror(rc));
+	return false;
+}
+
+/* The priorities both listeners use (a heap copy: MHD keeps the pointer). */
+static egov_err copy_priorities(const egov_config *cfg, char **out)
+{
+	*out = strdup(cfg->tls_priorities && cfg->tls_priorities[0] ? cfg->tls_priorities
+								      : SERVER_TLS_PRIORITIES_DEFAULT);
+	return *out ? EGOV_OK : EGOV_ENOMEM;
 }
 
 egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t errlen)
@@ -191,7 +177,7 @@ egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t 
 
 	*on = false;
 	server_tls_close();
-	if ((err = parse_proxies(cfg->trusted_proxies ? cfg->trusted_proxies : "", errmsg, errlen)))
+	if ((err = server_proxy_open(cfg, errmsg, errlen)))
 		return err;
 	if (!cfg->tls_cert || !cfg->tls_cert[0])
 		return EGOV_OK;
@@ -210,6 +196,10 @@ egov_err server_tls_open(const egov_config *cfg, bool *on, char *errmsg, size_t 
 	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, tls.cert};
 	/* A trust list makes MHD ask for (not demand) a client certificate. */
 	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, tls.trust};
+	what = "server.tls_priorities";
+	if ((err = copy_priorities(cfg, &tls.priorities)))
+		goto out;
+	tls.opts[i++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, tls.priorities};
 	tls.opts[i] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	tls.on = true;
 	*on = true;
@@ -258,7 +248,11 @@ egov_err server_tls_peer_open(const egov_config *cfg, char *errmsg, size_t errle
 	peer.opts[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, peer.key};
 	peer.opts[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, peer.cert};
 	peer.opts[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, peer.trust};
-	peer.opts[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	what = "server.tls_priorities";
+	if ((err = copy_priorities(cfg, &peer.priorities)))
+		goto out;
+	peer.opts[3] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, peer.priorities};
+	peer.opts[4] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	peer.on = true;
 out:
 	if (err) {
@@ -279,8 +273,9 @@ void server_tls_peer_close(void)
 {
 	free(peer.cert);
 	free(peer.trust);
+	free(peer.priorities);
 	wipe_free(peer.key);
-	peer.cert = peer.key = peer.trust = NULL;
+	peer.cert = peer.key = peer.trust = peer.priorities = NULL;
 	peer.opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	peer.on = false;
 }
@@ -289,28 +284,6 @@ static gnutls_session_t session_of(const req *r)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	return ci ? (gnutls_session_t)ci->tls_session : NULL;
-}
-
-/* The verdict on a peer connection's certificate, kept for the life of the
- * connection (the certificate cannot change on it): verifying the chain
- * costs several ECDSA verifications in GnuTLS, too much to repeat for
- * every request on a kept-alive connection. */
-typedef struct peer_conn {
-	const char *verdict; /* NULL: not checked yet */
-	bool checked;
-} peer_conn;
-
-void server_tls_peer_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
-			     enum MHD_ConnectionNotificationCode toe)
-{
-	(void)cls;
-	(void)conn;
-	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		*socket_context = calloc(1, sizeof(peer_conn));
-	} else {
-		free(*socket_context);
-		*socket_context = NULL;
-	}
 }
 
 static const char *peer_verify(req *r)
@@ -327,18 +300,21 @@ static const char *peer_verify(req *r)
 	return NULL;
 }
 
+/* The verdict is kept for the life of the connection (the certificate
+ * cannot change on it): verifying the chain costs several ECDSA
+ * verifications in GnuTLS, too much to repeat for every request on a
+ * kept-alive connection. */
 const char *server_tls_peer_check(req *r)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	peer_conn *pc = ci ? ci->socket_context : NULL;
+	server_conn *sc = server_conn_of(r->conn);
 
-	if (!pc)
+	if (!sc)
 		return peer_verify(r); /* could not allocate: check every time */
-	if (!pc->checked) {
-		pc->verdict = peer_verify(r);
-		pc->checked = true;
+	if (!sc->peer_checked) {
+		sc->peer_verdict = peer_verify(r);
+		sc->peer_checked = true;
 	}
-	return pc->verdict;
+	return sc->peer_verdict;
 }
 
 bool req_is_peer(const req *r)
@@ -350,8 +326,9 @@ void server_tls_close(void)
 {
 	free(tls.cert);
 	free(tls.trust);
+	free(tls.priorities);
 	wipe_free(tls.key);
-	tls.cert = tls.key = tls.trust = NULL;
+	tls.cert = tls.key = tls.trust = tls.priorities = NULL;
 	tls.opts[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	tls.on = false;
 }
@@ -361,18 +338,6 @@ void server_tls_close(void)
 bool req_is_tls(const req *r)
 {
 	return tls.on || r->peer;
-}
-
-static bool from_trusted_proxy(const req *r)
-{
-	/* On a dual-stack listener an IPv4 proxy shows as ::ffff:a.b.c.d. */
-	const char *v4 = strncmp(r->ip, "::ffff:", 7) == 0 && strchr(r->ip + 7, '.') ? r->ip + 7 : NULL;
-	size_t i;
-
-	for (i = 0; i < tls.nproxies; i++)
-		if (strcmp(r->ip, tls.proxies[i]) == 0 || (v4 && strcmp(v4, tls.proxies[i]) == 0))
-			return true;
-	return false;
 }
 
 /* The proxy's header: percent-decoded ('+' stays '+': it is base64, not a
@@ -425,7 +390,7 @@ const void *req_client_cert(req *r, size_t *len)
 			goto out;
 		}
 	}
-	if (!r->peer && tls.nproxies > 0 && from_trusted_proxy(r) && (h = req_header(r, "X-Client-Cert")))
+	if (!r->peer && server_proxy_peer_trusted(r) && (h = req_header(r, "X-Client-Cert")))
 		cert = cert_from_header(r, h, len);
 out:
 	return cert;

@@ -7,8 +7,9 @@
  * server_tls_open() reads server.tls_cert/tls_key and the client CA bundle
  * once at start and builds the MHD options that turn TLS on; with the keys
  * unset it leaves TLS off and the options empty, so plain HTTP serving is
- * untouched. It also parses server.trusted_proxies, which req_client_cert()
- * (http.h) consults. One server per process: the state is process-wide.
+ * untouched. It also has server_proxy.c parse server.trusted_proxies,
+ * which req_client_cert() (http.h) consults. One server per process: the
+ * state is process-wide.
  */
 #ifndef EGOV_CORE_SERVER_TLS_H
 #define EGOV_CORE_SERVER_TLS_H
@@ -50,6 +51,20 @@ void server_tls_set_trust(server_trust_fn fn);
  * be read, EGOV_ELIMIT if too large, or pem's cap. */
 egov_err server_tls_read_pem(const char *path, buf *pem);
 
+/* ---- protocol versions and cipher suites ------------------------------------ */
+
+/* The default of server.tls_priorities: TLS 1.2 and 1.3 only; ECDHE key
+ * exchange (forward secrecy) and AEAD ciphers only, AES-GCM and
+ * ChaCha20-Poly1305, in the server's order. GnuTLS's NORMAL alone would
+ * also offer TLS 1.0 and 1.1, CBC suites with SHA-1 and RSA key transport. */
+#define SERVER_TLS_PRIORITIES_DEFAULT                                                              \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+CHACHA20-POLY1305:" \
+	"+AES-128-GCM:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+
+/* config_key.check of server.tls_priorities: GnuTLS must accept the string
+ * (why then names where it stopped). */
+bool server_tls_check_priorities(const char *v, char *why, size_t whylen);
+
 /* ---- for server.c ---------------------------------------------------------- */
 
 /* Loads keys and proxies from cfg. *on tells whether TLS is configured
@@ -72,9 +87,5 @@ void server_tls_peer_close(void);
  * (peer.certificate_required, peer.certificate_untrusted). */
 struct req;
 const char *server_tls_peer_check(struct req *r);
-/* MHD_OPTION_NOTIFY_CONNECTION for the peer listener: keeps that verdict
- * per connection. */
-void server_tls_peer_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
-			     enum MHD_ConnectionNotificationCode toe);
 
 #endif

@@ -24,21 +24,17 @@
 
 #define PERM_ADMIN "exchange.admin"
 
-#define ADMIN_ROUTES(kind, body)                                                                                 \
-	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind, .perm = PERM_ADMIN, .handler = exchange_http_list}, \
-		{.method = HTTP_POST,                                                                            \
-		 .path = "/api/v1/exchange/" kind,                                                               \
-		 .perm = PERM_ADMIN,                                                                             \
-		 .body_max = (body),                                                                             \
-		 .handler = exchange_http_add},                                                                  \
-		{.method = HTTP_GET,                                                                             \
-		 .path = "/api/v1/exchange/" kind "/{*rest}",                                                    \
-		 .perm = PERM_ADMIN,                                                                             \
-		 .handler = exchange_http_get},                                                                  \
-	{                                                                                                        \
-		.method = HTTP_DELETE, .path = "/api/v1/exchange/" kind "/{*rest}", .perm = PERM_ADMIN,          \
-		.handler = exchange_http_remove                                                                  \
-	}
+/* A registry list's four routes: read with the session, a token or the
+ * operator's key; change with the session's CSRF token too. */
+#define ADMIN_ROUTES(kind, body)                                                                   \
+	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind, .auth = AUTH_API, .perm = PERM_ADMIN, \
+	 .handler = exchange_http_list},                                                           \
+	{.method = HTTP_POST, .path = "/api/v1/exchange/" kind, .auth = AUTH_API | AUTH_CSRF,        \
+	 .perm = PERM_ADMIN, .body_max = (body), .handler = exchange_http_add},                    \
+	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind "/{*rest}", .auth = AUTH_API,         \
+	 .perm = PERM_ADMIN, .handler = exchange_http_get},                                        \
+	{.method = HTTP_DELETE, .path = "/api/v1/exchange/" kind "/{*rest}",                        \
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN, .handler = exchange_http_remove}
 
 #define ANY_TYPE "*"
 /* Service calls: bodies over SPOOL_THRESHOLD are spooled to a file, and
@@ -46,8 +42,8 @@
 #define R1(m) {.method = m, .path = "/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, .content_type = ANY_TYPE, \
 	       .handler = exchange_consumer_call, .name = "/r1", .spool = true, .head = exchange_service_limit_head}
 #define PEER(m) {.method = m, .path = "/peer/v1/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, \
-		 .content_type = ANY_TYPE, .handler = exchange_provider_call, .name = "/peer/v1/r1", .peer = true, \
-		 .spool = true, .head = exchange_service_limit_head}
+		 .content_type = ANY_TYPE, .handler = exchange_provider_call, .name = "/peer/v1/r1", \
+		 .auth = AUTH_PEER, .peer = true, .spool = true, .head = exchange_service_limit_head}
 /* Calls to the pub/sub rooms (service codes api, pub, pull) touch the
  * database: their handler runs on the blocking pool. More literal
  * segments win in the router, so these take those codes from PEER(). The
@@ -55,51 +51,51 @@
  * matched once the call is verified. */
 #define ROOM(m, code) {.method = m, .path = "/peer/v1/r1/{i}/{c}/{m}/{s}/" code "/{*rest}", \
 		       .body_max = EGOV_BODY_MAX_UPLOAD, .content_type = ANY_TYPE, .handler = exchange_provider_call, \
-		       .name = "/peer/v1/r1 pubsub", .peer = true, .blocking = true}
+		       .name = "/peer/v1/r1 pubsub", .auth = AUTH_PEER, .peer = true, .blocking = true}
 #define ROOMS(code) ROOM(HTTP_GET, code), ROOM(HTTP_POST, code), ROOM(HTTP_PUT, code), ROOM(HTTP_PATCH, code), \
 	ROOM(HTTP_DELETE, code)
 
 static const route routes[] = {
 	{.method = HTTP_GET, .path = "/exchange/v1/globalconf", .handler = exchange_http_globalconf},
-	{.method = HTTP_GET, .path = "/api/v1/exchange/status", .perm = PERM_ADMIN, .handler = exchange_http_status},
-	{.method = HTTP_GET, .path = "/api/v1/exchange/console", .perm = PERM_ADMIN, .handler = exchange_web_console},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/status", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_status},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/console", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_web_console},
 	ADMIN_ROUTES("members", EXCHANGE_ITEM_BODY_MAX),
 	ADMIN_ROUTES("subsystems", EXCHANGE_ITEM_BODY_MAX),
 	ADMIN_ROUTES("services", EXCHANGE_SERVICE_BODY_MAX),
 	ADMIN_ROUTES("event-types", EXCHANGE_ITEM_BODY_MAX),
-	{.method = HTTP_GET, .path = "/api/v1/exchange/access", .perm = PERM_ADMIN, .handler = exchange_http_list},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/access", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_list},
 	{.method = HTTP_POST,
 	 .path = "/api/v1/exchange/access",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .body_max = EXCHANGE_ITEM_BODY_MAX,
 	 .handler = exchange_http_add},
 	{.method = HTTP_DELETE,
 	 .path = "/api/v1/exchange/access/{*rest}",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .handler = exchange_http_remove},
-	{.method = HTTP_GET, .path = "/api/v1/exchange/certs", .perm = PERM_ADMIN, .handler = exchange_http_list},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/certs", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_list},
 	{.method = HTTP_POST,
 	 .path = "/api/v1/exchange/certs",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .body_max = EXCHANGE_CERT_BODY_MAX,
 	 .handler = exchange_http_cert_add},
-	{.method = HTTP_GET, .path = "/api/v1/exchange/certs/{sha256}", .perm = PERM_ADMIN, .handler = exchange_http_get},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/certs/{sha256}", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_get},
 	{.method = HTTP_DELETE,
 	 .path = "/api/v1/exchange/certs/{sha256}",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .handler = exchange_http_remove},
 	/* Federation: the other instances this registry trusts. */
-	{.method = HTTP_GET, .path = "/api/v1/exchange/trusts", .perm = PERM_ADMIN, .handler = exchange_http_list},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/trusts", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_list},
 	{.method = HTTP_POST,
 	 .path = "/api/v1/exchange/trusts",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .body_max = EXCHANGE_CERT_BODY_MAX,
 	 .handler = exchange_http_trust_add},
-	{.method = HTTP_GET, .path = "/api/v1/exchange/trusts/{instance}", .perm = PERM_ADMIN,
+	{.method = HTTP_GET, .path = "/api/v1/exchange/trusts/{instance}", .auth = AUTH_API, .perm = PERM_ADMIN,
 	 .handler = exchange_http_get},
 	{.method = HTTP_DELETE,
 	 .path = "/api/v1/exchange/trusts/{instance}",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .handler = exchange_http_remove},
 	/* The gateway: service calls (R1), the provider side (PEER) with
 	 * the pub/sub rooms (ROOMS), and pushes between gateways. */
@@ -108,7 +104,7 @@ static const route routes[] = {
 	PEER(HTTP_GET), PEER(HTTP_POST), PEER(HTTP_PUT), PEER(HTTP_PATCH), PEER(HTTP_DELETE), PEER(HTTP_OPTIONS),
 	ROOMS("api"), ROOMS("pub"), ROOMS("pull"),
 	{.method = HTTP_POST, .path = "/peer/v1/push/{*rest}", .body_max = PUBSUB_EVENT_MAX + 64 * 1024,
-	 .content_type = "application/json", .handler = exchange_push_receive, .name = "/peer/v1/push", .peer = true},
+	 .content_type = "application/json", .handler = exchange_push_receive, .name = "/peer/v1/push", .auth = AUTH_PEER, .peer = true},
 };
 
 /* The rooms' schemas, one list. Versions 3 to 5 were once migrations of

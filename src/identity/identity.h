@@ -37,14 +37,9 @@
 #include "core/db.h"
 #include "core/err.h"
 #include "core/http.h"
+#include "identity/identity_limits.h"
 
-/* ---- limits and policy -------------------------------------------------- */
-#define IDENTITY_EMAIL_MAX 254          /* RFC 5321 path limit, bytes */
-#define IDENTITY_NAME_MAX 200           /* display name, characters */
-#define IDENTITY_PASSWORD_MIN 8         /* characters (NIST 800-63B) */
-#define IDENTITY_PASSWORD_MAX 128       /* characters; NIST asks for >= 64 */
-#define IDENTITY_PASSWORD_BYTES_MAX 512 /* 128 characters of up to 4 UTF-8 bytes */
-#define IDENTITY_CODE_MAX 32            /* dept codes and role names, bytes */
+/* ---- policy (the limits are in identity_limits.h) ------------------------ */
 
 /* Argon2id with the OWASP parameters: t=2, m=19 MiB, p=1 (libsodium is p=1). */
 #define IDENTITY_ARGON2_OPSLIMIT 2
@@ -119,6 +114,10 @@ typedef struct identity_account_new {
 	const char *display_name; /* 1..IDENTITY_NAME_MAX characters */
 	const char *locale;       /* NULL = "zh-Hant" */
 	const char *password;     /* NULL = no password (system accounts, invited staff) */
+	/* Or the password already hashed by identity_password_hash() (after
+	 * identity_account_check()), so that no hash runs while the caller's
+	 * transaction holds the write lock. Used when password is NULL. */
+	const char *password_hash;
 	bool email_verified;      /* true when an operator vouches for the address */
 } identity_account_new;
 
@@ -126,9 +125,14 @@ typedef struct identity_account_new {
  * "identity.email_invalid", "identity.name_invalid", "identity.locale_invalid",
  * the password codes of identity_password_policy(), and "identity.email_taken"
  * (then the return is EGOV_ECONFLICT). Hashes the password (so EGOV_EBUSY
- * with *retry_after_ms is possible). On success fills *out. */
+ * with *retry_after_ms is possible). On success fills *out. On c inside the
+ * caller's transaction if one is open (then hash first: password_hash). */
 egov_err identity_account_create(db_conn *c, const identity_account_new *in, identity_account *out,
 				 const char **code, int64_t *retry_after_ms);
+/* The checks identity_account_create() makes before it touches the
+ * database (e-mail, name, locale, password policy), in its order, with its
+ * codes. EGOV_OK or EGOV_EINVAL. */
+egov_err identity_account_check(const identity_account_new *in, const char **code);
 /* EGOV_ENOTFOUND if there is none. Email lookup is case-insensitive. */
 egov_err identity_account_get(db_conn *c, const char *id, identity_account *out);
 egov_err identity_account_get_by_email(db_conn *c, const char *email, identity_account *out);
@@ -162,6 +166,10 @@ egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, in
  * account and clears its failure counter. */
 egov_err identity_password_set(db_conn *c, const char *account_id, const char *pw, const char **code,
 			       int64_t *retry_after_ms);
+/* The same with the password hashed already (identity_password_hash(),
+ * after identity_password_policy()), for a caller's transaction.
+ * EGOV_ENOTFOUND for an unknown account. */
+egov_err identity_password_set_hash(db_conn *c, const char *account_id, const char *hash);
 
 /* Admission control. slots 0 = number of cores; queue 0 = 2 x slots.
  * Called once at start (and by tests); safe to call again when idle. */
@@ -201,6 +209,24 @@ egov_err identity_throttle_success(db_conn *c, const char *email);
 egov_err identity_login_password(db_conn *c, const char *email, const char *password, const char *ip,
 				 identity_account *out, const char **code, int64_t *retry_after_ms,
 				 bool *locked_now);
+/* identity_login_password() in its two halves, so that the counting can
+ * share a transaction with the login's audit record (and its session):
+ * identity_login_check() throttles and verifies and writes nothing; its
+ * answers are identity_login_password()'s, and *att says what is left to
+ * count. identity_login_count() then counts on c, inside the caller's
+ * transaction: a failure (and a lock, mailing its owner: *locked_now) or
+ * the end of an account's failures. Without a check it does nothing. */
+typedef struct identity_login_attempt {
+	char email[IDENTITY_EMAIL_MAX + 1];
+	char ip[64];
+	char account_id[37]; /* "" for an unknown e-mail */
+	bool failed;         /* a wrong password: count it */
+	bool clear;          /* right after earlier failures: reset the account's counter */
+} identity_login_attempt;
+egov_err identity_login_check(db_conn *c, const char *email, const char *password, const char *ip,
+			      identity_account *out, identity_login_attempt *att, const char **code,
+			      int64_t *retry_after_ms);
+egov_err identity_login_count(db_conn *c, const identity_login_attempt *att, bool *locked_now);
 
 /* The certificate step of a login (assurance level 3): verifies cert (DER
  * or PEM, len bytes; from req_client_cert()) with pki_verify_chain() into
@@ -274,6 +300,7 @@ typedef struct identity_session {
 	char ip[64];
 	char user_agent[256];
 	char csrf[IDENTITY_TOKEN_LEN + 1];
+	char email[IDENTITY_EMAIL_MAX + 1]; /* the account's, by identity_session_lookup() only */
 } identity_session;
 
 /* Creates a session; *token_out receives the cookie value (256 random bits,
@@ -307,14 +334,17 @@ void identity_set_cookie_secure(bool secure);
 /* CSRF for state-changing calls made with a session cookie: the token from
  * the X-CSRF-Token header, or for form posts the "csrf" field of an
  * application/x-www-form-urlencoded body, compared in constant time.
- * EGOV_OK or EGOV_EPERM (answer 403 identity.csrf). */
+ * EGOV_OK or EGOV_EPERM (answer 403 identity.csrf). Routes check it with
+ * AUTH_CSRF; a handler that decides late whether it needs it (the OIDC
+ * consent form) calls it itself. */
 egov_err identity_csrf_check(req *r, const identity_session *s);
-/* For handlers that act for the signed-in person: fills *s from the
- * request's session cookie and, when csrf is true (state changes), checks
- * the CSRF token. On failure the answer is already queued (401
- * unauthorized, or 403 identity.csrf) and the error is returned for the
- * handler to pass up. */
-egov_err identity_require_session(req *r, identity_session *s, bool csrf);
+/* The same for the request's session principal (req_principal()):
+ * EGOV_EPERM also when the caller has no session. */
+egov_err identity_csrf_check_principal(req *r);
+/* The session of a route's caller (a route with AUTH_SESSION, called with
+ * a session): the router's authenticator keeps it for the request. NULL
+ * when the caller has none. */
+const identity_session *identity_req_session(const req *r);
 
 /* ---- TOTP and recovery codes -------------------------------------------- */
 /* RFC 4226/6238 HOTP value of key at counter, truncated to digits (6..8). */
@@ -356,6 +386,10 @@ egov_err identity_token_issue(db_conn *c, identity_token_purpose p, const char *
 /* Consumes it: *account_id_out (37 bytes) on success; EGOV_EINVAL if
  * unknown, expired, used or of another purpose. */
 egov_err identity_token_consume(db_conn *c, identity_token_purpose p, const char *token, char account_id_out[37]);
+/* Whether it would be consumed now, without consuming it (read-only): for
+ * a caller that must do slow work (hash a password) only for a live token,
+ * before the transaction that consumes it. EGOV_OK or EGOV_EINVAL. */
+egov_err identity_token_peek(db_conn *c, identity_token_purpose p, const char *token);
 
 /* Queues a message in notify's outbox (notify_enqueue, so inside c's
  * transaction if one is open) in lang ("zh-Hant", "pt", "en") from a
@@ -369,7 +403,13 @@ void identity_set_public_url(const char *url);
 const char *identity_public_url(void);
 
 /* ---- authorisation ------------------------------------------------------ */
-/* Who made a request, as the authoriser sees it. */
+/* Installs the router's authenticator of sessions (AUTH_SESSION, with
+ * AUTH_CSRF) and its permission check (roles); the start hook calls it.
+ * Access tokens are the OIDC module's, the operator token the kernel's. */
+void identity_auth_install(void);
+
+/* Who made a request, in the form pages and routes that predate
+ * req_principal() read it. */
 typedef struct identity_principal {
 	char account_id[37];
 	int acr;
@@ -377,23 +417,10 @@ typedef struct identity_principal {
 	char session_id[37];      /* "" unless a session cookie */
 } identity_principal;
 
-/* Hook for the OIDC module: resolve an "Authorization: Bearer" token that is
- * not the operator token to a principal. Return EGOV_OK and fill out, or
- * EGOV_EAUTH. Scopes are the resolver's to enforce on perm. */
-typedef egov_err (*identity_bearer_resolver)(req *r, const char *token, const char *perm,
-					     identity_principal *out);
-void identity_set_bearer_resolver(identity_bearer_resolver fn);
-
-/* Who is calling: operator token, bearer (through the resolver) or session
- * cookie (full sessions only). EGOV_EAUTH if nobody. */
+/* Who is calling, as a route with AUTH_API would see it (operator token,
+ * access token or session cookie; no CSRF check), for a handler of a
+ * public route: req_authenticate(r, AUTH_API). EGOV_EAUTH if nobody. */
 egov_err identity_principal_from_req(req *r, identity_principal *out);
-/* A route permission any signed-in principal holds (pages, consent). */
-#define IDENTITY_PERM_SIGNED_IN "signed_in"
-
-/* The router's authoriser (install with http_set_authorizer): 401 when not
- * authenticated, 403 when lacking perm. State-changing methods under a
- * session cookie must also pass identity_csrf_check (403). */
-egov_err identity_authorizer(req *r, const char *perm);
 
 /* The module descriptor (identity_module.c). */
 struct egov_module;

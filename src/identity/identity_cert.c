@@ -37,9 +37,7 @@
 #include "pki/pki.h"
 #include "core/banned.h"
 
-#define SMALL_BODY 4096
 #define RETURN_DEFAULT "/account.html"
-#define RETURN_MAX 1024
 
 /* The serial as links store it: hex without leading zeros (OpenSSL pads
  * to whole bytes, a person types what the certificate viewer shows).
@@ -105,7 +103,10 @@ static int status_of(const char *code)
 	return 401;
 }
 
-static egov_err audit_cert(req *r, const char *actor, const char *action, const char *object,
+/* The audit record of a certificate event: inside c's transaction when
+ * it records a change, in one of its own (c NULL) when it records a
+ * refusal. */
+static egov_err audit_cert(req *r, db_conn *c, const char *actor, const char *action, const char *object,
 			   const pki_verify_result *res, const char *code)
 {
 	buf b;
@@ -130,7 +131,9 @@ static egov_err audit_cert(req *r, const char *actor, const char *action, const 
 	if (code)
 		jw_kstr(&w, "code", code);
 	jw_obj_end(&w);
-	err = w.err ? w.err : audit_append(actor, action, object, b.data, NULL);
+	if (!(err = w.err))
+		err = c ? audit_append_tx(c, actor, action, object, b.data, NULL)
+			: audit_append(actor, action, object, b.data, NULL);
 	buf_release(&b);
 	return err;
 }
@@ -143,7 +146,7 @@ static const char *safe_return(const char *v)
 	if (!v || v[0] != '/' || v[1] == '/' || v[1] == '\\')
 		return NULL;
 	n = strlen(v);
-	if (n > RETURN_MAX)
+	if (n > IDENTITY_RETURN_MAX)
 		return NULL;
 	for (i = 0; i < n; i++)
 		if ((unsigned char)v[i] < 0x21 || v[i] == 0x7f || v[i] == '\\')
@@ -180,13 +183,13 @@ static egov_err do_login(req *r, login_out *o)
 	}
 	err = identity_login_certificate(c, cert, len, &o->a, &res, &o->code);
 	if (err == EGOV_EAUTH || err == EGOV_EPERM)
-		return audit_cert(r, "anonymous", "identity.login.certificate_failed", "login", &res, o->code);
-	if (err)
+		return audit_cert(r, NULL, "anonymous", "identity.login.certificate_failed", "login", &res, o->code);
+	if (err || (err = db_begin(c)))
 		return err;
-	snprintf(actor, sizeof actor, "account:%s", o->a.id);
-	if ((err = identity_session_create(c, o->a.id, 3, false, req_remote_ip(r), ua ? ua : "", o->token, &o->s)))
-		return err;
-	return audit_cert(r, actor, "identity.login.certificate", actor, &res, NULL);
+	identity_actor_of(o->a.id, actor);
+	if (!(err = identity_session_create(c, o->a.id, 3, false, req_remote_ip(r), ua ? ua : "", o->token, &o->s)))
+		err = audit_cert(r, c, actor, "identity.login.certificate", actor, &res, NULL);
+	return db_end(c, err);
 }
 
 static void write_time(jw *w, const char *k, int64_t us)
@@ -249,7 +252,7 @@ egov_err identity_api_login_certificate(req *r)
 egov_err identity_page_login_certificate(req *r)
 {
 	const char *ret = safe_return(req_query(r, "return"));
-	char cookie[256], loc[RETURN_MAX + 64];
+	char cookie[256], loc[IDENTITY_RETURN_MAX + 64];
 	login_out o;
 	egov_err err;
 
@@ -299,7 +302,7 @@ static egov_err answer_link(req *r, int status, const identity_cert_link *l)
  * the platform's own map by their UID. Refusals are audited too. */
 egov_err identity_api_link_add(req *r)
 {
-	identity_session s;
+	const identity_session *s = identity_req_session(r);
 	pki_verify_result res;
 	identity_cert_link in, existing;
 	const void *cert;
@@ -310,10 +313,12 @@ egov_err identity_api_link_add(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
+	if (!s)
+		return EGOV_EAUTH; /* the route's .auth let no request in without */
+	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
-	snprintf(actor, sizeof actor, "account:%s", s.account_id);
-	if (s.acr < 2)
+	identity_actor_of(s->account_id, actor);
+	if (s->acr < 2)
 		return resp_problem(r, 403, "identity.aal2_required", NULL, NULL);
 	if (!(cert = req_client_cert(r, &len)))
 		return resp_problem(r, 400, "identity.cert_missing", NULL, NULL);
@@ -329,34 +334,30 @@ egov_err identity_api_link_add(req *r)
 	}
 	if (!code) {
 		memset(&in, 0, sizeof in);
-		identity_copy(in.account_id, sizeof in.account_id, s.account_id);
+		identity_copy(in.account_id, sizeof in.account_id, s->account_id);
 		identity_copy(in.issuer, sizeof in.issuer, res.issuer);
 		link_serial(&res, in.serial);
 		identity_copy(in.spki_sha256, sizeof in.spki_sha256, res.spki_sha256);
 		identity_copy(in.subject, sizeof in.subject, res.subject);
+		if ((err = db_begin(c)))
+			return err;
 		err = identity_cert_link_add(c, &in, &existing);
-		if (err == EGOV_ECONFLICT && strcmp(existing.account_id, s.account_id) == 0 &&
+		if (!err && !(err = identity_cert_link_find(c, in.issuer, in.serial, &existing)) &&
+		    !(err = audit_cert(r, c, actor, "identity.cert.link", actor, &res, NULL)))
+			return (err = db_end(c, EGOV_OK)) ? err : answer_link(r, 201, &existing);
+		if (err != EGOV_ECONFLICT && err != EGOV_ELIMIT)
+			return db_end(c, err);
+		db_rollback(c);
+		if (err == EGOV_ECONFLICT && strcmp(existing.account_id, s->account_id) == 0 &&
 		    strcmp(existing.spki_sha256, res.spki_sha256) == 0)
 			return answer_link(r, 200, &existing); /* linked already: nothing changes */
-		if (err == EGOV_ECONFLICT) {
-			code = "identity.cert_linked_elsewhere";
-			status = 409;
-		} else if (err == EGOV_ELIMIT) {
-			code = "identity.cert_links_full";
-			status = 409;
-		} else if (err) {
-			return err;
-		}
+		code = err == EGOV_ECONFLICT ? "identity.cert_linked_elsewhere" : "identity.cert_links_full";
+		status = 409;
 	}
-	if (code) {
-		if ((err = audit_cert(r, actor, "identity.cert.link_failed", actor, &res, code)))
-			return err;
-		return resp_problem(r, status, code, NULL, NULL);
-	}
-	if ((err = identity_cert_link_find(c, in.issuer, in.serial, &existing)) ||
-	    (err = audit_cert(r, actor, "identity.cert.link", actor, &res, NULL)))
+	/* A refusal changed nothing: its record is a transaction of its own. */
+	if ((err = audit_cert(r, NULL, actor, "identity.cert.link_failed", actor, &res, code)))
 		return err;
-	return answer_link(r, 201, &existing);
+	return resp_problem(r, status, code, NULL, NULL);
 }
 
 static int add_link(void *ctx, const identity_cert_link *l)
@@ -367,20 +368,22 @@ static int add_link(void *ctx, const identity_cert_link *l)
 
 egov_err identity_api_link_list(req *r)
 {
-	identity_session s;
+	const identity_session *s = identity_req_session(r);
 	db_conn *c = NULL;
 	buf b;
 	jw w;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, false)) || (err = db_thread_conn(app()->db, &c)))
+	if (!s)
+		return EGOV_EAUTH;
+	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
 	buf_init(&b, 64 * 1024);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_key(&w, "items");
 	jw_arr_begin(&w);
-	err = identity_cert_link_list(c, s.account_id, add_link, &w);
+	err = identity_cert_link_list(c, s->account_id, add_link, &w);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	if (!err)
@@ -395,25 +398,31 @@ egov_err identity_api_link_list(req *r)
 
 egov_err identity_api_link_remove(req *r)
 {
-	identity_session s;
+	const identity_session *s = identity_req_session(r);
 	pki_verify_result res;
 	char serial[66], actor[48];
 	int64_t n = 0;
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
+	if (!s)
+		return EGOV_EAUTH;
+	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
 	if (!identity_serial_norm(req_param(r, "serial"), serial, sizeof serial))
 		return resp_problem(r, 404, "not_found", NULL, NULL);
-	if ((err = identity_cert_link_remove(c, s.account_id, serial, &n)))
+	if ((err = db_begin(c)))
 		return err;
-	if (n == 0)
+	if ((err = identity_cert_link_remove(c, s->account_id, serial, &n)))
+		return db_end(c, err);
+	if (n == 0) {
+		db_rollback(c);
 		return resp_problem(r, 404, "not_found", NULL, NULL);
+	}
 	memset(&res, 0, sizeof res);
 	identity_copy(res.serial, sizeof res.serial, serial);
-	snprintf(actor, sizeof actor, "account:%s", s.account_id);
-	if ((err = audit_cert(r, actor, "identity.cert.unlink", actor, &res, NULL)))
+	identity_actor_of(s->account_id, actor);
+	if ((err = db_end(c, audit_cert(r, c, actor, "identity.cert.unlink", actor, &res, NULL))))
 		return err;
 	return resp_empty(r, 204);
 }

@@ -76,9 +76,13 @@ egov_err identity_cert_link_add(db_conn *c, const identity_cert_link *in, identi
 	{
 		db_param p[] = {DBP_S(in->account_id), DBP_S(in->issuer), DBP_S(in->serial),
 				DBP_S(in->spki_sha256), DBP_S(in->subject), DBP_S(now)};
-		err = db_exec(c,
-			      "INSERT INTO identity_cert_link (" LINK_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)",
-			      p, 6, NULL);
+		/* Its own (nested) transaction, so that a conflict leaves a
+		 * caller's transaction usable (PostgreSQL aborts it otherwise)
+		 * for the look-up below and what the caller does next. */
+		if ((err = db_begin(c)))
+			goto out;
+		err = db_end(c, db_exec(c, "INSERT INTO identity_cert_link (" LINK_COLUMNS ") VALUES (?, ?, ?, ?, ?, ?)",
+					p, 6, NULL));
 	}
 	if (err == EGOV_ECONFLICT) {
 		egov_err e2 = identity_cert_link_find(c, in->issuer, in->serial, existing);

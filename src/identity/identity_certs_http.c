@@ -6,10 +6,10 @@
  * (the PKI knows no accounts: an account id is just the owner it records).
  *
  * Invariants:
- * - The caller is the full session of the egov_sid cookie (bearer tokens
- *   are not accepted here: a certificate is a credential, and an
- *   application acting for a person must not mint one). Every POST also
- *   passes identity_csrf_check.
+ * - The caller is the full session of the egov_sid cookie (the routes'
+ *   .auth: bearer tokens are not accepted here, for a certificate is a
+ *   credential and an application acting for a person must not mint
+ *   one). Every POST also carries the session's CSRF token.
  * - The owner of what is issued is the account id, and the subject is built
  *   from the account (CN = display name, UID = account id): nothing of the
  *   CSR's subject is used.
@@ -19,7 +19,8 @@
  *   factor must have used it in this session before it may get a
  *   certificate (a certificate logs in at level 3, so it must not be
  *   obtainable with the password alone).
- * - Issuing and revoking are audited with actor "account:<id>".
+ * - Issuing and revoking are audited with actor "account:<id>", each in
+ *   the PKI's transaction that issues or revokes (pki_issue_*, pki_revoke).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,6 @@
 
 #include <openssl/crypto.h>
 
-#include "audit/audit.h"
 #include "core/app.h"
 #include "core/limits.h"
 #include "identity/identity_int.h"
@@ -39,11 +39,6 @@
 static egov_err conn(db_conn **c)
 {
 	return db_thread_conn(app()->db, c);
-}
-
-static void actor_of(const identity_session *s, char out[48])
-{
-	snprintf(out, 48, "account:%s", s->account_id);
 }
 
 /* The CN for an account: its display name cut to 64 characters (at a
@@ -63,27 +58,11 @@ static void cn_of(const identity_account *a, char *out, size_t outlen)
 	out[i] = '\0';
 }
 
-static egov_err audit_issue(req *r, const identity_session *s, const pki_cert_info *ci, const char *how)
+/* The caller's session (the routes' .auth let no request in without). */
+static egov_err caller(req *r, const identity_session **s)
 {
-	char object[64], actor[48];
-	buf d;
-	egov_err err;
-
-	if (!audit_available())
-		return EGOV_OK;
-	actor_of(s, actor);
-	snprintf(object, sizeof object, "cert:%s", ci->serial);
-	buf_init(&d, 1024);
-	err = buf_adds(&d, "{\"profile\":\"");
-	if (!err)
-		err = buf_add_json_str(&d, ci->profile);
-	if (!err)
-		err = buf_addf(&d, "\",\"owner\":\"%s\",\"via\":\"%s\",\"request_id\":\"%s\"}", s->account_id, how,
-			       req_id(r));
-	if (!err)
-		err = audit_append(actor, "pki.cert.issue", object, d.data, NULL);
-	buf_release(&d);
-	return err;
+	*s = identity_req_session(r);
+	return *s ? EGOV_OK : EGOV_EAUTH;
 }
 
 /* The caller's account, and whether it may have a certificate of profile
@@ -132,20 +111,20 @@ static int list_one(void *ctx, const pki_cert_info *ci)
 
 egov_err identity_api_certs_list(req *r)
 {
-	identity_session s;
+	const identity_session *s;
 	db_conn *c = NULL;
 	buf b;
 	jw w;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)))
+	if ((err = caller(r, &s)) || (err = conn(&c)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_key(&w, "items");
 	jw_arr_begin(&w);
-	err = pki_cert_list_by_owner(c, s.account_id, list_one, &w);
+	err = pki_cert_list_by_owner(c, s->account_id, list_one, &w);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	if (err || w.err) {
@@ -164,34 +143,37 @@ typedef struct csr_in {
 
 static const json_field csr_fields[] = {
 	{.name = "profile", .type = JSON_T_STRING, .offset = offsetof(csr_in, profile), .required = true,
-	 .min_len = 1, .max_len = 32},
+	 .min_len = 1, .max_len = IDENTITY_PROFILE_FIELD_MAX},
 	{.name = "csr", .type = JSON_T_STRING, .offset = offsetof(csr_in, csr), .required = true, .min_len = 1,
-	 .max_len = 16 * 1024},
+	 .max_len = IDENTITY_CSR_MAX},
 };
 
 egov_err identity_api_certs_issue(req *r)
 {
-	identity_session s;
+	const identity_session *s;
 	identity_account a;
 	csr_in in = {0};
 	pki_cert_info ci = {0};
+	pki_requester who;
 	const char *code = NULL;
-	char cn[260];
+	char cn[260], actor[48];
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, true)))
+	if ((err = caller(r, &s)))
 		return err;
 	if (!pki_is_open())
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
 	if ((err = req_json(r, csr_fields, sizeof csr_fields / sizeof csr_fields[0], &in)) || (err = conn(&c)) ||
-	    (err = may_issue(r, c, &s, in.profile, &a)))
+	    (err = may_issue(r, c, s, in.profile, &a)))
 		return err;
 	cn_of(&a, cn, sizeof cn);
-	err = pki_issue_from_csr(c, in.csr, strlen(in.csr), in.profile, a.id, cn, &ci, &code);
+	identity_actor_of(s->account_id, actor);
+	who = (pki_requester){.actor = actor, .via = "csr", .request_id = req_id(r)};
+	err = pki_issue_from_csr_audited(c, in.csr, strlen(in.csr), in.profile, a.id, cn, &who, &ci, &code);
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : "csr", NULL);
-	if (!err && !(err = audit_issue(r, &s, &ci, "csr")))
+	if (!err)
 		err = pki_cert_answer(r, 201, &ci, SELF_PREFIX, true);
 	pki_cert_info_release(&ci);
 	return err;
@@ -205,38 +187,41 @@ typedef struct p12_in {
 
 static const json_field p12_fields[] = {
 	{.name = "profile", .type = JSON_T_STRING, .offset = offsetof(p12_in, profile), .required = true,
-	 .min_len = 1, .max_len = 32},
+	 .min_len = 1, .max_len = IDENTITY_PROFILE_FIELD_MAX},
 	{.name = "passphrase", .type = JSON_T_STRING, .offset = offsetof(p12_in, passphrase), .required = true,
-	 .min_len = 8, .max_len = 1024},
+	 .min_len = IDENTITY_PASSPHRASE_MIN, .max_len = IDENTITY_PASSPHRASE_MAX},
 };
 
 egov_err identity_api_certs_issue_p12(req *r)
 {
-	identity_session s;
+	const identity_session *s;
 	identity_account a;
 	p12_in in = {0};
 	pki_cert_info ci = {0};
+	pki_requester who;
 	const char *code = NULL;
 	unsigned char *p12 = NULL;
 	size_t len = 0;
-	char cn[260], disp[96];
+	char cn[260], disp[96], actor[48];
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, true)))
+	if ((err = caller(r, &s)))
 		return err;
 	if (!pki_is_open())
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
 	if ((err = req_json(r, p12_fields, sizeof p12_fields / sizeof p12_fields[0], &in)) || (err = conn(&c)) ||
-	    (err = may_issue(r, c, &s, in.profile, &a)))
+	    (err = may_issue(r, c, s, in.profile, &a)))
 		return err;
 	cn_of(&a, cn, sizeof cn);
-	err = pki_issue_pkcs12(c, a.id, in.profile, cn, in.passphrase, &p12, &len, &ci, &code);
+	identity_actor_of(s->account_id, actor);
+	who = (pki_requester){.actor = actor, .via = "pkcs12", .request_id = req_id(r)};
+	err = pki_issue_pkcs12(c, a.id, in.profile, cn, in.passphrase, &who, &p12, &len, &ci, &code);
 	if (err == EGOV_EINVAL && code) {
 		err = resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : NULL, NULL);
 		goto out;
 	}
-	if (!err && !(err = audit_issue(r, &s, &ci, "pkcs12"))) {
+	if (!err) {
 		char loc[128];
 		snprintf(loc, sizeof loc, SELF_PREFIX "/%s", ci.serial);
 		snprintf(disp, sizeof disp, "attachment; filename=\"egov-%s.p12\"", ci.serial);
@@ -273,14 +258,14 @@ static egov_err own_cert(req *r, db_conn *c, const identity_session *s, pki_cert
 
 egov_err identity_api_certs_get(req *r)
 {
-	identity_session s;
+	const identity_session *s;
 	pki_cert_info ci = {0};
 	char disp[96];
 	const char *accept = req_header(r, "Accept");
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, false)) || (err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
+	if ((err = caller(r, &s)) || (err = conn(&c)) || (err = own_cert(r, c, s, &ci)))
 		return err;
 	if (accept && strstr(accept, "application/json") && !strstr(accept, "application/x-pem-file")) {
 		err = pki_cert_answer(r, 200, &ci, SELF_PREFIX, true);
@@ -301,7 +286,8 @@ typedef struct revoke_in {
 } revoke_in;
 
 static const json_field revoke_fields[] = {
-	{.name = "reason", .type = JSON_T_STRING, .offset = offsetof(revoke_in, reason), .max_len = 32},
+	{.name = "reason", .type = JSON_T_STRING, .offset = offsetof(revoke_in, reason),
+	 .max_len = IDENTITY_REASON_FIELD_MAX},
 };
 
 /* The reasons a holder can state about their own certificate; the others
@@ -320,7 +306,7 @@ static bool holder_reason(const char *reason)
 
 egov_err identity_api_certs_revoke(req *r)
 {
-	identity_session s;
+	const identity_session *s;
 	revoke_in in = {0};
 	pki_cert_info ci = {0};
 	const char *code = NULL;
@@ -328,7 +314,7 @@ egov_err identity_api_certs_revoke(req *r)
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, true)))
+	if ((err = caller(r, &s)))
 		return err;
 	if (!pki_is_open())
 		return resp_problem(r, 503, "unavailable", NULL, "the CA is not loaded");
@@ -336,7 +322,7 @@ egov_err identity_api_certs_revoke(req *r)
 		return err;
 	if (!in.reason)
 		in.reason = "unspecified";
-	if ((err = conn(&c)) || (err = own_cert(r, c, &s, &ci)))
+	if ((err = conn(&c)) || (err = own_cert(r, c, s, &ci)))
 		return err;
 	snprintf(serial, sizeof serial, "%s", ci.serial);
 	pki_cert_info_release(&ci);
@@ -344,7 +330,7 @@ egov_err identity_api_certs_revoke(req *r)
 		return resp_problem(r, 400, "pki.reason_unknown", "reason", NULL);
 	if (!holder_reason(in.reason))
 		return resp_problem(r, 400, "pki.reason_forbidden", "reason", NULL);
-	actor_of(&s, actor);
+	identity_actor_of(s->account_id, actor);
 	err = pki_revoke(c, serial, in.reason, actor, &code);
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, "reason", NULL);

@@ -9,7 +9,8 @@
  *   egov role grant|revoke --email E --role R --dept C
  *
  * An operator vouches for the addresses they add, so accounts made here
- * start verified. Every change is audited with actor "operator:cli".
+ * start verified. Every change is audited with actor "operator:cli", in
+ * the transaction that makes it: both are there, or neither.
  * Exit status: 0 done, 1 refused (bad input, conflict, not found), 2 error.
  */
 #include <stdio.h>
@@ -76,10 +77,13 @@ static int exit_for(egov_err err)
 	return err == EGOV_EINVAL || err == EGOV_ECONFLICT || err == EGOV_ENOTFOUND ? 1 : 2;
 }
 
-static void audit_cli(const char *action, const char *object)
+/* The command's audit record, inside the transaction that makes its
+ * change (so a change is never made without one). */
+static egov_err audit_cli(db_conn *c, const char *action, const char *object)
 {
-	if (audit_available() && audit_append("operator:cli", action, object, NULL, NULL))
-		fprintf(stderr, "egov: warning: could not audit %s\n", action);
+	if (!audit_available())
+		return EGOV_OK;
+	return audit_append_tx(c, "operator:cli", action, object, NULL, NULL);
 }
 
 static int print_account(void *ctx, const identity_account *a)
@@ -102,7 +106,7 @@ static int user_add(db_conn *c, const cli_opts *o)
 {
 	identity_account_new nw = {0};
 	identity_account a;
-	char pw[IDENTITY_PASSWORD_BYTES_MAX + 2] = "", object[48];
+	char pw[IDENTITY_PASSWORD_BYTES_MAX + 2] = "", object[48], hash[128] = "";
 	const char *code = NULL;
 	int64_t retry = 0;
 	int rc = 1;
@@ -129,15 +133,29 @@ static int user_add(db_conn *c, const cli_opts *o)
 	nw.display_name = o->name;
 	nw.locale = o->locale;
 	nw.email_verified = true;
-	err = identity_account_create(c, &nw, &a, &code, &retry);
+	/* Hashed before the transaction, which then holds the write lock
+	 * only for the rows. */
+	if (!(err = identity_account_check(&nw, &code)) && nw.password &&
+	    !(err = identity_password_hash(nw.password, hash, &retry))) {
+		nw.password = NULL;
+		nw.password_hash = hash;
+	} else if (err == EGOV_EBUSY) {
+		code = "identity.busy";
+	}
 	sodium_memzero(pw, sizeof pw);
+	if (!err && !(err = db_begin(c))) {
+		if (!(err = identity_account_create(c, &nw, &a, &code, &retry))) {
+			snprintf(object, sizeof object, "account:%s", a.id);
+			err = audit_cli(c, "identity.user_add", object);
+		}
+		err = db_end(c, err);
+	}
+	sodium_memzero(hash, sizeof hash);
 	if (err) {
 		fprintf(stderr, "egov: user add: %s\n", code ? code : egov_err_name(err));
 		rc = exit_for(err);
 		goto out;
 	}
-	snprintf(object, sizeof object, "account:%s", a.id);
-	audit_cli("identity.user_add", object);
 	printf("%s\n", a.id);
 	rc = 0;
 out:
@@ -162,12 +180,16 @@ static int user_cmd(db_conn *c, int argc, char **argv)
 	if (strcmp(argv[1], "disable") == 0) {
 		if (need(o.email, "--email"))
 			return 2;
-		if ((err = identity_account_get_by_email(c, o.email, &a)) || (err = identity_account_disable(c, a.id))) {
+		if ((err = db_begin(c)))
+			return exit_for(err);
+		if (!(err = identity_account_get_by_email(c, o.email, &a)) && !(err = identity_account_disable(c, a.id))) {
+			snprintf(object, sizeof object, "account:%s", a.id);
+			err = audit_cli(c, "identity.user_disable", object);
+		}
+		if ((err = db_end(c, err))) {
 			fprintf(stderr, "egov: user disable: %s\n", egov_err_name(err));
 			return exit_for(err);
 		}
-		snprintf(object, sizeof object, "account:%s", a.id);
-		audit_cli("identity.user_disable", object);
 		return 0;
 	}
 usage:
@@ -189,13 +211,17 @@ static int dept_cmd(db_conn *c, int argc, char **argv)
 	if (strcmp(argv[1], "add") == 0) {
 		if (need(o.code, "--code") || need(o.name, "--name"))
 			return 2;
-		if ((err = identity_dept_create(c, o.code, o.name, o.parent))) {
+		if ((err = db_begin(c)))
+			return exit_for(err);
+		if (!(err = identity_dept_create(c, o.code, o.name, o.parent))) {
+			snprintf(object, sizeof object, "dept:%s", o.code);
+			err = audit_cli(c, "identity.dept_add", object);
+		}
+		if ((err = db_end(c, err))) {
 			fprintf(stderr, "egov: dept add: %s\n",
 				err == EGOV_ENOTFOUND ? "no such parent department" : egov_err_name(err));
 			return exit_for(err);
 		}
-		snprintf(object, sizeof object, "dept:%s", o.code);
-		audit_cli("identity.dept_add", object);
 		return 0;
 	}
 usage:
@@ -222,14 +248,18 @@ static int role_cmd(db_conn *c, int argc, char **argv)
 		fprintf(stderr, "egov: role %s: no account %s\n", argv[1], o.email);
 		return exit_for(err);
 	}
+	if ((err = db_begin(c)))
+		return exit_for(err);
 	err = grant ? identity_role_grant(c, a.id, o.role, o.dept) : identity_role_revoke(c, a.id, o.role, o.dept);
-	if (err) {
+	if (!err) {
+		snprintf(object, sizeof object, "account:%s", a.id);
+		err = audit_cli(c, grant ? "identity.role_grant" : "identity.role_revoke", object);
+	}
+	if ((err = db_end(c, err))) {
 		fprintf(stderr, "egov: role %s: %s\n", argv[1],
 			err == EGOV_EINVAL ? "unknown role" : err == EGOV_ECONFLICT ? "already granted" : egov_err_name(err));
 		return exit_for(err);
 	}
-	snprintf(object, sizeof object, "account:%s", a.id);
-	audit_cli(grant ? "identity.role_grant" : "identity.role_revoke", object);
 	return 0;
 usage:
 	fprintf(stderr, "usage: egov role grant|revoke --email E --role R --dept C\n");

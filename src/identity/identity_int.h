@@ -40,14 +40,16 @@ void identity_admission_unreserve(void);
 void identity_admission_adopt(void);
 void identity_admission_unadopt(void);
 
-/* identity_session_create() through db_batch(): concurrent logins share
- * one commit (a login's session row is its one write on the common path).
- * flush false: through db_batch_nosync(), for a caller whose audit record
- * is committed durably on the same database before it sends the cookie,
- * and so flushes the session row with it (one flush per login). */
-egov_err identity_session_create_grouped(db *d, bool flush, const char *account_id, int acr, bool pending,
-					 const char *ip, const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
-					 identity_session *out);
+/* identity_audit.c. Appends the audit record of an event of request r (details: the
+ * address, the request id and, when extra_k is given, extra_k: extra_v):
+ * inside c's transaction, so that the change it records commits with it;
+ * c NULL for an event that changed nothing (a refused login), in a
+ * transaction of its own. Skipped where there is no audit log (a unit
+ * test of another module). */
+egov_err identity_audit(req *r, db_conn *c, const char *actor, const char *action, const char *object,
+			const char *extra_k, const char *extra_v);
+/* "account:<id>" for an account's audit records. */
+void identity_actor_of(const char *account_id, char out[48]);
 
 /* `egov user|dept|role ...` (argv[0] says which), identity_cli.c. */
 int identity_cli_run(int argc, char **argv, db *d);
@@ -56,7 +58,6 @@ egov_err identity_demo(db_conn *c);
 
 /* Links between accounts and certificates of external CAs
  * (identity_certlink.c). Strings as pki_verify_chain() writes them. */
-#define IDENTITY_CERT_LINKS_MAX 10 /* per account: a session cannot fill the table */
 typedef struct identity_cert_link {
 	char account_id[37];
 	char issuer[512];     /* RFC 2253 */
@@ -108,10 +109,8 @@ egov_err identity_api_link_add(req *r);
 egov_err identity_api_link_list(req *r);
 egov_err identity_api_link_remove(req *r);
 
-/* A person's own certificates, issued by the PKI (identity_certs_http.c).
- * The most live (not revoked) ones an account may hold, so that a session
- * cannot fill the certificate table or the CRL. */
-#define IDENTITY_CERTS_LIVE_MAX 10
+/* A person's own certificates, issued by the PKI (identity_certs_http.c);
+ * at most IDENTITY_CERTS_LIVE_MAX live ones per account. */
 egov_err identity_api_certs_list(req *r);
 egov_err identity_api_certs_issue(req *r);
 egov_err identity_api_certs_issue_p12(req *r);

@@ -94,45 +94,62 @@ static const db_migration migrations[] = {
 
 /* ---- routes -------------------------------------------------------------- */
 
-#define SMALL_BODY 4096
 #define P "/api/v1/identity"
+/* Who may call: a signed-in person's session; state changes also carry
+ * its CSRF token. Bearer tokens are not accepted on any of these: an
+ * application acting for a person must not manage the person's sessions,
+ * factors or credentials. */
+#define SESSION AUTH_SESSION
+#define CHANGE (AUTH_SESSION | AUTH_CSRF)
+#define BODY IDENTITY_BODY_MAX
 
 static const route routes[] = {
-	{.method = HTTP_POST, .path = P "/register", .body_max = SMALL_BODY, .handler = identity_api_register_placed,
+	/* Public: creating and proving credentials. */
+	{.method = HTTP_POST, .path = P "/register", .body_max = BODY, .handler = identity_api_register_placed,
 	 .blocking = true, .gate = identity_hash_gate},
-	{.method = HTTP_POST, .path = P "/verify-email", .body_max = SMALL_BODY, .handler = identity_api_verify_email},
-	{.method = HTTP_POST, .path = P "/login", .body_max = SMALL_BODY, .handler = identity_api_login_placed,
+	{.method = HTTP_POST, .path = P "/verify-email", .body_max = BODY, .handler = identity_api_verify_email},
+	{.method = HTTP_POST, .path = P "/login", .body_max = BODY, .handler = identity_api_login_placed,
 	 .blocking = true, .gate = identity_hash_gate},
-	{.method = HTTP_POST, .path = P "/login/totp", .body_max = SMALL_BODY, .handler = identity_api_login_totp},
-	{.method = HTTP_POST, .path = P "/logout", .body_max = SMALL_BODY, .handler = identity_api_logout},
-	{.method = HTTP_POST, .path = P "/password/reset", .body_max = SMALL_BODY, .handler = identity_api_reset_request},
-	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = SMALL_BODY, .handler = identity_api_reset_confirm_placed,
-	 .blocking = true, .gate = identity_hash_gate},
-	{.method = HTTP_GET, .path = P "/me", .handler = identity_api_me},
-	{.method = HTTP_GET, .path = P "/sessions", .handler = identity_api_sessions},
-	{.method = HTTP_DELETE, .path = P "/sessions/{id}", .handler = identity_api_session_revoke},
-	{.method = HTTP_POST, .path = P "/sessions/revoke-all", .body_max = SMALL_BODY, .handler = identity_api_session_revoke_all},
-	{.method = HTTP_POST, .path = P "/totp/enrol", .body_max = SMALL_BODY, .handler = identity_api_totp_enrol},
-	{.method = HTTP_POST, .path = P "/totp/confirm", .body_max = SMALL_BODY, .handler = identity_api_totp_confirm},
-	{.method = HTTP_POST, .path = P "/totp/disable", .body_max = SMALL_BODY, .handler = identity_api_totp_disable},
-	{.method = HTTP_POST, .path = P "/recovery-codes", .body_max = SMALL_BODY, .handler = identity_api_recovery_regenerate},
-	/* Certificate login and links to external certificates. */
+	/* The second step of a login: its credential is the pending session,
+	 * which the handler looks for (no full session yet). */
+	{.method = HTTP_POST, .path = P "/login/totp", .body_max = BODY, .handler = identity_api_login_totp},
+	{.method = HTTP_POST, .path = P "/password/reset", .body_max = BODY, .handler = identity_api_reset_request},
+	{.method = HTTP_POST, .path = P "/password/reset/confirm", .body_max = BODY,
+	 .handler = identity_api_reset_confirm_placed, .blocking = true, .gate = identity_hash_gate},
 	{.method = HTTP_GET, .path = P "/login/certificate", .handler = identity_api_login_certificate},
-	{.method = HTTP_POST, .path = P "/login/certificate", .body_max = SMALL_BODY,
+	{.method = HTTP_POST, .path = P "/login/certificate", .body_max = BODY,
 	 .handler = identity_api_login_certificate},
 	{.method = HTTP_GET, .path = "/login/certificate", .handler = identity_page_login_certificate},
-	{.method = HTTP_POST, .path = P "/me/certificate-link", .body_max = SMALL_BODY, .handler = identity_api_link_add},
-	{.method = HTTP_GET, .path = P "/me/certificate-links", .handler = identity_api_link_list},
-	{.method = HTTP_DELETE, .path = P "/me/certificate-links/{serial}", .handler = identity_api_link_remove},
-	/* A person's own certificates, issued by the PKI: the handlers check
-	 * the session and CSRF themselves, bearer tokens not accepted. */
-	{.method = HTTP_GET, .path = P "/me/certificates", .handler = identity_api_certs_list},
-	{.method = HTTP_POST, .path = P "/me/certificates", .body_max = 32 * 1024, .handler = identity_api_certs_issue},
-	{.method = HTTP_POST, .path = P "/me/certificates/pkcs12", .body_max = 8 * 1024,
-	 .handler = identity_api_certs_issue_p12, .blocking = true},
-	{.method = HTTP_GET, .path = P "/me/certificates/{serial}", .handler = identity_api_certs_get},
-	{.method = HTTP_POST, .path = P "/me/certificates/{serial}/revoke", .body_max = 1024,
-	 .handler = identity_api_certs_revoke},
+	/* The signed-in person. */
+	{.method = HTTP_POST, .path = P "/logout", .body_max = BODY, .auth = CHANGE, .handler = identity_api_logout},
+	{.method = HTTP_GET, .path = P "/me", .auth = SESSION, .handler = identity_api_me},
+	{.method = HTTP_GET, .path = P "/sessions", .auth = SESSION, .handler = identity_api_sessions},
+	{.method = HTTP_DELETE, .path = P "/sessions/{id}", .auth = CHANGE, .handler = identity_api_session_revoke},
+	{.method = HTTP_POST, .path = P "/sessions/revoke-all", .body_max = BODY, .auth = CHANGE,
+	 .handler = identity_api_session_revoke_all},
+	{.method = HTTP_POST, .path = P "/totp/enrol", .body_max = BODY, .auth = CHANGE,
+	 .handler = identity_api_totp_enrol},
+	{.method = HTTP_POST, .path = P "/totp/confirm", .body_max = BODY, .auth = CHANGE,
+	 .handler = identity_api_totp_confirm},
+	{.method = HTTP_POST, .path = P "/totp/disable", .body_max = BODY, .auth = CHANGE,
+	 .handler = identity_api_totp_disable},
+	{.method = HTTP_POST, .path = P "/recovery-codes", .body_max = BODY, .auth = CHANGE,
+	 .handler = identity_api_recovery_regenerate},
+	/* Links to certificates of external CAs. */
+	{.method = HTTP_POST, .path = P "/me/certificate-link", .body_max = BODY, .auth = CHANGE,
+	 .handler = identity_api_link_add},
+	{.method = HTTP_GET, .path = P "/me/certificate-links", .auth = SESSION, .handler = identity_api_link_list},
+	{.method = HTTP_DELETE, .path = P "/me/certificate-links/{serial}", .auth = CHANGE,
+	 .handler = identity_api_link_remove},
+	/* A person's own certificates, issued by the PKI. */
+	{.method = HTTP_GET, .path = P "/me/certificates", .auth = SESSION, .handler = identity_api_certs_list},
+	{.method = HTTP_POST, .path = P "/me/certificates", .body_max = IDENTITY_CSR_BODY_MAX, .auth = CHANGE,
+	 .handler = identity_api_certs_issue},
+	{.method = HTTP_POST, .path = P "/me/certificates/pkcs12", .body_max = IDENTITY_PKCS12_BODY_MAX,
+	 .auth = CHANGE, .handler = identity_api_certs_issue_p12, .blocking = true},
+	{.method = HTTP_GET, .path = P "/me/certificates/{serial}", .auth = SESSION, .handler = identity_api_certs_get},
+	{.method = HTTP_POST, .path = P "/me/certificates/{serial}/revoke", .body_max = IDENTITY_REVOKE_BODY_MAX,
+	 .auth = CHANGE, .handler = identity_api_certs_revoke},
 };
 
 /* ---- commands, metrics, start ---------------------------------------------- */
@@ -172,7 +189,7 @@ static egov_err write_metrics(buf *out)
 	return EGOV_OK;
 }
 
-/* Serving: the router asks this module who may call a route; password
+/* Serving: the router asks this module about sessions and roles; password
  * hashing runs behind admission control; mailed links start with the
  * public URL; session cookies are Secure when egov itself speaks HTTPS. */
 static egov_err start(const egov_config *cfg)
@@ -180,7 +197,7 @@ static egov_err start(const egov_config *cfg)
 	identity_admission_init(0, 0);
 	identity_set_public_url(pki_public_url(cfg));
 	identity_set_cookie_secure(cfg->tls_cert[0] != '\0');
-	http_set_authorizer(identity_authorizer);
+	identity_auth_install();
 	return EGOV_OK;
 }
 

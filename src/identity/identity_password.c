@@ -17,6 +17,12 @@
  * - An unknown e-mail costs one Argon2id verify, like a known one, and is
  *   counted under the same throttle, so neither timing nor throttling tells
  *   whether an account exists.
+ * - The brute-force counters are keyed so that one client cannot lock
+ *   others out (ASVS 2.2.1): the delays count failures per client address
+ *   (an IPv6 client by its /64) and per e-mail *from that address*, so a
+ *   stranger's guesses slow only the stranger, never the owner; only the
+ *   lock at IDENTITY_LOCK_FAILURES consecutive failures counts per account
+ *   from everywhere, which bounds the guesses one account can take.
  * - The common-password list (common-passwords.txt, embedded) is read once
  *   into a sorted array of lower-cased entries.
  */
@@ -29,6 +35,7 @@
 #include <sodium.h>
 
 #include "core/lend.h"
+#include "core/netaddr.h"
 #include "core/utf8.h"
 #include "core/timeutil.h"
 #include "identity/identity_int.h"
@@ -136,20 +143,16 @@ egov_err identity_password_policy(const char *pw, const char **code)
 
 /* ---- admission control --------------------------------------------------- */
 
-/* Slots beyond this many would each keep 19 MiB; no machine egov runs on
- * gains from more parallel hashes than this. */
-#define SLOTS_MAX 64
-
 static pthread_mutex_t adm_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t adm_cv = PTHREAD_COND_INITIALIZER;
 static int adm_slots, adm_queue_max, adm_running, adm_waiting;
 static uint64_t adm_admitted, adm_rejected, adm_lent;
 static int64_t adm_mean_us = 50000; /* a first guess until measured */
-static bool slot_busy[SLOTS_MAX];
+static bool slot_busy[IDENTITY_HASH_SLOTS_MAX];
 
 static int clamp_slots(int n)
 {
-	return n < 1 ? 1 : n > SLOTS_MAX ? SLOTS_MAX : n;
+	return n < 1 ? 1 : n > IDENTITY_HASH_SLOTS_MAX ? IDENTITY_HASH_SLOTS_MAX : n;
 }
 
 static void admission_defaults_locked(void)
@@ -324,7 +327,7 @@ typedef struct slot_call {
 	int64_t took_us;
 } slot_call;
 
-static lend_area slot_area[SLOTS_MAX]; /* each used only by its slot's holder */
+static lend_area slot_area[IDENTITY_HASH_SLOTS_MAX]; /* each used only by its slot's holder */
 
 static void run_in_slot(int slot, slot_call *j)
 {
@@ -396,6 +399,17 @@ egov_err identity_password_verify(const char *hash, const char *pw, bool *ok, in
 
 #define DAY_US (24LL * 3600 * 1000000)
 
+/* The throttle's scopes (identity_throttle.scope):
+ *   "acct:EMAIL"          consecutive failures of the account, from anywhere:
+ *                         the lock; never a delay
+ *   "ip:NET"              failures from a client (IPv6: its /64): delays from
+ *                         the IDENTITY_THROTTLE_IP_FREE-th
+ *   "ip:NET acct:EMAIL"   failures on one e-mail from that client: delays
+ *                         from the IDENTITY_THROTTLE_FREE-th
+ * A client's address is written by us without spaces, so no e-mail a client
+ * types can make one scope read as another. */
+#define SCOPE_MAX (80 + IDENTITY_EMAIL_MAX + 8 + 2) /* "ip:NET" " " "acct:EMAIL" */
+
 static void scope_for_email(const char *email, char *out, size_t n)
 {
 	char low[IDENTITY_EMAIL_MAX + 1];
@@ -403,6 +417,27 @@ static void scope_for_email(const char *email, char *out, size_t n)
 	identity_copy(low, sizeof low, email ? email : "");
 	identity_ascii_lower(low);
 	snprintf(out, n, "acct:%s", low);
+}
+
+/* A client's network: the address itself for IPv4, its /64 for IPv6 (one
+ * subscriber's, who could otherwise take a new address per guess). */
+static void scope_for_ip(const char *ip, char *out, size_t n)
+{
+	char net[NETADDR_TEXT_MAX];
+	netaddr a, an;
+
+	if (ip && netaddr_parse(ip, strlen(ip), &a)) {
+		netaddr_client_net(&a, &an);
+		netaddr_format(&an, net);
+		snprintf(out, n, "ip:%s", net);
+	} else {
+		snprintf(out, n, "ip:%.47s", ip ? ip : "");
+	}
+}
+
+static void scope_for_pair(const char *ipscope, const char *acctscope, char *out, size_t n)
+{
+	snprintf(out, n, "%s %s", ipscope, acctscope);
 }
 
 static int64_t delay_us(int64_t failures, int free_n)
@@ -417,12 +452,13 @@ static int64_t delay_us(int64_t failures, int free_n)
 	return s * 1000000;
 }
 
-/* The later blocked_until of the account's and the address's counters, and
- * whether the account has a counter at all (a login that succeeds must
- * then reset it; without one it need not write). */
+/* The later blocked_until of this client's counters (its address's and its
+ * e-mail's from that address), and whether the e-mail has a counter at all
+ * (a login that succeeds must then reset it; without one it need not
+ * write). The account-wide counter never blocks: see the file comment. */
 static egov_err throttle_state(db_conn *c, const char *email, const char *ip, int64_t *until, bool *acct_row)
 {
-	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
+	char sa[IDENTITY_EMAIL_MAX + 8], si[80], sp[SCOPE_MAX];
 	db_rows *rows = NULL;
 	bool has = false;
 	egov_err err;
@@ -430,18 +466,22 @@ static egov_err throttle_state(db_conn *c, const char *email, const char *ip, in
 	*until = 0;
 	*acct_row = false;
 	scope_for_email(email, sa, sizeof sa);
-	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
+	scope_for_ip(ip, si, sizeof si);
+	scope_for_pair(si, sa, sp, sizeof sp);
 	{
-		db_param p[] = {DBP_S(sa), DBP_S(si)};
-		if ((err = db_query(c, "SELECT scope, blocked_until FROM identity_throttle WHERE scope IN (?, ?)", p, 2,
-				    &rows)))
+		db_param p[] = {DBP_S(sa), DBP_S(si), DBP_S(sp)};
+		if ((err = db_query(c, "SELECT scope, blocked_until FROM identity_throttle WHERE scope IN (?, ?, ?)", p,
+				    3, &rows)))
 			return err;
 	}
 	while (!(err = db_rows_next(rows, &has)) && has) {
 		const char *scope = db_rows_text(rows, 0);
 		int64_t b = db_rows_int(rows, 1);
-		if (scope && strcmp(scope, sa) == 0)
+		if (scope && (strcmp(scope, sa) == 0 || strcmp(scope, sp) == 0)) {
 			*acct_row = true;
+			if (strcmp(scope, sa) == 0)
+				continue;
+		}
 		if (b > *until)
 			*until = b;
 	}
@@ -500,15 +540,19 @@ static egov_err count_failure(db_conn *c, const char *scope, int free_n, int64_t
 egov_err identity_throttle_fail(db_conn *c, const char *email, const char *account_id, const char *ip,
 				bool *locked_now)
 {
-	char sa[IDENTITY_EMAIL_MAX + 8], si[80];
-	int64_t fa = 0, fi = 0, changed = 0;
+	char sa[IDENTITY_EMAIL_MAX + 8], si[80], sp[SCOPE_MAX];
+	int64_t fa = 0, fi = 0, fp = 0, changed = 0;
 	egov_err err;
 
 	if (locked_now)
 		*locked_now = false;
 	scope_for_email(email, sa, sizeof sa);
-	snprintf(si, sizeof si, "ip:%s", ip ? ip : "");
-	if ((err = count_failure(c, sa, IDENTITY_THROTTLE_FREE, &fa)) ||
+	scope_for_ip(ip, si, sizeof si);
+	scope_for_pair(si, sa, sp, sizeof sp);
+	/* The account-wide count only counts (toward the lock): a free
+	 * allowance it never reaches. */
+	if ((err = count_failure(c, sa, INT32_MAX, &fa)) ||
+	    (err = count_failure(c, sp, IDENTITY_THROTTLE_FREE, &fp)) ||
 	    (err = count_failure(c, si, IDENTITY_THROTTLE_IP_FREE, &fi)))
 		return err;
 	if (account_id && fa >= IDENTITY_LOCK_FAILURES) {
@@ -534,12 +578,26 @@ egov_err identity_throttle_fail(db_conn *c, const char *email, const char *accou
 
 egov_err identity_throttle_success(db_conn *c, const char *email)
 {
-	char sa[IDENTITY_EMAIL_MAX + 8];
-	db_param p[1];
+	char sa[IDENTITY_EMAIL_MAX + 8], like[2 * (IDENTITY_EMAIL_MAX + 8) + 4];
+	size_t i, o = 0;
 
+	/* The account proved itself: its count toward the lock and every
+	 * client's count on it restart. The pairs end in " acct:EMAIL"; the
+	 * e-mail is escaped for LIKE. */
 	scope_for_email(email, sa, sizeof sa);
-	p[0] = DBP_S(sa);
-	return db_exec(c, "DELETE FROM identity_throttle WHERE scope = ?", p, 1, NULL);
+	like[o++] = '%';
+	like[o++] = ' ';
+	for (i = 0; sa[i] && o + 3 < sizeof like; i++) {
+		if (sa[i] == '%' || sa[i] == '_' || sa[i] == '\\')
+			like[o++] = '\\';
+		like[o++] = sa[i];
+	}
+	like[o] = '\0';
+	{
+		db_param p[] = {DBP_S(sa), DBP_S(like)};
+		return db_exec(c, "DELETE FROM identity_throttle WHERE scope = ? OR scope LIKE ? ESCAPE '\\'", p, 2,
+			       NULL);
+	}
 }
 
 /* ---- the password step of a login ----------------------------------------- */
@@ -550,9 +608,9 @@ static egov_err password_hash_of(db_conn *c, const char *id, char **out)
 	return db_query_text(c, "SELECT password_hash FROM identity_account WHERE id = ?", p, 1, out);
 }
 
-egov_err identity_login_password(db_conn *c, const char *email, const char *password, const char *ip,
-				 identity_account *out, const char **code, int64_t *retry_after_ms,
-				 bool *locked_now)
+egov_err identity_login_check(db_conn *c, const char *email, const char *password, const char *ip,
+			      identity_account *out, identity_login_attempt *att, const char **code,
+			      int64_t *retry_after_ms)
 {
 	char *hash = NULL;
 	bool found = false, ok = false, acct_row = false;
@@ -560,12 +618,13 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 	egov_err err;
 
 	*code = NULL;
-	if (locked_now)
-		*locked_now = false;
+	memset(att, 0, sizeof *att);
 	if (!email || !password || strlen(password) > IDENTITY_PASSWORD_BYTES_MAX) {
 		*code = "identity.bad_credentials";
 		return EGOV_EAUTH;
 	}
+	identity_copy(att->email, sizeof att->email, email);
+	identity_copy(att->ip, sizeof att->ip, ip);
 	if ((err = throttle_state(c, email, ip, &until, &acct_row)))
 		return err;
 	if (until > now) {
@@ -580,6 +639,8 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 	found = err == EGOV_OK;
 	if (found && (err = password_hash_of(c, out->id, &hash)))
 		return err;
+	if (found)
+		identity_copy(att->account_id, sizeof att->account_id, out->id);
 	/* No hash (unknown e-mail, or an account without a password) verifies
 	 * against the dummy: same cost, always false. */
 	err = identity_password_verify(hash, password, &ok, retry_after_ms);
@@ -589,10 +650,9 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 		goto out;
 	}
 	if (!ok) {
-		if (!(err = identity_throttle_fail(c, email, found ? out->id : NULL, ip, locked_now))) {
-			*code = "identity.bad_credentials";
-			err = EGOV_EAUTH;
-		}
+		att->failed = true;
+		*code = "identity.bad_credentials";
+		err = EGOV_EAUTH;
 		goto out;
 	}
 	if (out->disabled || out->locked) {
@@ -601,8 +661,7 @@ egov_err identity_login_password(db_conn *c, const char *email, const char *pass
 		goto out;
 	}
 	/* Most logins follow no failure: nothing to reset, no write. */
-	if (acct_row)
-		err = identity_throttle_success(c, email);
+	att->clear = acct_row;
 out:
 	if (hash) {
 		sodium_memzero(hash, strlen(hash));
@@ -611,12 +670,38 @@ out:
 	return err;
 }
 
+egov_err identity_login_count(db_conn *c, const identity_login_attempt *att, bool *locked_now)
+{
+	if (locked_now)
+		*locked_now = false;
+	if (att->failed)
+		return identity_throttle_fail(c, att->email, att->account_id[0] ? att->account_id : NULL, att->ip,
+					      locked_now);
+	if (att->clear)
+		return identity_throttle_success(c, att->email);
+	return EGOV_OK;
+}
+
+egov_err identity_login_password(db_conn *c, const char *email, const char *password, const char *ip,
+				 identity_account *out, const char **code, int64_t *retry_after_ms,
+				 bool *locked_now)
+{
+	identity_login_attempt att;
+	egov_err err, err2;
+
+	if (locked_now)
+		*locked_now = false;
+	err = identity_login_check(c, email, password, ip, out, &att, code, retry_after_ms);
+	if ((err2 = identity_login_count(c, &att, locked_now)))
+		return err2;
+	return err;
+}
+
 egov_err identity_password_set(db_conn *c, const char *account_id, const char *pw, const char **code,
 			       int64_t *retry_after_ms)
 {
-	char hash[crypto_pwhash_STRBYTES], now[32];
+	char hash[crypto_pwhash_STRBYTES];
 	identity_account a;
-	int64_t n = 0;
 	egov_err err;
 
 	if ((err = identity_password_policy(pw, code)))
@@ -628,6 +713,20 @@ egov_err identity_password_set(db_conn *c, const char *account_id, const char *p
 			*code = "identity.busy";
 		return err;
 	}
+	err = identity_password_set_hash(c, account_id, hash);
+	sodium_memzero(hash, sizeof hash);
+	return err;
+}
+
+egov_err identity_password_set_hash(db_conn *c, const char *account_id, const char *hash)
+{
+	char now[32];
+	identity_account a;
+	int64_t n = 0;
+	egov_err err;
+
+	if ((err = identity_account_get(c, account_id, &a)))
+		return err;
 	identity_now_rfc3339(now);
 	{
 		db_param p[] = {DBP_S(hash), DBP_S(now), DBP_S(account_id)};

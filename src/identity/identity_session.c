@@ -1,5 +1,6 @@
 /*
- * identity_session.c: server-side sessions, CSRF tokens and the authoriser.
+ * identity_session.c: server-side sessions, CSRF tokens, and the router's
+ * authenticator of sessions and check of permissions.
  *
  * Invariants:
  * - The cookie carries 256 random bits; the table keeps only their SHA-256,
@@ -22,16 +23,10 @@
 #include "core/banned.h"
 
 static bool cookie_secure;
-static identity_bearer_resolver bearer_resolver;
 
 void identity_set_cookie_secure(bool secure)
 {
 	cookie_secure = secure;
-}
-
-void identity_set_bearer_resolver(identity_bearer_resolver fn)
-{
-	bearer_resolver = fn;
 }
 
 void identity_session_cookie(const char *token, int max_age_s, char *out, size_t len)
@@ -77,29 +72,6 @@ egov_err identity_session_create(db_conn *c, const char *account_id, int acr, bo
 	return err;
 }
 
-typedef struct session_job {
-	const char *account_id, *ip, *user_agent;
-	int acr;
-	bool pending;
-	char *token;
-	identity_session *out;
-} session_job;
-
-static egov_err session_job_run(db_conn *c, void *ctx)
-{
-	session_job *j = ctx;
-	return identity_session_create(c, j->account_id, j->acr, j->pending, j->ip, j->user_agent, j->token, j->out);
-}
-
-egov_err identity_session_create_grouped(db *d, bool flush, const char *account_id, int acr, bool pending,
-					 const char *ip, const char *user_agent, char token_out[IDENTITY_TOKEN_LEN + 1],
-					 identity_session *out)
-{
-	session_job j = {.account_id = account_id, .ip = ip, .user_agent = user_agent, .acr = acr,
-			 .pending = pending, .token = token_out, .out = out};
-	return flush ? db_batch(d, session_job_run, &j) : db_batch_nosync(d, session_job_run, &j);
-}
-
 #define SESSION_COLS                                                                                  \
 	"s.id, s.account_id, s.acr, s.pending, s.csrf, s.auth_time, s.created, s.last_seen, s.expires, s.ip," \
 	" s.user_agent"
@@ -139,7 +111,7 @@ egov_err identity_session_lookup(db_conn *c, const char *token, identity_session
 	{
 		db_param p[] = {DBP_S(hash)};
 		if ((err = db_query(c,
-				    "SELECT " SESSION_COLS ", a.disabled FROM identity_session s"
+				    "SELECT " SESSION_COLS ", a.disabled, a.email FROM identity_session s"
 				    " JOIN identity_account a ON a.id = s.account_id WHERE s.token_hash = ?",
 				    p, 1, &rows)) ||
 		    (err = db_rows_next(rows, &has)))
@@ -151,6 +123,7 @@ egov_err identity_session_lookup(db_conn *c, const char *token, identity_session
 	}
 	read_session(rows, out);
 	disabled = db_rows_int(rows, 11) != 0;
+	identity_copy(out->email, sizeof out->email, db_rows_text(rows, 12));
 	db_rows_free(rows);
 	rows = NULL;
 	if (disabled || session_dead(out, now)) {
@@ -265,7 +238,7 @@ static const char *form_csrf(req *r, char *out, size_t n)
 	return NULL;
 }
 
-egov_err identity_csrf_check(req *r, const identity_session *s)
+static egov_err csrf_check(req *r, const char *expected)
 {
 	char field[IDENTITY_TOKEN_LEN + 2];
 	const char *t = req_header(r, "X-CSRF-Token");
@@ -273,36 +246,24 @@ egov_err identity_csrf_check(req *r, const identity_session *s)
 
 	if (!t && ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0)
 		t = form_csrf(r, field, sizeof field);
-	if (!t || !s->csrf[0])
+	if (!t || !expected[0])
 		return EGOV_EPERM;
-	return crypto_streq(t, s->csrf) ? EGOV_OK : EGOV_EPERM;
+	return crypto_streq(t, expected) ? EGOV_OK : EGOV_EPERM;
 }
 
-/* ---- the authoriser ------------------------------------------------------------ */
-
-egov_err identity_principal_from_req(req *r, identity_principal *out)
+egov_err identity_csrf_check(req *r, const identity_session *s)
 {
-	const char *h = req_header(r, "Authorization");
-	identity_session s;
-	egov_err err;
-
-	memset(out, 0, sizeof *out);
-	if (h) {
-		if (strncasecmp(h, "Bearer ", 7) != 0)
-			return EGOV_EAUTH;
-		if (req_is_operator(r)) {
-			out->operator_token = true;
-			return EGOV_OK;
-		}
-		return bearer_resolver ? bearer_resolver(r, h + 7, NULL, out) : EGOV_EAUTH;
-	}
-	if ((err = identity_session_from_req(r, &s)))
-		return err;
-	identity_copy(out->account_id, sizeof out->account_id, s.account_id);
-	identity_copy(out->session_id, sizeof out->session_id, s.id);
-	out->acr = s.acr;
-	return EGOV_OK;
+	return csrf_check(r, s->csrf);
 }
+
+egov_err identity_csrf_check_principal(req *r)
+{
+	const principal *p = req_principal(r);
+
+	return p->kind == PRINCIPAL_SESSION ? csrf_check(r, p->csrf) : EGOV_EPERM;
+}
+
+/* ---- the router's authenticator and permission check ---------------------- */
 
 static int safe_method(const req *r)
 {
@@ -310,52 +271,77 @@ static int safe_method(const req *r)
 	return m == HTTP_GET || m == HTTP_HEAD || m == HTTP_OPTIONS;
 }
 
-egov_err identity_authorizer(req *r, const char *perm)
+/* Sessions for the router (AUTH_SESSION): the full session of the egov_sid
+ * cookie, and with AUTH_CSRF its token. The session itself goes along as
+ * the principal's detail, for identity_req_session(). */
+static egov_err session_authenticate(req *r, unsigned auth, const char *perm, const char *scope, principal *p,
+				     const char **code)
 {
-	const char *h = req_header(r, "Authorization");
-	identity_principal p;
-	identity_session s;
-	db_conn *c = NULL;
-	bool allowed = false;
+	identity_session *s;
 	egov_err err;
 
-	memset(&p, 0, sizeof p);
-	if (h) {
-		if (strncasecmp(h, "Bearer ", 7) != 0)
-			return EGOV_EAUTH;
-		if (req_is_operator(r))
-			return EGOV_OK;
-		if (!bearer_resolver || bearer_resolver(r, h + 7, perm, &p))
-			return EGOV_EAUTH;
-	} else {
-		if ((err = identity_session_from_req(r, &s)))
-			return err == EGOV_EAUTH ? EGOV_EAUTH : err;
-		/* A cookie rides along with cross-site requests; the token
-		 * does not. */
-		if (!safe_method(r) && identity_csrf_check(r, &s))
-			return EGOV_EPERM;
-		identity_copy(p.account_id, sizeof p.account_id, s.account_id);
-	}
-	if (strcmp(perm, IDENTITY_PERM_SIGNED_IN) == 0)
-		return EGOV_OK;
-	if ((err = db_thread_conn(app()->db, &c)) || (err = identity_permission_has(c, p.account_id, perm, NULL, &allowed)))
+	(void)perm;
+	(void)scope;
+	if (!req_cookie(r, IDENTITY_SESSION_COOKIE))
+		return EGOV_ENOTFOUND;
+	if (!(s = arena_alloc(req_arena(r), sizeof *s)))
+		return EGOV_ENOMEM;
+	if ((err = identity_session_from_req(r, s)))
 		return err;
-	return allowed ? EGOV_OK : EGOV_EPERM;
-}
-
-egov_err identity_require_session(req *r, identity_session *s, bool csrf)
-{
-	egov_err err = identity_session_from_req(r, s);
-
-	if (err == EGOV_EAUTH) {
-		resp_problem(r, 401, "unauthorized", NULL, NULL);
-		return EGOV_EAUTH;
-	}
-	if (err)
-		return err;
-	if (csrf && identity_csrf_check(r, s)) {
-		resp_problem(r, 403, "identity.csrf", NULL, NULL);
+	/* A cookie rides along with cross-site requests; the token does
+	 * not. */
+	if ((auth & AUTH_CSRF) && !safe_method(r) && identity_csrf_check(r, s)) {
+		*code = "identity.csrf";
 		return EGOV_EPERM;
 	}
+	p->kind = PRINCIPAL_SESSION;
+	identity_copy(p->account_id, sizeof p->account_id, s->account_id);
+	identity_copy(p->email, sizeof p->email, s->email);
+	identity_copy(p->session_id, sizeof p->session_id, s->id);
+	identity_copy(p->csrf, sizeof p->csrf, s->csrf);
+	p->acr = s->acr;
+	p->auth_time = s->auth_time_us / 1000000;
+	p->detail = s;
+	return EGOV_OK;
+}
+
+/* Roles for the router: whether the caller's account holds perm. */
+static egov_err permission_check(req *r, const principal *p, const char *perm, bool *allowed)
+{
+	db_conn *c = NULL;
+	egov_err err;
+
+	(void)r;
+	*allowed = false;
+	if ((err = db_thread_conn(app()->db, &c)))
+		return err;
+	return identity_permission_has(c, p->account_id, perm, NULL, allowed);
+}
+
+void identity_auth_install(void)
+{
+	http_set_authenticator(AUTH_SESSION, session_authenticate);
+	http_set_permission_check(permission_check);
+}
+
+const identity_session *identity_req_session(const req *r)
+{
+	const principal *p = req_principal(r);
+
+	return p->kind == PRINCIPAL_SESSION ? p->detail : NULL;
+}
+
+egov_err identity_principal_from_req(req *r, identity_principal *out)
+{
+	const principal *p = NULL;
+	egov_err err;
+
+	memset(out, 0, sizeof *out);
+	if ((err = req_authenticate(r, AUTH_API, &p, NULL)))
+		return err;
+	out->operator_token = p->kind == PRINCIPAL_OPERATOR;
+	identity_copy(out->account_id, sizeof out->account_id, p->account_id);
+	identity_copy(out->session_id, sizeof out->session_id, p->session_id);
+	out->acr = p->acr;
 	return EGOV_OK;
 }

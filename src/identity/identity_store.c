@@ -198,13 +198,10 @@ egov_err identity_account_get_by_email(db_conn *c, const char *email, identity_a
 	return get_one(c, "SELECT " ACCOUNT_COLS " FROM identity_account WHERE email = ?", low, out);
 }
 
-egov_err identity_account_create(db_conn *c, const identity_account_new *in, identity_account *out,
-				 const char **code, int64_t *retry_after_ms)
+egov_err identity_account_check(const identity_account_new *in, const char **code)
 {
-	char email[IDENTITY_EMAIL_MAX + 1], id[37], now[32], hash[128] = "";
 	const char *locale = in->locale ? in->locale : "zh-Hant";
 	size_t nlen;
-	egov_err err;
 
 	*code = NULL;
 	if (!identity_email_valid(in->email)) {
@@ -220,14 +217,27 @@ egov_err identity_account_create(db_conn *c, const identity_account_new *in, ide
 		*code = "identity.locale_invalid";
 		return EGOV_EINVAL;
 	}
+	return in->password ? identity_password_policy(in->password, code) : EGOV_OK;
+}
+
+egov_err identity_account_create(db_conn *c, const identity_account_new *in, identity_account *out,
+				 const char **code, int64_t *retry_after_ms)
+{
+	char email[IDENTITY_EMAIL_MAX + 1], id[37], now[32], hash[128] = "";
+	const char *locale = in->locale ? in->locale : "zh-Hant", *pw_hash = NULL;
+	egov_err err;
+
+	if ((err = identity_account_check(in, code)))
+		return err;
 	if (in->password) {
-		if ((err = identity_password_policy(in->password, code)))
-			return err;
 		if ((err = identity_password_hash(in->password, hash, retry_after_ms))) {
 			if (err == EGOV_EBUSY)
 				*code = "identity.busy";
 			return err;
 		}
+		pw_hash = hash;
+	} else if (in->password_hash) {
+		pw_hash = in->password_hash;
 	}
 	identity_copy(email, sizeof email, in->email);
 	identity_ascii_lower(email);
@@ -240,7 +250,7 @@ egov_err identity_account_create(db_conn *c, const identity_account_new *in, ide
 				DBP_S(email),
 				DBP_S(in->display_name),
 				DBP_S(locale),
-				in->password ? DBP_S(hash) : DBP_NULLV,
+				pw_hash ? DBP_S(pw_hash) : DBP_NULLV,
 				DBP_I(in->email_verified ? 1 : 0),
 				DBP_S(now),
 				DBP_S(now)};
@@ -249,6 +259,7 @@ egov_err identity_account_create(db_conn *c, const identity_account_new *in, ide
 			      " email_verified, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			      p, 9, NULL);
 	}
+	sodium_memzero(hash, sizeof hash);
 	if (err == EGOV_ECONFLICT)
 		*code = "identity.email_taken";
 	if (!err)
@@ -329,6 +340,27 @@ egov_err identity_token_issue(db_conn *c, identity_token_purpose p, const char *
 			      prm, 4, NULL);
 	}
 	return err;
+}
+
+egov_err identity_token_peek(db_conn *c, identity_token_purpose p, const char *token)
+{
+	char hash[65];
+	int64_t one = 0;
+	bool found = false;
+	egov_err err;
+
+	if (!token || strlen(token) != IDENTITY_TOKEN_LEN)
+		return EGOV_EINVAL;
+	identity_hash_hex(token, hash);
+	{
+		db_param prm[] = {DBP_S(hash), DBP_S(purpose_name(p)), DBP_I(identity_now_us())};
+		if ((err = db_query_int(c,
+					"SELECT 1 FROM identity_token WHERE token_hash = ? AND purpose = ?"
+					" AND used IS NULL AND expires > ?",
+					prm, 3, &one, &found)))
+			return err;
+	}
+	return found ? EGOV_OK : EGOV_EINVAL;
 }
 
 egov_err identity_token_consume(db_conn *c, identity_token_purpose p, const char *token, char account_id_out[37])

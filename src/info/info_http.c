@@ -1,7 +1,9 @@
 /*
  * info_http.c: the notices API (list, read, publish), the module's
  * migrations and its demo data. Validation happens here, at the edge;
- * storage is in notice_store.c.
+ * storage is in notice_store.c. Who may publish is the route's (.auth,
+ * .perm); a notice and its audit record, naming who published it, commit
+ * in one transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,12 +15,9 @@
 #include "core/module.h"
 #include "core/timeutil.h"
 #include "info/info.h"
+#include "info/info_limits.h"
 #include "core/banned.h"
 
-#define LIST_LIMIT_DEFAULT 20
-#define LIST_LIMIT_MAX 100
-#define TITLE_MAX 200
-#define BODY_MAX 4000
 
 static void write_notice(jw *w, const notice *n)
 {
@@ -104,8 +103,8 @@ static egov_err notice_list(req *r)
 {
 	const char *ls = req_query(r, "limit"), *cs = req_query(r, "cursor");
 	const char *after_pub = NULL, *after_id = NULL;
-	notice items[LIST_LIMIT_MAX + 1];
-	long limit = LIST_LIMIT_DEFAULT;
+	notice items[INFO_LIST_LIMIT_MAX + 1];
+	long limit = INFO_LIST_LIMIT_DEFAULT;
 	db_conn *c = NULL;
 	int count = 0, i;
 	buf b;
@@ -115,7 +114,7 @@ static egov_err notice_list(req *r)
 	if (ls) {
 		char *end;
 		limit = strtol(ls, &end, 10);
-		if (!*ls || *end || limit < 1 || limit > LIST_LIMIT_MAX)
+		if (!*ls || *end || limit < 1 || limit > INFO_LIST_LIMIT_MAX)
 			return resp_problem(r, 400, "validation.invalid_field", "limit", "1..100");
 	}
 	if (cs && parse_cursor(req_arena(r), cs, &after_pub, &after_id))
@@ -167,18 +166,18 @@ typedef struct notice_in {
 		 .min_len = 1, .max_len = (max)},                                                     \
 	}
 
-static const json_field title_fields[] = TEXT_FIELDS(TITLE_MAX * 4);
-static const json_field body_fields[] = TEXT_FIELDS(BODY_MAX * 4);
+static const json_field title_fields[] = TEXT_FIELDS(INFO_TITLE_MAX * 4);
+static const json_field body_fields[] = TEXT_FIELDS(INFO_BODY_MAX * 4);
 
 static const json_field notice_fields[] = {
 	{.name = "category", .type = JSON_T_STRING, .offset = offsetof(notice_in, category), .required = true,
-	 .max_len = 32},
+	 .max_len = INFO_CATEGORY_FIELD_MAX},
 	{.name = "title", .type = JSON_T_OBJECT, .offset = offsetof(notice_in, title), .required = true,
 	 .fields = title_fields, .nfields = 3},
 	{.name = "body", .type = JSON_T_OBJECT, .offset = offsetof(notice_in, body), .required = true,
 	 .fields = body_fields, .nfields = 3},
 	{.name = "published_at", .type = JSON_T_STRING, .offset = offsetof(notice_in, published_at),
-	 .max_len = 40},
+	 .max_len = INFO_TIME_FIELD_MAX},
 };
 
 /* Characters, not bytes: the limits people read in the API description. */
@@ -221,8 +220,8 @@ static egov_err notice_create(req *r)
 	if (!info_category_valid(in.category))
 		return resp_problem(r, 400, "validation.invalid_field", "category",
 				    "news, food_safety, traffic or heritage");
-	if ((code = check_texts(&in.title, TITLE_MAX, "title", field, sizeof field)) ||
-	    (code = check_texts(&in.body, BODY_MAX, "body", field, sizeof field)))
+	if ((code = check_texts(&in.title, INFO_TITLE_MAX, "title", field, sizeof field)) ||
+	    (code = check_texts(&in.body, INFO_BODY_MAX, "body", field, sizeof field)))
 		return resp_problem(r, 400, code, field, NULL);
 	if (in.published_at) {
 		int64_t us;
@@ -238,11 +237,17 @@ static egov_err notice_create(req *r)
 	n.body[0] = in.body.zh;
 	n.body[1] = in.body.pt;
 	n.body[2] = in.body.en;
-	if ((err = conn(&c)) || (err = info_notice_create(c, req_arena(r), &n)))
+	/* The notice and its audit record, naming who published it, commit
+	 * together: no notice is ever served without its record. */
+	if ((err = conn(&c)) || (err = db_begin(c)))
 		return err;
-	snprintf(object, sizeof object, "notice:%s", n.id);
-	snprintf(details, sizeof details, "{\"category\":\"%s\",\"request_id\":\"%s\"}", n.category, req_id(r));
-	if (audit_available() && (err = audit_append("operator", "info.notice.create", object, details, NULL)))
+	if (!(err = info_notice_create(c, req_arena(r), &n)) && audit_available()) {
+		snprintf(object, sizeof object, "notice:%s", n.id);
+		snprintf(details, sizeof details, "{\"category\":\"%s\",\"request_id\":\"%s\"}", n.category,
+			 req_id(r));
+		err = audit_append_tx(c, req_principal(r)->actor, "info.notice.create", object, details, NULL);
+	}
+	if ((err = db_end(c, err)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
@@ -259,8 +264,10 @@ static egov_err notice_create(req *r)
 static const route routes[] = {
 	{.method = HTTP_GET, .path = "/api/v1/notices", .handler = notice_list},
 	{.method = HTTP_GET, .path = "/api/v1/notices/{id}", .handler = notice_get},
-	{.method = HTTP_POST, .path = "/api/v1/notices", .perm = "info.notice.write", .body_max = 16 * 1024,
-	 .handler = notice_create},
+	/* Publishing: staff with the permission (with the session's CSRF
+	 * token), an application's access token for them, or the operator. */
+	{.method = HTTP_POST, .path = "/api/v1/notices", .auth = AUTH_API | AUTH_CSRF, .perm = "info.notice.write",
+	 .body_max = INFO_NOTICE_BODY_MAX, .handler = notice_create},
 };
 
 static const db_migration migrations[] = {

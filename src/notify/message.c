@@ -20,7 +20,6 @@
  * 52 base64 characters, so "=?UTF-8?B?...?=" stays within 64 and a folded
  * line within the 78 that RFC 5322 recommends. */
 #define WORD_BYTES 39
-#define BODY_LINE_MAX 998
 
 int notify_address_valid(const char *s)
 {
@@ -210,7 +209,7 @@ static int body_is_7bit(const char *s, size_t n)
 			line = 0;
 			continue;
 		}
-		if (ch >= 0x7f || (ch < ' ' && ch != '\t') || ++line > BODY_LINE_MAX)
+		if (ch >= 0x7f || (ch < ' ' && ch != '\t') || ++line > NOTIFY_LINE_MAX)
 			return 0;
 	}
 	return 1;

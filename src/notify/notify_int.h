@@ -12,16 +12,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "notify/notify.h"
-
-#define NOTIFY_ADDR_MAX 254     /* RFC 5321 path limit */
-#define NOTIFY_NAME_MAX 256     /* display name in mail.from, bytes */
-#define NOTIFY_REPLY_MAX 16384  /* one SMTP reply, all its lines */
-#define NOTIFY_MESSAGE_MAX (4u * 1024u * 1024u) /* a formatted message */
-/* What notify_enqueue() takes: a body that still fits NOTIFY_MESSAGE_MAX
- * once base64 (4/3) and line breaks are added, and a subject far past any
- * real one yet bounded (it is encoded into one header). */
-#define NOTIFY_BODY_MAX (2u * 1024u * 1024u)
-#define NOTIFY_SUBJECT_MAX 1024u
+#include "notify/notify_limits.h"
 
 /* ---- notify_config.c: the [mail] section --------------------------------- */
 

@@ -9,6 +9,7 @@
  * (next_attempt_us) are microseconds since the epoch.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,8 +29,6 @@
 /* How long a claimed row stays leased: longer than any one SMTP
  * transaction can take (about ten commands, each bounded by timeout_s). */
 #define LEASE_S(timeout_s) (12 * (int64_t)(timeout_s) + 30)
-#define PASS_MAX 200
-#define ERRTEXT_MAX 300
 
 /*
  * The outbox belongs to this module, which runs before identity (its first
@@ -219,9 +218,15 @@ static egov_err record(db_conn *c, const notify_settings *s, const claimed *m, n
 	return db_exec(c, "UPDATE notify_outbox SET next_attempt_us = ?, last_error = ? WHERE id = ?", p, 3, NULL);
 }
 
+/* Set by notify_stop(): a pass ends after the message it is sending, so
+ * that a node that is asked to stop does not first work through a long
+ * queue (each unsent message stays due and goes out on the next start, or
+ * from another node). */
+static atomic_bool stopping;
+
 egov_err notify_deliver_due(db_conn *c, const notify_settings *s, int max_messages, int *sent, int *failed)
 {
-	char from_addr[NOTIFY_ADDR_MAX + 1], from_name[NOTIFY_NAME_MAX + 1], why[ERRTEXT_MAX];
+	char from_addr[NOTIFY_ADDR_MAX + 1], from_name[NOTIFY_NAME_MAX + 1], why[NOTIFY_ERRTEXT_MAX];
 	claimed m = {0};
 	buf msg;
 	bool found = false, gave_up = false;
@@ -235,7 +240,7 @@ egov_err notify_deliver_due(db_conn *c, const notify_settings *s, int max_messag
 	buf_init(&msg, NOTIFY_MESSAGE_MAX);
 	if ((err = notify_address_parse(s->from, from_addr, from_name)))
 		goto out;
-	for (n = 0; n < max_messages; n++) {
+	for (n = 0; n < max_messages && !atomic_load(&stopping); n++) {
 		notify_send_result res = NOTIFY_TRANSIENT;
 		notify_message nm;
 		if ((err = claim(c, s, &m, &found)) || !found)
@@ -283,7 +288,7 @@ static struct {
 	notify_settings s;
 } delivery = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
-/* One pass: send what is due, up to PASS_MAX messages; if the pass was
+/* One pass: send what is due, up to NOTIFY_PASS_MAX messages; if the pass was
  * full, more may be waiting, so run again at once. */
 static int64_t deliver_pass(job_ctx *j)
 {
@@ -292,7 +297,7 @@ static int64_t deliver_pass(job_ctx *j)
 	egov_err err;
 
 	if ((err = job_conn(j, &c)) ||
-	    (err = notify_deliver_due(c, &delivery.s, PASS_MAX, &sent, &failed))) {
+	    (err = notify_deliver_due(c, &delivery.s, NOTIFY_PASS_MAX, &sent, &failed))) {
 		job_fail(j, err, "cannot read the outbox: %s", c ? db_conn_errmsg(c) : "no connection");
 		return -1;
 	}
@@ -301,7 +306,15 @@ static int64_t deliver_pass(job_ctx *j)
 
 /* Runs when woken (notify_wake) or after the poll interval the pass asks
  * for (mail.poll_ms). */
-static const job outbox_job = {.name = "notify.outbox", .period_ms = 0, .run = deliver_pass};
+static void deliver_interrupt(void)
+{
+	/* A pass ends after the message it is sending: a node stopping with
+	 * mail queued must not wait for the rest of the pass's 200 sends. */
+	atomic_store(&stopping, true);
+}
+
+static const job outbox_job = {
+	.name = "notify.outbox", .period_ms = 0, .run = deliver_pass, .interrupt = deliver_interrupt};
 static const job *const outbox_jobs[] = {&outbox_job};
 
 static void free_copies(void)
@@ -344,6 +357,7 @@ static egov_err settings_take(const egov_config *cfg)
 	delivery.s.user = delivery.user;
 	delivery.s.password = delivery.password;
 	delivery.running = true;
+	atomic_store(&stopping, false);
 	log_info("notify.start", "mail delivery to %s:%d every %d ms", delivery.s.smtp_host, delivery.s.smtp_port,
 		 delivery.s.poll_ms);
 	return EGOV_OK;

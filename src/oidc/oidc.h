@@ -5,8 +5,8 @@
  * residents and civil servants in with the authorization-code flow and
  * PKCE. Tokens are ES256 JWTs signed with keys that rotate with overlap;
  * refresh tokens are opaque, rotate on each use and revoke their family on
- * reuse. Access tokens also authenticate calls to the egov API (through
- * identity's bearer hook).
+ * reuse. Access tokens also authenticate calls to the egov API: this
+ * module is the router's authenticator of AUTH_BEARER.
  *
  * Other modules need only the descriptor; everything else is private to
  * src/oidc/ (see oidc_int.h).

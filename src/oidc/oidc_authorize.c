@@ -248,30 +248,44 @@ static enum verdict validate(db_conn *c, authz *a, const char **code, const char
 	return OK;
 }
 
-static egov_err issue_code(req *r, db_conn *c, authz *a, const identity_session *s)
+/* Stores a code for the signed-in person p and its audit record
+ * "oidc.code.issue", on c inside the caller's transaction; after the
+ * consent's record "oidc.consent.grant" (its details) when one was just
+ * given. */
+static egov_err store_code(req *r, db_conn *c, authz *a, const principal *p, char code[OIDC_TOKEN_LEN + 1],
+			   const char *consent)
 {
 	oidc_code_data d;
-	char code[OIDC_TOKEN_LEN + 1], object[96], details[300], actor[64];
-	buf b;
+	char object[96], details[300];
 	egov_err err;
 
 	memset(&d, 0, sizeof d);
+	if (strlen(p->account_id) >= sizeof d.account_id)
+		return EGOV_EINVAL; /* not an account id of ours */
+	memcpy(d.account_id, p->account_id, strlen(p->account_id) + 1);
 	snprintf(d.client_id, sizeof d.client_id, "%s", a->cl.client_id);
-	snprintf(d.account_id, sizeof d.account_id, "%s", s->account_id);
 	snprintf(d.redirect_uri, sizeof d.redirect_uri, "%s", a->redirect_uri);
 	snprintf(d.scope, sizeof d.scope, "%s", a->scope);
 	snprintf(d.nonce, sizeof d.nonce, "%s", a->nonce ? a->nonce : "");
 	snprintf(d.challenge, sizeof d.challenge, "%s", a->code_challenge ? a->code_challenge : "");
-	d.acr = s->acr;
-	d.auth_time = s->auth_time_us / 1000000;
+	d.acr = p->acr;
+	d.auth_time = p->auth_time;
 	if ((err = uuid_v7(d.family)) || (err = oidc_code_issue(c, &d, code)))
 		return err;
-	snprintf(actor, sizeof actor, "account:%s", s->account_id);
 	snprintf(object, sizeof object, "oidc_client:%s", a->cl.client_id);
+	if (consent && (err = oidc_audit_tx(c, p->actor, "oidc.consent.grant", object, consent)))
+		return err;
 	snprintf(details, sizeof details, "{\"family\":\"%s\",\"acr\":%d,\"pkce\":%s,\"request_id\":\"%s\"}", d.family,
 		 d.acr, d.challenge[0] ? "true" : "false", req_id(r));
-	if ((err = oidc_audit(actor, "oidc.code.issue", object, details)))
-		return err;
+	return oidc_audit_tx(c, p->actor, "oidc.code.issue", object, details);
+}
+
+/* Sends the browser back to the client with a code that is committed. */
+static egov_err redirect_code(req *r, authz *a, char code[OIDC_TOKEN_LEN + 1])
+{
+	buf b;
+	egov_err err;
+
 	buf_init(&b, 8192);
 	if (!(err = buf_adds(&b, a->redirect_uri)) && !(err = buf_addc(&b, strchr(a->redirect_uri, '?') ? '&' : '?')) &&
 	    !(err = buf_adds(&b, "code=")) && !(err = buf_adds(&b, code))) {
@@ -280,7 +294,7 @@ static egov_err issue_code(req *r, db_conn *c, authz *a, const identity_session 
 		if (!err && !(err = buf_adds(&b, "&iss=")))
 			err = url_encode(&b, oidc_issuer());
 	}
-	OPENSSL_cleanse(code, sizeof code);
+	OPENSSL_cleanse(code, OIDC_TOKEN_LEN + 1);
 	if (err) {
 		buf_release(&b);
 		return err;
@@ -288,8 +302,39 @@ static egov_err issue_code(req *r, db_conn *c, authz *a, const identity_session 
 	return redirect(r, req_method(r) == HTTP_POST ? 303 : 302, &b);
 }
 
+/* A code for a grant remembered or just given (consent: the scope the
+ * person allowed, remembered and audited in the same transaction). */
+static egov_err issue_code(req *r, db_conn *c, authz *a, const principal *p, bool consent)
+{
+	char code[OIDC_TOKEN_LEN + 1] = "", details[OIDC_SCOPE_MAX + 128];
+	egov_err err;
+
+	if ((err = db_begin(c)))
+		return err;
+	if (consent) {
+		buf d;
+		buf_init(&d, sizeof details);
+		if (!buf_adds(&d, "{\"scope\":\"") && !buf_add_json_str(&d, a->scope) && !buf_adds(&d, "\"}"))
+			snprintf(details, sizeof details, "%s", d.data);
+		else
+			snprintf(details, sizeof details, "{}");
+		buf_release(&d);
+		err = oidc_grant_save(c, p->account_id, a->cl.client_id, a->scope);
+	}
+	/* The records last, after every row this transaction writes: the
+	 * chain's lock is then taken after the rows' locks, in every
+	 * transaction the same way round (no two wait for each other). */
+	if (!err)
+		err = store_code(r, c, a, p, code, consent ? details : NULL);
+	if ((err = db_end(c, err))) {
+		OPENSSL_cleanse(code, sizeof code);
+		return err;
+	}
+	return redirect_code(r, a, code);
+}
+
 /* Replaces each marker in the rendered template. */
-static egov_err render_consent(req *r, authz *a, const identity_session *s)
+static egov_err render_consent(req *r, authz *a, const principal *s)
 {
 	const web_file *f = web_find("/oidc-consent.html", req_lang(r));
 	const char *lang = req_lang(r), *p, *end;
@@ -378,7 +423,7 @@ static egov_err render_consent(req *r, authz *a, const identity_session *s)
  * else "allow" or "deny". */
 static egov_err decide(req *r, authz *a, const char *consent)
 {
-	identity_session s;
+	const principal *s = req_principal(r);
 	db_conn *c = NULL;
 	const char *code = NULL, *detail = NULL;
 	bool covers = false;
@@ -398,55 +443,39 @@ static egov_err decide(req *r, authz *a, const char *consent)
 		break;
 	}
 	prompt_none = a->prompt && strcmp(a->prompt, "none") == 0;
-	if (identity_session_from_req(r, &s) != EGOV_OK) {
+	if (s->kind != PRINCIPAL_SESSION) {
 		if (consent)
 			return resp_problem(r, 401, "unauthorized", NULL, NULL);
 		return prompt_none ? redirect_error(r, a, "login_required", NULL) : to_login(r, a, 0, -1);
 	}
 	if (consent) {
-		if (identity_csrf_check(r, &s) != EGOV_OK)
+		if (identity_csrf_check_principal(r) != EGOV_OK)
 			return resp_problem(r, 403, "identity.csrf", NULL, NULL);
 	} else {
 		if (a->prompt && strcmp(a->prompt, "login") == 0)
 			return to_login(r, a, 1, a->max_age_s >= 0 && a->max_age_s < 60 ? a->max_age_s : 60);
-		if (a->max_age_s >= 0 && now - s.auth_time_us / 1000000 > a->max_age_s)
+		if (a->max_age_s >= 0 && now - s->auth_time > a->max_age_s)
 			return prompt_none ? redirect_error(r, a, "login_required", "max_age exceeded")
 					   : to_login(r, a, 0, -1);
 	}
-	if (a->need_acr && s.acr < a->need_acr) {
+	if (a->need_acr && s->acr < a->need_acr) {
 		/* Step-up: the login page raises the session to the level asked. */
 		if (prompt_none || consent)
 			return redirect_error(r, a, "login_required", "a higher authentication level is required");
 		return to_login(r, a, 0, -1);
 	}
 	if (consent) {
-		char actor[64], object[96], details[OIDC_SCOPE_MAX + 128];
 		if (strcmp(consent, "allow") != 0)
 			return redirect_error(r, a, "access_denied", "the user declined");
-		if ((err = oidc_grant_save(c, s.account_id, a->cl.client_id, a->scope)))
-			return err;
-		snprintf(actor, sizeof actor, "account:%s", s.account_id);
-		snprintf(object, sizeof object, "oidc_client:%s", a->cl.client_id);
-		{
-			buf d;
-			buf_init(&d, sizeof details);
-			if (!buf_adds(&d, "{\"scope\":\"") && !buf_add_json_str(&d, a->scope) && !buf_adds(&d, "\"}"))
-				snprintf(details, sizeof details, "%s", d.data);
-			else
-				snprintf(details, sizeof details, "{}");
-			buf_release(&d);
-		}
-		if ((err = oidc_audit(actor, "oidc.consent.grant", object, details)))
-			return err;
-		return issue_code(r, c, a, &s);
+		return issue_code(r, c, a, s, true);
 	}
-	if ((err = oidc_grant_covers(c, s.account_id, a->cl.client_id, a->scope, &covers)))
+	if ((err = oidc_grant_covers(c, s->account_id, a->cl.client_id, a->scope, &covers)))
 		return err;
 	if (covers && !(a->prompt && strcmp(a->prompt, "consent") == 0))
-		return issue_code(r, c, a, &s);
+		return issue_code(r, c, a, s, false);
 	if (prompt_none)
 		return redirect_error(r, a, "consent_required", NULL);
-	return render_consent(r, a, &s);
+	return render_consent(r, a, s);
 }
 
 egov_err oidc_authorize_get(req *r)

@@ -3,20 +3,19 @@
  * /api/v1/identity/me/grants: which clients they allowed (from the
  * remembered consent) and withdrawing that access.
  *
- * Invariants: the caller is the full session of the egov_sid cookie (a
+ * Invariants: the caller is a person's session (the routes' .auth: a
  * bearer token of an application cannot list or withdraw grants); DELETE
- * also passes identity_csrf_check. Withdrawing removes the remembered
- * grant (the next sign-in asks again) and revokes the refresh-token
- * families the caller holds for the client, in one transaction, and is
- * audited as "oidc.grant.withdraw". Access tokens already issued live out
- * their short lifetime (oidc.token_ttl).
+ * also carries the session's CSRF token. Withdrawing removes the
+ * remembered grant (the next sign-in asks again) and revokes the
+ * refresh-token families the caller holds for the client, in one
+ * transaction with its audit record "oidc.grant.withdraw". Access tokens
+ * already issued live out their short lifetime (oidc.token_ttl).
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/app.h"
 #include "core/limits.h"
-#include "identity/identity.h"
 #include "oidc/oidc_int.h"
 #include "core/banned.h"
 
@@ -55,20 +54,22 @@ static int list_one(void *ctx, const oidc_grant_info *g)
 
 egov_err oidc_grants_list(req *r)
 {
-	identity_session s;
+	const principal *p = req_principal(r);
 	db_conn *c = NULL;
 	buf b;
 	jw w;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, false)) || (err = db_thread_conn(app()->db, &c)))
+	if (p->kind != PRINCIPAL_SESSION)
+		return EGOV_EAUTH; /* the route's .auth let no request in without */
+	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_key(&w, "items");
 	jw_arr_begin(&w);
-	err = oidc_grant_list(c, s.account_id, list_one, &w);
+	err = oidc_grant_list(c, p->account_id, list_one, &w);
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	if (err || w.err) {
@@ -81,27 +82,32 @@ egov_err oidc_grants_list(req *r)
 
 egov_err oidc_grants_withdraw(req *r)
 {
-	identity_session s;
+	const principal *p = req_principal(r);
 	const char *id = req_param(r, "client_id");
-	char actor[48], object[96], details[128];
+	char object[96], details[128];
 	int64_t families = 0;
 	db_conn *c = NULL;
 	egov_err err;
 
-	if ((err = identity_require_session(r, &s, true)) || (err = db_thread_conn(app()->db, &c)))
+	if (p->kind != PRINCIPAL_SESSION)
+		return EGOV_EAUTH;
+	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
 	if (!id || !*id || strlen(id) > OIDC_CLIENT_ID_MAX)
 		return resp_problem(r, 404, "not_found", NULL, NULL);
-	err = oidc_grant_withdraw(c, s.account_id, id, &families);
-	if (err == EGOV_ENOTFOUND)
-		return resp_problem(r, 404, "not_found", NULL, NULL);
-	if (err)
+	if ((err = db_begin(c)))
 		return err;
-	snprintf(actor, sizeof actor, "account:%s", s.account_id);
+	err = oidc_grant_withdraw(c, p->account_id, id, &families);
+	if (err == EGOV_ENOTFOUND) {
+		db_rollback(c);
+		return resp_problem(r, 404, "not_found", NULL, NULL);
+	}
 	snprintf(object, sizeof object, "oidc_client:%s", id);
 	snprintf(details, sizeof details, "{\"families_revoked\":%lld,\"request_id\":\"%s\"}", (long long)families,
 		 req_id(r));
-	if ((err = oidc_audit(actor, "oidc.grant.withdraw", object, details)))
+	if (!err)
+		err = oidc_audit_tx(c, p->actor, "oidc.grant.withdraw", object, details);
+	if ((err = db_end(c, err)))
 		return err;
 	return resp_empty(r, 204);
 }

@@ -17,15 +17,14 @@
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/module.h"
-#include "identity/identity.h"
 #include "oidc/oidc_int.h"
 #include "core/banned.h"
 
-egov_err oidc_audit(const char *actor, const char *action, const char *object, const char *details)
+egov_err oidc_audit_tx(db_conn *c, const char *actor, const char *action, const char *object, const char *details)
 {
 	if (!audit_available())
 		return EGOV_OK; /* unit tests run without the log */
-	return audit_append(actor && *actor ? actor : "anonymous", action, object, details, NULL);
+	return audit_append_tx(c, actor && *actor ? actor : "anonymous", action, object, details, NULL);
 }
 
 static egov_err conn(db_conn **c)
@@ -129,10 +128,12 @@ typedef struct client_in {
 static const json_field client_fields[] = {
 	{.name = "name", .type = JSON_T_STRING, .offset = offsetof(client_in, name), .required = true, .min_len = 1,
 	 .max_len = OIDC_CLIENT_NAME_MAX * 4},
-	{.name = "type", .type = JSON_T_STRING, .offset = offsetof(client_in, type), .required = true, .max_len = 16},
+	{.name = "type", .type = JSON_T_STRING, .offset = offsetof(client_in, type), .required = true,
+	 .max_len = OIDC_CLIENT_TYPE_FIELD_MAX},
 	{.name = "redirect_uris", .type = JSON_T_STRING_ARRAY, .offset = offsetof(client_in, redirect_uris),
 	 .required = true, .max_len = OIDC_REDIRECT_URIS_MAX, .min_len = 1},
-	{.name = "scopes", .type = JSON_T_STRING_ARRAY, .offset = offsetof(client_in, scopes), .max_len = 16,
+	{.name = "scopes", .type = JSON_T_STRING_ARRAY, .offset = offsetof(client_in, scopes),
+	 .max_len = OIDC_CLIENT_SCOPES_MAX,
 	 .min_len = 1},
 };
 
@@ -158,7 +159,7 @@ static int scope_word_valid(const char *s)
 {
 	const char *p;
 
-	if (!*s || strlen(s) > 64)
+	if (!*s || strlen(s) > OIDC_SCOPE_WORD_MAX)
 		return 0;
 	for (p = s; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '_' || *p == '-' ||
@@ -208,18 +209,6 @@ static void write_client(jw *w, const oidc_client *cl, const char *secret)
 	jw_kstr(w, "created_at", cl->created_at);
 	jw_obj_end(w);
 	cJSON_Delete(uris);
-}
-
-static void actor_of(req *r, char *out, size_t len)
-{
-	identity_principal p;
-
-	if (identity_principal_from_req(r, &p) != EGOV_OK)
-		snprintf(out, len, "unknown");
-	else if (p.operator_token)
-		snprintf(out, len, "operator");
-	else
-		snprintf(out, len, "account:%s", p.account_id);
 }
 
 static egov_err client_create(req *r)
@@ -284,13 +273,16 @@ static egov_err client_create(req *r)
 	cJSON_Delete(arr);
 	if (!cl.redirect_uris)
 		return EGOV_ENOMEM;
-	actor_of(r, cl.created_by, sizeof cl.created_by);
-	if ((err = conn(&c)) || (err = oidc_client_create(c, &cl, secret)))
+	snprintf(cl.created_by, sizeof cl.created_by, "%s", req_principal(r)->actor);
+	if ((err = conn(&c)) || (err = db_begin(c)))
 		goto out;
-	snprintf(object, sizeof object, "oidc_client:%s", cl.client_id);
-	snprintf(details, sizeof details, "{\"type\":\"%s\",\"request_id\":\"%s\"}",
-		 cl.type == OIDC_CONFIDENTIAL ? "confidential" : "public", req_id(r));
-	if ((err = oidc_audit(cl.created_by, "oidc.client.create", object, details)))
+	if (!(err = oidc_client_create(c, &cl, secret))) {
+		snprintf(object, sizeof object, "oidc_client:%s", cl.client_id);
+		snprintf(details, sizeof details, "{\"type\":\"%s\",\"request_id\":\"%s\"}",
+			 cl.type == OIDC_CONFIDENTIAL ? "confidential" : "public", req_id(r));
+		err = oidc_audit_tx(c, cl.created_by, "oidc.client.create", object, details);
+	}
+	if ((err = db_end(c, err)))
 		goto out;
 	buf_init(&b, 64 * 1024);
 	jw_init(&w, &b);
@@ -368,23 +360,24 @@ static egov_err client_list(req *r)
 static egov_err client_delete(req *r)
 {
 	const char *id = req_param(r, "id");
-	char actor[64], object[96], details[128];
+	char object[96], details[128];
 	db_conn *c = NULL;
 	egov_err err;
 
 	if (!id || strlen(id) > OIDC_CLIENT_ID_MAX)
 		return resp_problem(r, 404, "not_found", NULL, NULL);
-	if ((err = conn(&c)))
+	if ((err = conn(&c)) || (err = db_begin(c)))
 		return err;
 	err = oidc_client_delete(c, id);
-	if (err == EGOV_ENOTFOUND)
+	if (err == EGOV_ENOTFOUND) {
+		db_rollback(c);
 		return resp_problem(r, 404, "not_found", NULL, NULL);
-	if (err)
-		return err;
-	actor_of(r, actor, sizeof actor);
+	}
 	snprintf(object, sizeof object, "oidc_client:%s", id);
 	snprintf(details, sizeof details, "{\"request_id\":\"%s\"}", req_id(r));
-	if ((err = oidc_audit(actor, "oidc.client.delete", object, details)))
+	if (!err)
+		err = oidc_audit_tx(c, req_principal(r)->actor, "oidc.client.delete", object, details);
+	if ((err = db_end(c, err)))
 		return err;
 	return resp_empty(r, 204);
 }
@@ -407,15 +400,20 @@ static int command(int argc, char **argv, db *d)
 		return 1;
 	}
 	/* The key itself is made by the serving node, in its own data
-	 * directory: private keys are created where they are used. */
-	err = oidc_keys_retire(c, &n);
+	 * directory: private keys are created where they are used. The
+	 * retirement and its audit record are one transaction. */
+	if (!(err = db_begin(c))) {
+		if (!(err = oidc_keys_retire(c, &n))) {
+			snprintf(details, sizeof details, "{\"retired\":%lld}", (long long)n);
+			err = oidc_audit_tx(c, "operator:cli", "oidc.key.rotate", "oidc_key", details);
+		}
+		err = db_end(c, err);
+	}
 	db_conn_close(c);
 	if (err) {
 		fprintf(stderr, "egov: retiring the signing key failed: %s\n", egov_err_name(err));
 		return 1;
 	}
-	snprintf(details, sizeof details, "{\"retired\":%lld}", (long long)n);
-	oidc_audit("operator", "oidc.key.rotate", "oidc_key", details);
 	printf("retired %lld signing key(s); the node signs with a new key within a minute\n", (long long)n);
 	return 0;
 }
@@ -462,34 +460,47 @@ const db_migration *oidc_migrations(size_t *n)
 
 
 #define FORM "application/x-www-form-urlencoded"
+#define FORM_BODY OIDC_FORM_BODY_MAX
 
 static const route routes[] = {
+	/* The provider's public face: discovery, keys, the flows. The token,
+	 * revocation and introspection endpoints authenticate the client as
+	 * OAuth 2.0 does, from the form itself. */
 	{.method = HTTP_GET, .path = "/.well-known/openid-configuration", .handler = discovery},
 	{.method = HTTP_GET, .path = "/oidc/jwks", .handler = jwks},
 	{.method = HTTP_GET, .path = "/.well-known/jwks.json", .handler = jwks},
-	{.method = HTTP_GET, .path = "/oidc/authorize", .handler = oidc_authorize_get},
-	{.method = HTTP_POST, .path = "/oidc/authorize/consent", .body_max = 16 * 1024, .content_type = FORM,
-	 .handler = oidc_authorize_consent},
-	{.method = HTTP_POST, .path = "/oidc/token", .body_max = 16 * 1024, .content_type = FORM,
-	 .handler = oidc_token_post,
-	 .blocking = true},
-	{.method = HTTP_GET, .path = "/oidc/userinfo", .handler = oidc_userinfo},
-	{.method = HTTP_POST, .path = "/oidc/userinfo", .body_max = 16 * 1024, .content_type = FORM,
+	/* A signed-in person is sent on, anyone else to the log-in page. The
+	 * consent form checks the session's CSRF token itself, once the
+	 * request is known to be worth answering. */
+	{.method = HTTP_GET, .path = "/oidc/authorize", .auth = AUTH_SESSION | AUTH_OPTIONAL,
+	 .handler = oidc_authorize_get},
+	{.method = HTTP_POST, .path = "/oidc/authorize/consent", .body_max = FORM_BODY, .content_type = FORM,
+	 .auth = AUTH_SESSION | AUTH_OPTIONAL, .handler = oidc_authorize_consent},
+	{.method = HTTP_POST, .path = "/oidc/token", .body_max = FORM_BODY, .content_type = FORM,
+	 .handler = oidc_token_post, .blocking = true},
+	/* UserInfo is an OAuth protected resource: an access token with
+	 * "openid", refused as RFC 6750 asks. */
+	{.method = HTTP_GET, .path = "/oidc/userinfo", .auth = AUTH_BEARER, .scope = "openid",
 	 .handler = oidc_userinfo},
-	{.method = HTTP_POST, .path = "/oidc/revoke", .body_max = 16 * 1024, .content_type = FORM,
+	{.method = HTTP_POST, .path = "/oidc/userinfo", .body_max = FORM_BODY, .content_type = FORM,
+	 .auth = AUTH_BEARER, .scope = "openid", .handler = oidc_userinfo},
+	{.method = HTTP_POST, .path = "/oidc/revoke", .body_max = FORM_BODY, .content_type = FORM,
 	 .handler = oidc_revoke_post},
-	{.method = HTTP_POST, .path = "/oidc/introspect", .body_max = 16 * 1024, .content_type = FORM,
+	{.method = HTTP_POST, .path = "/oidc/introspect", .body_max = FORM_BODY, .content_type = FORM,
 	 .handler = oidc_introspect_post},
-	{.method = HTTP_GET, .path = "/api/v1/oidc/clients", .perm = "oidc.client.write", .handler = client_list},
-	{.method = HTTP_POST, .path = "/api/v1/oidc/clients", .perm = "oidc.client.write", .body_max = 16 * 1024,
-	 .handler = client_create},
-	{.method = HTTP_GET, .path = "/api/v1/oidc/clients/{id}", .perm = "oidc.client.write", .handler = client_get},
-	{.method = HTTP_DELETE, .path = "/api/v1/oidc/clients/{id}", .perm = "oidc.client.write",
-	 .handler = client_delete},
-	/* The signed-in person's grants (oidc_grants.c): session and CSRF
-	 * checked by the handlers. */
-	{.method = HTTP_GET, .path = "/api/v1/identity/me/grants", .handler = oidc_grants_list},
-	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/grants/{client_id}", .handler = oidc_grants_withdraw},
+	/* Client registrations: staff with the permission, or the operator. */
+	{.method = HTTP_GET, .path = "/api/v1/oidc/clients", .auth = AUTH_API, .perm = "oidc.client.write",
+	 .handler = client_list},
+	{.method = HTTP_POST, .path = "/api/v1/oidc/clients", .auth = AUTH_API | AUTH_CSRF, .perm = "oidc.client.write",
+	 .body_max = OIDC_CLIENT_BODY_MAX, .handler = client_create},
+	{.method = HTTP_GET, .path = "/api/v1/oidc/clients/{id}", .auth = AUTH_API, .perm = "oidc.client.write",
+	 .handler = client_get},
+	{.method = HTTP_DELETE, .path = "/api/v1/oidc/clients/{id}", .auth = AUTH_API | AUTH_CSRF,
+	 .perm = "oidc.client.write", .handler = client_delete},
+	/* The signed-in person's grants (oidc_grants.c): their session only. */
+	{.method = HTTP_GET, .path = "/api/v1/identity/me/grants", .auth = AUTH_SESSION, .handler = oidc_grants_list},
+	{.method = HTTP_DELETE, .path = "/api/v1/identity/me/grants/{client_id}", .auth = AUTH_SESSION | AUTH_CSRF,
+	 .handler = oidc_grants_withdraw},
 };
 
 static const module_command commands[] = {
@@ -497,8 +508,8 @@ static const module_command commands[] = {
 	 .run = command},
 };
 
-/* Serving: bearer access tokens on the egov API resolve through this
- * module (identity's authoriser calls the hook). */
+/* Serving: access tokens are the router's AUTH_BEARER credential, checked
+ * by this module. */
 static egov_err start(const egov_config *cfg)
 {
 	(void)cfg;

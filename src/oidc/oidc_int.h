@@ -10,7 +10,7 @@
  *   oidc_store.c      clients, grants, codes, refresh-token families, denylist
  *   oidc_http.c       discovery, JWKS, client admin API, module descriptor
  *   oidc_authorize.c  the authorization endpoint and the consent form
- *   oidc_token.c      token, userinfo, revocation, introspection, bearer hook
+ *   oidc_token.c      token, userinfo, revocation, introspection, the access-token authenticator
  *   oidc_grants.c     the signed-in person's granted applications (list, withdraw)
  */
 #ifndef EGOV_OIDC_INT_H
@@ -30,21 +30,9 @@
 #include "core/err.h"
 #include "core/http.h"
 #include "oidc/oidc.h"
+#include "oidc/oidc_limits.h"
 
-/* ---- limits ------------------------------------------------------------- */
-/* Our tokens are < 1.5 KiB; 8 KiB refuses junk before any decoding. */
-#define OIDC_JWT_MAX 8192
-#define OIDC_KID_MAX 64
-#define OIDC_CLIENT_ID_MAX 64
-#define OIDC_CLIENT_NAME_MAX 200
-#define OIDC_REDIRECT_URI_MAX 512
-#define OIDC_REDIRECT_URIS_MAX 10
-#define OIDC_SCOPE_MAX 512
-#define OIDC_NONCE_MAX 256
-#define OIDC_STATE_MAX 512
-/* RFC 7636: verifier 43..128 unreserved characters; an S256 challenge is 43. */
-#define OIDC_PKCE_MIN 43
-#define OIDC_PKCE_MAX 128
+/* ---- policy (the limits are in oidc_limits.h) -------------------------------- */
 #define OIDC_LEEWAY_S 30               /* clock skew accepted on exp/nbf/iat */
 #define OIDC_CODE_TTL_S 60
 #define OIDC_REFRESH_TTL_S (14 * 24 * 3600)
@@ -156,7 +144,7 @@ typedef struct oidc_client {
 	char secret_hash[65];                 /* "" for public clients */
 	char *redirect_uris;                  /* JSON array text, malloc'd */
 	char scopes[OIDC_SCOPE_MAX + 1];      /* space-separated */
-	char created_by[64];
+	char created_by[PRINCIPAL_ACTOR_MAX + 1]; /* the actor who registered it */
 	char created_at[32];
 } oidc_client;
 
@@ -252,6 +240,15 @@ typedef struct oidc_rotation {
  * grant waits for one flush to disk instead of two. */
 egov_err oidc_refresh_rotate_batch(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
 				   char token_out[OIDC_TOKEN_LEN + 1], bool flush);
+/* The same, with then(c, ctx, outcome, d) run in the rotation's
+ * transaction after it (outcome: what the rotation returns): the grant's
+ * audit record commits with the rotation, or a reuse's with the family's
+ * revocation, in one commit shared with concurrent grants. An error from
+ * then undoes the rotation and comes back as the result. */
+egov_err oidc_refresh_rotate_then(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
+				  char token_out[OIDC_TOKEN_LEN + 1], bool flush,
+				  egov_err (*then)(db_conn *c, void *ctx, egov_err result, const oidc_refresh_data *d),
+				  void *ctx);
 /* Looks a live refresh token up without spending it. EGOV_ENOTFOUND if not live. */
 egov_err oidc_refresh_lookup(db_conn *c, const char *token, oidc_refresh_data *d, int64_t *expires_at);
 
@@ -271,11 +268,15 @@ egov_err oidc_introspect_post(req *r);
 /* The signed-in person's granted applications (oidc_grants.c). */
 egov_err oidc_grants_list(req *r);
 egov_err oidc_grants_withdraw(req *r);
-/* Installs the bearer-token hook into identity (oidc_token.c). */
+/* Installs the router's authenticator of access tokens (AUTH_BEARER),
+ * oidc_token.c; the start hook calls it. */
 void oidc_bearer_install(void);
 
-/* Audit helper: actor, action, object, details JSON (may be NULL). Never fails the request path
- * silently: returns the audit error. */
-egov_err oidc_audit(const char *actor, const char *action, const char *object, const char *details);
+/* Audit helper: actor ("anonymous" when empty), action, object, details
+ * JSON (may be NULL), appended inside c's transaction so that the change
+ * it records commits with it. Returns the audit error (the caller rolls
+ * back and fails the request); skips where there is no audit log (unit
+ * tests). */
+egov_err oidc_audit_tx(db_conn *c, const char *actor, const char *action, const char *object, const char *details);
 
 #endif

@@ -36,7 +36,6 @@
 #include "oidc/oidc_int.h"
 #include "core/banned.h"
 
-#define CACHE_MAX 16
 #define CACHE_TTL_S 60
 
 typedef struct key_entry {
@@ -48,7 +47,7 @@ typedef struct key_entry {
 } key_entry;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static key_entry cache[CACHE_MAX];
+static key_entry cache[OIDC_KEYS_CACHED_MAX];
 static int cache_n;
 static int64_t cache_loaded_at = -1;
 static char key_dir[1024];
@@ -176,7 +175,7 @@ static egov_err cache_load(db_conn *c)
 	if (err)
 		return err;
 	cache_clear();
-	while (!(err = db_rows_next(rows, &has)) && has && cache_n < CACHE_MAX) {
+	while (!(err = db_rows_next(rows, &has)) && has && cache_n < OIDC_KEYS_CACHED_MAX) {
 		key_entry *e = &cache[cache_n];
 		const char *kid = db_rows_text(rows, 0), *pem = db_rows_text(rows, 1), *jwk = db_rows_text(rows, 2);
 		if (!kid || !pem || !jwk || strlen(kid) > OIDC_KID_MAX || strlen(jwk) >= sizeof e->jwk)

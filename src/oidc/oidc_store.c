@@ -489,6 +489,10 @@ typedef struct rotate_ctx {
 	/* EGOV_OK, EGOV_ENOTFOUND, EGOV_ECONFLICT (reuse), EGOV_EPERM (another
 	 * client's) or EGOV_EINVAL (scope) */
 	egov_err result;
+	/* Optional: runs after the rotation in its transaction (the grant's
+	 * audit record), see oidc_refresh_rotate_then(). */
+	egov_err (*then)(db_conn *c, void *ctx, egov_err result, const oidc_refresh_data *d);
+	void *then_ctx;
 } rotate_ctx;
 
 /* The rotation inside a transaction the caller owns. Returns a database
@@ -496,11 +500,52 @@ typedef struct rotate_ctx {
  * revocation a reuse triggers is committed although the request fails.
  * The client and scope checks come before anything is spent, in the same
  * transaction, so no rotation can slip between them and the spending. */
+static egov_err rotate_only(db_conn *c, rotate_ctx *x);
+
 static egov_err rotate_in_txn(db_conn *c, void *arg)
 {
 	rotate_ctx *x = arg;
+	egov_err err = rotate_only(c, x);
+
+	if (!err && x->then)
+		err = x->then(c, x->then_ctx, x->result, x->d);
+	return err;
+}
+
+/* The common rotation in one statement: a live token (unspent, unexpired,
+ * of a live family) of client, spent and read back at once. *spent false
+ * when there is no such token: the statement changed nothing, and the
+ * caller takes the long way, which tells the other cases apart. */
+static egov_err spend_live(db_conn *c, const char *h, const char *client_id, oidc_refresh_data *d, bool *spent)
+{
+	db_rows *rows = NULL;
+	egov_err err;
+
+	*spent = false;
+	if ((err = db_query(c,
+			    "UPDATE oidc_refresh SET used = 1 WHERE token_hash = ? AND used = 0 AND client_id = ?"
+			    " AND expires_at > ? AND EXISTS (SELECT 1 FROM oidc_family f WHERE f.id = oidc_refresh.family"
+			    " AND f.revoked = 0) RETURNING family, client_id, account_id, scope, acr, auth_time",
+			    (db_param[]){DBP_S(h), DBP_S(client_id), DBP_I(oidc_now())}, 3, &rows)) ||
+	    (err = db_rows_next(rows, spent)))
+		goto out;
+	if (*spent) {
+		copy(d->family, sizeof d->family, db_rows_text(rows, 0));
+		copy(d->client_id, sizeof d->client_id, db_rows_text(rows, 1));
+		copy(d->account_id, sizeof d->account_id, db_rows_text(rows, 2));
+		copy(d->scope, sizeof d->scope, db_rows_text(rows, 3));
+		d->acr = (int)db_rows_int(rows, 4);
+		d->auth_time = db_rows_int(rows, 5);
+	}
+out:
+	db_rows_free(rows);
+	return err;
+}
+
+static egov_err rotate_only(db_conn *c, rotate_ctx *x)
+{
 	char h[65];
-	bool found = false;
+	bool found = false, spent = false;
 	int used = 0;
 	int64_t exp = 0, n = 0;
 	egov_err err;
@@ -511,6 +556,12 @@ static egov_err rotate_in_txn(db_conn *c, void *arg)
 	if (!x->token || strlen(x->token) != OIDC_TOKEN_LEN)
 		return EGOV_OK;
 	crypto_sha256_hex(x->token, strlen(x->token), h);
+	/* Without a scope to check before spending, the common case takes
+	 * one statement instead of two (a grant is a hot path). */
+	if (!x->scope && x->client_id && (err = spend_live(c, h, x->client_id, x->d, &spent)))
+		return err;
+	if (spent)
+		goto issue;
 	if ((err = refresh_row(c, h, x->d, &exp, &used, &found)))
 		return err;
 	if (!found || used == 2 || exp <= oidc_now())
@@ -533,6 +584,7 @@ static egov_err rotate_in_txn(db_conn *c, void *arg)
 		x->result = EGOV_ECONFLICT;
 		return EGOV_OK;
 	}
+issue:
 	if ((err = oidc_refresh_issue(c, x->d, x->token_out)))
 		return err;
 	x->result = EGOV_OK;
@@ -559,8 +611,16 @@ egov_err oidc_refresh_rotate(db_conn *c, const char *token, oidc_refresh_data *d
 egov_err oidc_refresh_rotate_batch(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
 				   char token_out[OIDC_TOKEN_LEN + 1], bool flush)
 {
+	return oidc_refresh_rotate_then(dbh, rot, d, token_out, flush, NULL, NULL);
+}
+
+egov_err oidc_refresh_rotate_then(db *dbh, const oidc_rotation *rot, oidc_refresh_data *d,
+				  char token_out[OIDC_TOKEN_LEN + 1], bool flush,
+				  egov_err (*then)(db_conn *c, void *ctx, egov_err result, const oidc_refresh_data *d),
+				  void *ctx)
+{
 	rotate_ctx x = {.token = rot->token, .client_id = rot->client_id, .scope = rot->scope, .d = d,
-			.token_out = token_out};
+			.token_out = token_out, .then = then, .then_ctx = ctx};
 	egov_err err = flush ? db_batch(dbh, rotate_in_txn, &x) : db_batch_nosync(dbh, rotate_in_txn, &x);
 
 	if (err) {
@@ -579,8 +639,10 @@ egov_err oidc_deny_add(db_conn *c, const char *jti, int64_t exp)
 	egov_err err;
 
 	db_exec(c, "DELETE FROM oidc_deny WHERE expires_at < ?", (db_param[]){DBP_I(oidc_now() - OIDC_LEEWAY_S)}, 1, NULL);
-	err = db_exec(c, "INSERT INTO oidc_deny (jti, expires_at) VALUES (?, ?)", (db_param[]){DBP_S(jti), DBP_I(exp)}, 2,
-		      NULL);
+	/* Denied twice is denied: no conflict, which would also spoil a
+	 * caller's transaction on PostgreSQL. */
+	err = db_exec(c, "INSERT INTO oidc_deny (jti, expires_at) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING",
+		      (db_param[]){DBP_S(jti), DBP_I(exp)}, 2, NULL);
 	return err == EGOV_ECONFLICT ? EGOV_OK : err;
 }
 

@@ -1,15 +1,19 @@
 /*
  * oidc_token.c: the token endpoint (authorization_code and refresh_token
  * grants), UserInfo, revocation (RFC 7009), introspection (RFC 7662) and
- * the bearer hook that lets access tokens call the egov API.
+ * the router's authenticator of access tokens (AUTH_BEARER), which lets
+ * them call the egov API and UserInfo.
  *
- * Invariants: errors here are OAuth JSON errors (RFC 6749 §5.2), never
- * problem documents, and every answer carries Cache-Control: no-store; an
- * access token is believed only after its signature, issuer, expiry, typ
- * ("at+jwt"), denylist and token family were checked; a replayed code or a
- * reused refresh token revokes its family and is audited. A verified access
- * token's claims are bound once into a typed struct (at_claims) by the
- * kernel's JSON binder; nothing below reads the JSON tree.
+ * Invariants: errors of this file's endpoints are OAuth JSON errors (RFC
+ * 6749 §5.2), never problem documents (a token refused on the egov API's
+ * routes is the router's problem document), and every answer carries
+ * Cache-Control: no-store; an access token is believed only after its
+ * signature, issuer, expiry, typ ("at+jwt"), denylist and token family
+ * were checked; a grant, a replayed code's or a reused refresh token's
+ * revocation of its family, and a revocation commit in one transaction
+ * with their audit records. A verified access token's claims are bound
+ * once into a typed struct (at_claims) by the kernel's JSON binder;
+ * nothing below reads the JSON tree.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -93,7 +97,7 @@ static const char *param(const uri_query *q, const char *name, int *dup)
  * form-encodes them) with the kernel's form parser. */
 static const char *basic_part(req *r, const char *s, size_t n)
 {
-	char tmp[300];
+	char tmp[OIDC_BASIC_DECODED_MAX];
 	uri_query q;
 	const char *why = NULL;
 
@@ -120,7 +124,7 @@ static egov_err client_auth(req *r, const uri_query *q, oidc_client *cl, const c
 	memset(cl, 0, sizeof *cl);
 	*why = "client authentication failed";
 	if (h) {
-		unsigned char dec[300];
+		unsigned char dec[OIDC_BASIC_DECODED_MAX + 1]; /* + the NUL put after it */
 		const char *colon;
 		size_t hl;
 		int n;
@@ -128,7 +132,7 @@ static egov_err client_auth(req *r, const uri_query *q, oidc_client *cl, const c
 			return EGOV_EAUTH;
 		h += 6;
 		hl = strlen(h);
-		if (hl == 0 || hl % 4 || hl > 400)
+		if (hl == 0 || hl % 4 || hl > OIDC_BASIC_MAX)
 			return EGOV_EAUTH;
 		n = EVP_DecodeBlock(dec, (const unsigned char *)h, (int)hl);
 		if (n < 0)
@@ -188,11 +192,29 @@ typedef struct grant {
 	int64_t auth_time;
 } grant;
 
-/* Writes the access token, ID token and the token response. */
-static egov_err issue(req *r, db_conn *c, const grant *g)
+/* The grant's audit record, "oidc.token.issue", on c inside the
+ * transaction that makes the grant (the code's redemption, the refresh
+ * token's rotation): a grant is never made without it. jti names the
+ * access token issue() will sign. */
+static egov_err audit_grant(req *r, db_conn *c, const grant *g, const char *jti)
+{
+	char actor[64], object[96], details[256];
+
+	if (!audit_available())
+		return EGOV_OK; /* unit tests run without the log */
+	snprintf(actor, sizeof actor, "account:%s", g->acct->id);
+	snprintf(object, sizeof object, "oidc_client:%s", g->cl->client_id);
+	snprintf(details, sizeof details, "{\"grant\":\"%s\",\"family\":\"%s\",\"jti\":\"%s\",\"request_id\":\"%s\"}",
+		 g->nonce ? "authorization_code" : "refresh_token", g->family, jti, req_id(r));
+	return audit_append_tx(c, actor, "oidc.token.issue", object, details, NULL);
+}
+
+/* Signs the access token (with jti) and the ID token of a grant that is
+ * committed already, and answers with them. */
+static egov_err issue(req *r, db_conn *c, const grant *g, const char *jti)
 {
 	int64_t now = oidc_now(), exp = now + oidc_token_ttl();
-	char jti[37], acr[16], at_hash[44], actor[64], object[96], details[256];
+	char acr[16], at_hash[44];
 	unsigned char h[32];
 	buf claims, at, idt, out;
 	jw w;
@@ -203,8 +225,6 @@ static egov_err issue(req *r, db_conn *c, const grant *g)
 	buf_init(&idt, 16 * 1024);
 	buf_init(&out, 64 * 1024);
 	snprintf(acr, sizeof acr, "%d", g->acr);
-	if ((err = uuid_v7(jti)))
-		goto out;
 	jw_init(&w, &claims);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "iss", oidc_issuer());
@@ -255,12 +275,6 @@ static egov_err issue(req *r, db_conn *c, const grant *g)
 	jw_obj_end(&w);
 	if ((err = w.err))
 		goto out;
-	snprintf(actor, sizeof actor, "account:%s", g->acct->id);
-	snprintf(object, sizeof object, "oidc_client:%s", g->cl->client_id);
-	snprintf(details, sizeof details, "{\"grant\":\"%s\",\"family\":\"%s\",\"jti\":\"%s\",\"request_id\":\"%s\"}",
-		 g->nonce ? "authorization_code" : "refresh_token", g->family, jti, req_id(r));
-	if ((err = oidc_audit(actor, "oidc.token.issue", object, details)))
-		goto out;
 	resp_header(r, "Cache-Control", "no-store");
 	resp_header(r, "Pragma", "no-cache");
 	err = resp_json(r, 200, &out);
@@ -272,24 +286,53 @@ out:
 	return err;
 }
 
-static egov_err audit_revocation(req *r, const char *action, const oidc_client *cl, const char *account,
+/* A family revoked by a client's act (a replayed code, a reused refresh
+ * token, a revocation), on c inside the transaction that revokes it. */
+static egov_err audit_revocation(req *r, db_conn *c, const char *action, const oidc_client *cl, const char *account,
 				 const char *family)
 {
 	char actor[96], object[96], details[200];
 
+	if (!audit_available())
+		return EGOV_OK;
 	snprintf(actor, sizeof actor, "oidc_client:%s", cl->client_id);
 	snprintf(object, sizeof object, "oidc_family:%s", family);
 	snprintf(details, sizeof details, "{\"account\":\"%s\",\"request_id\":\"%s\"}", account, req_id(r));
-	return oidc_audit(actor, action, object, details);
+	return audit_append_tx(c, actor, action, object, details, NULL);
 }
 
+/* The checks of a redeemed code against the request: NULL if they pass,
+ * else the error_description of an invalid_grant. */
+static const char *code_mismatch(const oidc_code_data *d, const oidc_client *cl, const char *redirect_uri,
+				 const char *verifier)
+{
+	if (strcmp(d->client_id, cl->client_id) != 0)
+		return "code was issued to another client";
+	if (strcmp(d->redirect_uri, redirect_uri) != 0)
+		return "redirect_uri does not match";
+	if (d->challenge[0]) {
+		char ch[44];
+		if (!verifier || !oidc_pkce_valid(verifier))
+			return "code_verifier missing or malformed";
+		oidc_pkce_s256(verifier, ch);
+		if (!crypto_streq(ch, d->challenge))
+			return "PKCE verification failed";
+	} else if (verifier) {
+		return "code_verifier without code_challenge";
+	}
+	return NULL;
+}
+
+/* The code grant, in one transaction: the code is spent (for good, even
+ * when a check after that refuses the grant), and the family, its first
+ * refresh token and the grant's audit record commit together. */
 static egov_err grant_code(req *r, db_conn *c, const uri_query *q, const oidc_client *cl)
 {
-	const char *code, *redirect_uri, *verifier;
+	const char *code, *redirect_uri, *verifier, *refused = NULL;
 	oidc_code_data d;
 	oidc_refresh_data rd;
 	identity_account acct;
-	char refresh[OIDC_TOKEN_LEN + 1] = "";
+	char refresh[OIDC_TOKEN_LEN + 1] = "", jti[37];
 	int dup = 0;
 	grant g;
 	egov_err err;
@@ -299,39 +342,45 @@ static egov_err grant_code(req *r, db_conn *c, const uri_query *q, const oidc_cl
 	verifier = param(q, "code_verifier", &dup);
 	if (dup || !code || !redirect_uri)
 		return oauth_error(r, 400, "invalid_request", "code and redirect_uri are required, once each");
+	if ((err = uuid_v7(jti)) || (err = db_begin(c)))
+		return err;
 	err = oidc_code_redeem(c, code, &d);
 	if (err == EGOV_ECONFLICT) {
 		/* RFC 6749 §4.1.2: a code used twice revokes what it gave. */
-		if ((err = oidc_family_revoke(c, d.family)) ||
-		    (err = audit_revocation(r, "oidc.code.replay", cl, d.account_id, d.family)))
+		if (!(err = oidc_family_revoke(c, d.family)))
+			err = audit_revocation(r, c, "oidc.code.replay", cl, d.account_id, d.family);
+		if ((err = db_end(c, err)))
 			return err;
 		return oauth_error(r, 400, "invalid_grant", "authorization code already used");
 	}
-	if (err == EGOV_ENOTFOUND)
+	if (err == EGOV_ENOTFOUND) {
+		if ((err = db_end(c, EGOV_OK)))
+			return err;
 		return oauth_error(r, 400, "invalid_grant", "unknown or expired authorization code");
-	if (err)
-		return err;
-	if (strcmp(d.client_id, cl->client_id) != 0)
-		return oauth_error(r, 400, "invalid_grant", "code was issued to another client");
-	if (strcmp(d.redirect_uri, redirect_uri) != 0)
-		return oauth_error(r, 400, "invalid_grant", "redirect_uri does not match");
-	if (d.challenge[0]) {
-		char ch[44];
-		if (!verifier || !oidc_pkce_valid(verifier))
-			return oauth_error(r, 400, "invalid_grant", "code_verifier missing or malformed");
-		oidc_pkce_s256(verifier, ch);
-		if (!crypto_streq(ch, d.challenge))
-			return oauth_error(r, 400, "invalid_grant", "PKCE verification failed");
-	} else if (verifier) {
-		return oauth_error(r, 400, "invalid_grant", "code_verifier without code_challenge");
 	}
-	err = identity_account_get(c, d.account_id, &acct);
-	if (err == EGOV_ENOTFOUND || (!err && acct.disabled))
-		return oauth_error(r, 400, "invalid_grant", "account not available");
 	if (err)
-		return err;
-	if ((err = oidc_family_create(c, d.family, cl->client_id, d.account_id)))
-		return err == EGOV_ECONFLICT ? oauth_error(r, 400, "invalid_grant", "code already used") : err;
+		return db_end(c, err);
+	if (!(refused = code_mismatch(&d, cl, redirect_uri, verifier))) {
+		err = identity_account_get(c, d.account_id, &acct);
+		if (err == EGOV_ENOTFOUND || (!err && acct.disabled)) {
+			refused = "account not available";
+			err = EGOV_OK;
+		}
+	}
+	if (!err && !refused) {
+		/* Its own SAVEPOINT: a conflict must not undo the spending. */
+		if (!(err = db_begin(c)))
+			err = db_end(c, oidc_family_create(c, d.family, cl->client_id, d.account_id));
+		if (err == EGOV_ECONFLICT) {
+			refused = "code already used";
+			err = EGOV_OK;
+		}
+	}
+	if (err || refused) {
+		if ((err = db_end(c, err)))
+			return err;
+		return oauth_error(r, 400, "invalid_grant", refused);
+	}
 	memset(&rd, 0, sizeof rd);
 	snprintf(rd.family, sizeof rd.family, "%s", d.family);
 	snprintf(rd.client_id, sizeof rd.client_id, "%s", cl->client_id);
@@ -339,23 +388,62 @@ static egov_err grant_code(req *r, db_conn *c, const uri_query *q, const oidc_cl
 	snprintf(rd.scope, sizeof rd.scope, "%s", d.scope);
 	rd.acr = d.acr;
 	rd.auth_time = d.auth_time;
-	if ((err = oidc_refresh_issue(c, &rd, refresh)))
-		return err;
 	g = (grant){.cl = cl, .acct = &acct, .scope = d.scope, .nonce = d.nonce, .family = d.family,
 		    .refresh = refresh, .acr = d.acr, .auth_time = d.auth_time};
-	err = issue(r, c, &g);
+	if (!(err = oidc_refresh_issue(c, &rd, refresh)))
+		err = audit_grant(r, c, &g, jti);
+	if (!(err = db_end(c, err)))
+		err = issue(r, c, &g, jti);
 	OPENSSL_cleanse(refresh, sizeof refresh);
 	return err;
 }
 
+/* What a refresh grant does inside its rotation's transaction. */
+typedef struct refresh_job {
+	req *r;
+	const oidc_client *cl;
+	const char *scope;       /* asked for, or NULL */
+	const char *jti;
+	const char *refresh;     /* the new refresh token */
+	identity_account acct;
+	bool unavailable;        /* the account is gone or disabled: family revoked */
+} refresh_job;
+
+static egov_err refresh_then(db_conn *c, void *ctx, egov_err result, const oidc_refresh_data *d)
+{
+	refresh_job *j = ctx;
+	grant g;
+	egov_err err;
+
+	if (result == EGOV_ECONFLICT)
+		return audit_revocation(j->r, c, "oidc.refresh.reuse", j->cl, d->account_id, d->family);
+	if (result)
+		return EGOV_OK;
+	err = identity_account_get(c, d->account_id, &j->acct);
+	if (err == EGOV_ENOTFOUND || (!err && j->acct.disabled)) {
+		j->unavailable = true;
+		return oidc_family_revoke(c, d->family);
+	}
+	if (err)
+		return err;
+	g = (grant){.cl = j->cl, .acct = &j->acct, .scope = j->scope ? j->scope : d->scope, .nonce = NULL,
+		    .family = d->family, .refresh = j->refresh, .acr = d->acr, .auth_time = d->auth_time};
+	return audit_grant(j->r, c, &g, j->jti);
+}
+
+/* The refresh grant: the rotation, the account's check and the grant's
+ * audit record (or a reuse's revocation and its record) in one
+ * transaction shared with concurrent grants through db_batch(): one
+ * commit and one flush where there were two. The checks that must not
+ * spend the token (client, scope) come first in it. */
 static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc_client *cl)
 {
 	const char *token, *scope;
 	oidc_refresh_data d;
 	oidc_rotation rot;
-	identity_account acct;
-	char refresh[OIDC_TOKEN_LEN + 1] = "";
+	char refresh[OIDC_TOKEN_LEN + 1] = "", jti[37];
 	int dup = 0;
+	refresh_job job;
 	grant g;
 	egov_err err;
 
@@ -363,37 +451,28 @@ static egov_err grant_refresh(req *r, db_conn *c, const uri_query *q, const oidc
 	scope = param(q, "scope", &dup);
 	if (dup || !token)
 		return oauth_error(r, 400, "invalid_request", "refresh_token is required, once");
-	/* The checks that must not spend the token (client, scope) run in the
-	 * rotation's own transaction. The new token leaves only after issue()
-	 * appended the grant's audit record, and a reuse is answered only after
-	 * its audit record: that durable commit flushes the rotation (or the
-	 * revocation) with it. Without an audit log (unit tests) the rotation
-	 * flushes itself. */
+	if ((err = uuid_v7(jti)))
+		return err;
+	job = (refresh_job){.r = r, .cl = cl, .scope = scope, .jti = jti, .refresh = refresh};
 	rot = (oidc_rotation){.token = token, .client_id = cl->client_id, .scope = scope};
-	err = oidc_refresh_rotate_batch(app()->db, &rot, &d, refresh, !audit_available());
+	err = oidc_refresh_rotate_then(app()->db, &rot, &d, refresh, true, refresh_then, &job);
 	if (err == EGOV_EPERM)
 		return oauth_error(r, 400, "invalid_grant", "refresh token was issued to another client");
 	if (err == EGOV_EINVAL)
 		return oauth_error(r, 400, "invalid_scope", "scope may only narrow");
-	if (err == EGOV_ECONFLICT) {
-		if ((err = audit_revocation(r, "oidc.refresh.reuse", cl, d.account_id, d.family)))
-			return err;
+	if (err == EGOV_ECONFLICT)
 		return oauth_error(r, 400, "invalid_grant", "refresh token reused; its family is revoked");
-	}
 	if (err == EGOV_ENOTFOUND)
 		return oauth_error(r, 400, "invalid_grant", "unknown, expired or revoked refresh token");
 	if (err)
 		return err;
-	err = identity_account_get(c, d.account_id, &acct);
-	if (err == EGOV_ENOTFOUND || (!err && acct.disabled)) {
-		oidc_family_revoke(c, d.family);
+	if (job.unavailable) {
+		OPENSSL_cleanse(refresh, sizeof refresh);
 		return oauth_error(r, 400, "invalid_grant", "account not available");
 	}
-	if (err)
-		return err;
-	g = (grant){.cl = cl, .acct = &acct, .scope = scope ? scope : d.scope, .nonce = NULL, .family = d.family,
+	g = (grant){.cl = cl, .acct = &job.acct, .scope = scope ? scope : d.scope, .nonce = NULL, .family = d.family,
 		    .refresh = refresh, .acr = d.acr, .auth_time = d.auth_time};
-	err = issue(r, c, &g);
+	err = issue(r, c, &g, jti);
 	OPENSSL_cleanse(refresh, sizeof refresh);
 	return err;
 }
@@ -500,29 +579,18 @@ static egov_err bearer_error(req *r, const char *error)
 
 egov_err oidc_userinfo(req *r)
 {
-	const char *h = req_header(r, "Authorization"), *why = NULL, *scope, *sub;
+	const principal *p = req_principal(r);
 	identity_account acct;
-	at_claims p;
 	db_conn *c = NULL;
 	buf b;
 	jw w;
 	egov_err err;
 
-	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return oauth_error_challenge(r, 401, "invalid_token", "bearer access token required",
-					     "Bearer realm=\"egov\"");
+	if (p->kind != PRINCIPAL_BEARER)
+		return EGOV_EAUTH; /* the route's .auth let no request in without */
 	if ((err = db_thread_conn(app()->db, &c)))
 		return err;
-	err = access_check(r, c, h + 7, &p, &why);
-	if (err == EGOV_EAUTH)
-		return bearer_error(r, "invalid_token");
-	if (err)
-		return err;
-	scope = p.scope;
-	sub = p.sub;
-	if (!oidc_scope_has(scope, "openid"))
-		return bearer_error(r, "insufficient_scope");
-	err = identity_account_get(c, sub, &acct);
+	err = identity_account_get(c, p->account_id, &acct);
 	if (err == EGOV_ENOTFOUND || (!err && acct.disabled))
 		return bearer_error(r, "invalid_token");
 	if (err)
@@ -531,11 +599,11 @@ egov_err oidc_userinfo(req *r)
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "sub", acct.id);
-	if (oidc_scope_has(scope, "email")) {
+	if (oidc_scope_has(p->scope, "email")) {
 		jw_kstr(&w, "email", acct.email);
 		jw_kbool(&w, "email_verified", acct.email_verified);
 	}
-	if (oidc_scope_has(scope, "profile")) {
+	if (oidc_scope_has(p->scope, "profile")) {
 		jw_kstr(&w, "name", acct.display_name);
 		jw_kstr(&w, "locale", acct.locale);
 	}
@@ -573,18 +641,23 @@ egov_err oidc_revoke_post(req *r)
 		goto out;
 	if (oidc_refresh_lookup(c, tok, &d, &exp) == EGOV_OK) {
 		if (strcmp(d.client_id, cl.client_id) == 0) {
-			if ((err = oidc_family_revoke(c, d.family)) ||
-			    (err = audit_revocation(r, "oidc.token.revoke", &cl, d.account_id, d.family)))
+			if ((err = db_begin(c)))
+				goto out;
+			if (!(err = oidc_family_revoke(c, d.family)))
+				err = audit_revocation(r, c, "oidc.token.revoke", &cl, d.account_id, d.family);
+			if ((err = db_end(c, err)))
 				goto out;
 		}
 	} else if (access_check(r, c, tok, &p, &why) == EGOV_OK) {
 		if (p.client_id && p.exp_present && strcmp(p.client_id, cl.client_id) == 0) {
 			char actor[96], object[64];
-			if ((err = oidc_deny_add(c, p.jti, p.exp)))
-				goto out;
 			snprintf(actor, sizeof actor, "oidc_client:%s", cl.client_id);
 			snprintf(object, sizeof object, "oidc_access:%s", p.jti);
-			if ((err = oidc_audit(actor, "oidc.token.revoke", object, NULL)))
+			if ((err = db_begin(c)))
+				goto out;
+			if (!(err = oidc_deny_add(c, p.jti, p.exp)) && audit_available())
+				err = audit_append_tx(c, actor, "oidc.token.revoke", object, NULL, NULL);
+			if ((err = db_end(c, err)))
 				goto out;
 		}
 	}
@@ -673,37 +746,65 @@ egov_err oidc_introspect_post(req *r)
 	return resp_json(r, 200, &b);
 }
 
-/* ---- the egov API with bearer tokens ------------------------------------- */
+/* ---- access tokens as the router's credential (AUTH_BEARER) ------------- */
 
-/* Scopes gate what a token may do beyond the account's own rights:
- * "egov.api" lets it act with all of them, a permission name as a scope
- * (e.g. "info.notice.write") with that one. */
-static egov_err bearer_resolve(req *r, const char *token, const char *perm, identity_principal *out)
+/* The router's authenticator of access tokens. A route that accepts
+ * nothing else is an OAuth protected resource (UserInfo): it is answered
+ * as RFC 6750 asks (401 invalid_token with a Bearer challenge, 403
+ * insufficient_scope). Elsewhere (routes with a permission, which accept a
+ * session or the operator too) a refusal is the kernel's 401. Scopes gate
+ * what a token may do beyond the account's own rights: on a route with a
+ * permission "egov.api" lets it act with all of them, the permission's
+ * name as a scope (e.g. "info.notice.write") with that one; a route's
+ * .scope must be among the token's. */
+static egov_err bearer_authenticate(req *r, unsigned auth, const char *perm, const char *scope, principal *out,
+				    const char **code)
 {
-	const char *why = NULL, *scope, *sub, *acr;
+	const char *h = req_header(r, "Authorization"), *why = NULL;
+	bool resource = !(auth & (AUTH_SESSION | AUTH_OPERATOR));
 	at_claims p;
 	db_conn *c = NULL;
-	egov_err err = EGOV_EAUTH;
+	egov_err err;
 
-	memset(out, 0, sizeof *out);
-	if (!app()->db || db_thread_conn(app()->db, &c) || access_check(r, c, token, &p, &why))
-		goto out;
-	scope = p.scope;
-	sub = p.sub;
-	acr = p.acr;
-	if (strlen(sub) >= sizeof out->account_id)
-		goto out;
-	if (perm && strcmp(perm, IDENTITY_PERM_SIGNED_IN) != 0 && !oidc_scope_has(scope, "egov.api") &&
-	    !oidc_scope_has(scope, perm))
-		goto out;
-	memcpy(out->account_id, sub, strlen(sub) + 1);
-	out->acr = acr && acr[0] >= '1' && acr[0] <= '3' && !acr[1] ? acr[0] - '0' : 1;
-	err = EGOV_OK;
-out:
-	return err;
+	(void)code;
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0) {
+		if (resource)
+			oauth_error_challenge(r, 401, "invalid_token", "bearer access token required",
+					      "Bearer realm=\"egov\"");
+		return h || resource ? EGOV_EAUTH : EGOV_ENOTFOUND;
+	}
+	if (!app()->db)
+		return resource ? EGOV_EUNAVAILABLE : EGOV_EAUTH;
+	if ((err = db_thread_conn(app()->db, &c)))
+		return resource ? err : EGOV_EAUTH;
+	err = access_check(r, c, h + 7, &p, &why);
+	if (err && (err != EGOV_EAUTH || !resource))
+		return resource ? err : EGOV_EAUTH;
+	if (err) {
+		bearer_error(r, "invalid_token");
+		return EGOV_EAUTH;
+	}
+	if (scope && !oidc_scope_has(p.scope, scope)) {
+		if (!resource)
+			return EGOV_EAUTH;
+		bearer_error(r, "insufficient_scope");
+		return EGOV_EPERM;
+	}
+	if (perm && !oidc_scope_has(p.scope, "egov.api") && !oidc_scope_has(p.scope, perm))
+		return EGOV_EAUTH;
+	if (strlen(p.sub) > PRINCIPAL_ID_MAX || (p.client_id && strlen(p.client_id) > PRINCIPAL_ID_MAX))
+		return EGOV_EAUTH;
+	out->kind = PRINCIPAL_BEARER;
+	memcpy(out->account_id, p.sub, strlen(p.sub) + 1);
+	if (p.client_id)
+		memcpy(out->client_id, p.client_id, strlen(p.client_id) + 1);
+	out->acr = p.acr && p.acr[0] >= '1' && p.acr[0] <= '3' && !p.acr[1] ? p.acr[0] - '0' : 1;
+	out->auth_time = p.auth_time_present ? p.auth_time : 0;
+	out->scope = p.scope; /* in the request's arena */
+	return EGOV_OK;
 }
 
 void oidc_bearer_install(void)
 {
-	identity_set_bearer_resolver(bearer_resolve);
+	http_set_authenticator(AUTH_BEARER, bearer_authenticate);
 }

@@ -28,9 +28,6 @@
 #include "pki/pki_int.h"
 #include "core/banned.h"
 
-/* National CAs publish CRLs of tens of megabytes; more is not a CRL file. */
-#define ANCHOR_CRL_FILE_MAX (64L * 1024 * 1024)
-
 static struct {
 	pthread_mutex_t lock;
 	char path[4096];
@@ -56,9 +53,9 @@ static STACK_OF(X509_CRL) *read_crls(const char *path, struct stat *st, char *er
 		snprintf(errmsg, errlen, "pki.trust_anchor_crls: cannot open %s: %s", path, strerror(errno));
 		goto out;
 	}
-	if (st->st_size <= 0 || st->st_size > ANCHOR_CRL_FILE_MAX) {
+	if (st->st_size <= 0 || st->st_size > PKI_ANCHOR_CRL_FILE_MAX) {
 		snprintf(errmsg, errlen, "pki.trust_anchor_crls: %s is empty or larger than %ld bytes", path,
-			 ANCHOR_CRL_FILE_MAX);
+			 PKI_ANCHOR_CRL_FILE_MAX);
 		goto out;
 	}
 	if (!(data = malloc((size_t)st->st_size)) || !(out = sk_X509_CRL_new_null())) {

@@ -8,6 +8,9 @@
  * positive; the table's primary key settles a collision and the serial is
  * drawn again. Every certificate issued is in pki_cert before it is
  * returned. Private keys made for PKCS#12 are never written anywhere.
+ * Through pki_issue_from_csr_audited(), pki_issue_pkcs12() and
+ * pki_revoke(), a certificate is issued or revoked in one transaction with
+ * its audit record.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,11 +121,11 @@ static bool cn_ok(const char *s)
 	size_t chars = 0;
 	const char *p;
 
-	if (!text_ok(s, 256))
+	if (!text_ok(s, PKI_CN_MAX))
 		return false;
 	for (p = s; *p; p++)
 		chars += ((unsigned char)*p & 0xc0) != 0x80;
-	return chars <= 64;
+	return chars <= PKI_CN_CHARS_MAX;
 }
 
 /* EC P-256/P-384, RSA of at least 2048 bits. */
@@ -307,7 +310,9 @@ static void fill_info(X509 *x, const char *owner, const char *profile_name, pki_
 	snprintf(out->status, sizeof out->status, "good");
 }
 
-/* Builds, stores and describes a certificate for pub. */
+/* Builds, stores and describes a certificate for pub. Each attempt is a
+ * transaction (a SAVEPOINT inside the caller's), so that a serial that
+ * collides is drawn again without spoiling the caller's transaction. */
 static egov_err issue_key(db_conn *c, EVP_PKEY *pub, const profile *pr, const char *owner, const char *cn,
 			  pki_cert_info *out, X509 **cert_out)
 {
@@ -336,10 +341,12 @@ static egov_err issue_key(db_conn *c, EVP_PKEY *pub, const profile *pr, const ch
 			db_param p[] = {DBP_S(out->serial),     DBP_S(owner),         DBP_S(pr->name),
 					DBP_S(out->subject),    DBP_S(out->not_before), DBP_S(out->not_after),
 					DBP_S(b64)};
-			err = db_exec(c,
-				      "INSERT INTO pki_cert (serial, owner, profile, subject, not_before, not_after,"
-				      " status, der) VALUES (?, ?, ?, ?, ?, ?, 'good', ?)",
-				      p, 7, NULL);
+			if ((err = db_begin(c)))
+				goto out;
+			err = db_end(c, db_exec(c,
+						"INSERT INTO pki_cert (serial, owner, profile, subject, not_before,"
+						" not_after, status, der) VALUES (?, ?, ?, ?, ?, ?, 'good', ?)",
+						p, 7, NULL));
 		}
 		if (err != EGOV_ECONFLICT)
 			break;
@@ -376,7 +383,7 @@ egov_err pki_issue_from_csr(db_conn *c, const void *csr, size_t len, const char 
 		*code = "pki.profile_unknown";
 		goto out;
 	}
-	if (!text_ok(owner, 255) || (cn && !cn_ok(cn))) {
+	if (!text_ok(owner, PKI_OWNER_MAX) || (cn && !cn_ok(cn))) {
 		*code = "pki.csr_invalid";
 		goto out;
 	}
@@ -407,9 +414,56 @@ out:
 	return err;
 }
 
+/* The audit record of a certificate issued for who, on c (inside the
+ * issuing transaction). */
+static egov_err audit_issued(db_conn *c, const pki_cert_info *ci, const pki_requester *who)
+{
+	char object[64];
+	buf d;
+	egov_err err;
+
+	if (!who || !audit_available())
+		return EGOV_OK;
+	snprintf(object, sizeof object, "cert:%s", ci->serial);
+	buf_init(&d, 2048);
+	err = buf_adds(&d, "{\"profile\":\"");
+	if (!err)
+		err = buf_add_json_str(&d, ci->profile);
+	if (!err)
+		err = buf_adds(&d, "\",\"owner\":\"");
+	if (!err)
+		err = buf_add_json_str(&d, ci->owner);
+	if (!err && who->via && !(err = buf_adds(&d, "\",\"via\":\"")))
+		err = buf_add_json_str(&d, who->via);
+	if (!err && who->request_id && !(err = buf_adds(&d, "\",\"request_id\":\"")))
+		err = buf_add_json_str(&d, who->request_id);
+	if (!err)
+		err = buf_adds(&d, "\"}");
+	if (!err)
+		err = audit_append_tx(c, who->actor && *who->actor ? who->actor : "system", "pki.cert.issue", object,
+				      d.data, NULL);
+	buf_release(&d);
+	return err;
+}
+
+egov_err pki_issue_from_csr_audited(db_conn *c, const void *csr, size_t len, const char *profile_name,
+				    const char *owner, const char *cn, const pki_requester *who, pki_cert_info *out,
+				    const char **code)
+{
+	egov_err err;
+
+	if ((err = db_begin(c)))
+		return err;
+	if (!(err = pki_issue_from_csr(c, csr, len, profile_name, owner, cn, out, code)))
+		err = audit_issued(c, out, who);
+	if ((err = db_end(c, err)))
+		pki_cert_info_release(out);
+	return err;
+}
+
 egov_err pki_issue_pkcs12(db_conn *c, const char *owner, const char *profile_name, const char *cn,
-			  const char *passphrase, unsigned char **p12_out, size_t *p12_len, pki_cert_info *out,
-			  const char **code)
+			  const char *passphrase, const pki_requester *who, unsigned char **p12_out, size_t *p12_len,
+			  pki_cert_info *out, const char **code)
 {
 	const profile *pr = profile_find(profile_name);
 	EVP_PKEY *k = NULL;
@@ -429,14 +483,21 @@ egov_err pki_issue_pkcs12(db_conn *c, const char *owner, const char *profile_nam
 		*code = "pki.profile_unknown";
 		goto out;
 	}
-	if (!text_ok(owner, 255) || !cn_ok(cn) || plen < 8 || plen > 1024) {
+	if (!text_ok(owner, PKI_OWNER_MAX) || !cn_ok(cn) || plen < PKI_PASSPHRASE_MIN || plen > PKI_PASSPHRASE_MAX) {
 		*code = "pki.csr_invalid";
 		goto out;
 	}
 	err = EGOV_ENOMEM;
 	if (!(k = EVP_EC_gen("P-256")))
 		goto out;
-	if ((err = issue_key(c, k, pr, owner, cn, out, &x)))
+	/* The certificate and its record commit together; the bundle, whose
+	 * key derivation takes long, is made after the commit, not while the
+	 * transaction holds the write lock. */
+	if ((err = db_begin(c)))
+		goto out;
+	if (!(err = issue_key(c, k, pr, owner, cn, out, &x)))
+		err = audit_issued(c, out, who);
+	if ((err = db_end(c, err)))
 		goto out;
 	err = EGOV_ENOMEM;
 	if (!(ca = sk_X509_new_null()) || !sk_X509_push(ca, pki_g.issuing))
@@ -574,7 +635,7 @@ egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const ch
 {
 	char norm[PKI_SERIAL_HEX], now[32], object[64], details[128];
 	int64_t changes = 0, have = 0;
-	bool found = false;
+	bool found = false, begun = false;
 	egov_err err = EGOV_EINVAL;
 
 	*code = NULL;
@@ -586,6 +647,11 @@ egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const ch
 	if (!pki_serial_norm(serial, norm))
 		goto out;
 	time_format_rfc3339(time_now_us() / 1000000 * 1000000, 0, now);
+	/* The revocation and its audit record are one transaction: a
+	 * certificate is never revoked without the record saying who did it. */
+	if ((err = db_begin(c)))
+		goto out;
+	begun = true;
 	{
 		db_param p[] = {DBP_S(now), DBP_S(reason), DBP_S(norm)};
 		/* The status guard makes a second revocation a conflict, even
@@ -603,16 +669,12 @@ egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const ch
 		err = have > 0 ? EGOV_ECONFLICT : EGOV_ENOTFOUND;
 		goto out;
 	}
-	pki_crl_invalidate();
-	/* After the update: a revocation must not wait on the audit log, and
-	 * if the audit write fails the caller hears of it (the certificate
-	 * stays revoked, the safe side). */
 	snprintf(object, sizeof object, "cert:%s", norm);
 	snprintf(details, sizeof details, "{\"reason\":\"%s\"}", reason);
-	err = EGOV_OK;
 	if (audit_available())
-		err = audit_append(actor && *actor ? actor : "system", "pki.cert.revoke", object,
-				   details, NULL);
+		err = audit_append_tx(c, actor && *actor ? actor : "system", "pki.cert.revoke", object, details, NULL);
 out:
+	if (begun && !(err = db_end(c, err)))
+		pki_crl_invalidate(); /* after the commit: a CRL built before it would miss this one */
 	return err;
 }

@@ -5,10 +5,12 @@
  * HTTP error: bytes that are not a request (or ask about more than
  * PKI_OCSP_MAX_IDS certificates) get malformedRequest, a database failure
  * internalError. Statuses come from pki_cert at the moment of the request
- * (no cache), so a revocation shows at once on every node. A certificate
- * not issued by our issuing CA, or a serial we never issued, is "unknown".
- * Responses are signed by the issuing CA itself (RFC 6960 4.2.2.2 allows
- * the CA), with the nonce echoed when one was sent.
+ * (no cache), so a revocation shows at once on every node. A serial of our
+ * issuing CA that we never issued is "unknown". A request about any
+ * certificate of another issuer gets the unsigned "unauthorized" (RFC 6960
+ * 2.3): the issuing CA, which signs our answers (4.2.2.2 allows the CA),
+ * cannot speak for another CA's certificates, and a signed "unknown" about
+ * them would look like an answer from a responder that knows them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +47,13 @@ static egov_err status_only(int status, unsigned char **out, size_t *len)
 	return err;
 }
 
-/* Status of one certificate id; -1 on a database failure. */
+/* lookup()'s answers besides the V_OCSP_CERTSTATUS_* ones. */
+#define LOOKUP_DB_FAILED (-1)
+#define LOOKUP_NOT_OURS (-2)
+
+/* Status of one certificate id; LOOKUP_NOT_OURS when another issuer's (or
+ * asked with a hash we do not know), LOOKUP_DB_FAILED on a database
+ * failure. */
 static int lookup(db_conn *c, OCSP_CERTID *id, int *reason, int64_t *revoked_at)
 {
 	ASN1_OBJECT *md_oid = NULL;
@@ -55,7 +63,7 @@ static int lookup(db_conn *c, OCSP_CERTID *id, int *reason, int64_t *revoked_at)
 	char hex[PKI_SERIAL_HEX * 2], norm[PKI_SERIAL_HEX];
 	db_rows *rows = NULL;
 	bool has = false;
-	int status = V_OCSP_CERTSTATUS_UNKNOWN;
+	int status = LOOKUP_NOT_OURS;
 
 	if (!OCSP_id_get0_info(NULL, &md_oid, NULL, &serial, id) ||
 	    !(md = EVP_get_digestbyobj(md_oid)))
@@ -65,6 +73,7 @@ static int lookup(db_conn *c, OCSP_CERTID *id, int *reason, int64_t *revoked_at)
 				serial);
 	if (!ours || OCSP_id_issuer_cmp(ours, id) != 0)
 		goto out;
+	status = V_OCSP_CERTSTATUS_UNKNOWN;
 	pki_serial_hex(serial, hex, sizeof hex);
 	if (!pki_serial_norm(hex, norm))
 		goto out;
@@ -72,7 +81,7 @@ static int lookup(db_conn *c, OCSP_CERTID *id, int *reason, int64_t *revoked_at)
 		db_param p[] = {DBP_S(norm)};
 		if (db_query(c, "SELECT status, revoked_at, reason FROM pki_cert WHERE serial = ?", p, 1, &rows) ||
 		    db_rows_next(rows, &has)) {
-			status = -1;
+			status = LOOKUP_DB_FAILED;
 			goto out;
 		}
 	}
@@ -110,7 +119,7 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
 		err = status_only(OCSP_RESPONSE_STATUS_TRYLATER, resp, resp_len);
 		goto out;
 	}
-	if (len == 0 || len > 64 * 1024 || !(oreq = d2i_OCSP_REQUEST(NULL, &p, (long)len)) ||
+	if (len == 0 || len > PKI_PROTOCOL_BODY_MAX || !(oreq = d2i_OCSP_REQUEST(NULL, &p, (long)len)) ||
 	    p != (const unsigned char *)request + len || (n = OCSP_request_onereq_count(oreq)) <= 0 ||
 	    n > PKI_OCSP_MAX_IDS) {
 		err = status_only(OCSP_RESPONSE_STATUS_MALFORMEDREQUEST, resp, resp_len);
@@ -126,6 +135,10 @@ egov_err pki_ocsp_respond(db_conn *c, const void *request, size_t len, unsigned 
 		int64_t revoked_at = 0;
 
 		status = lookup(c, id, &reason, &revoked_at);
+		if (status == LOOKUP_NOT_OURS) {
+			err = status_only(OCSP_RESPONSE_STATUS_UNAUTHORIZED, resp, resp_len);
+			goto out;
+		}
 		if (status < 0) {
 			err = status_only(OCSP_RESPONSE_STATUS_INTERNALERROR, resp, resp_len);
 			goto out;

@@ -95,13 +95,29 @@ bool pki_profile_valid(const char *name);
 egov_err pki_issue_from_csr(db_conn *c, const void *csr, size_t len, const char *profile, const char *owner,
 			    const char *cn, pki_cert_info *out, const char **code);
 
+/* Who asks for a certificate, as its audit record ("pki.cert.issue",
+ * object "cert:SERIAL", details profile, owner, via, request_id) names
+ * them. */
+typedef struct pki_requester {
+	const char *actor;      /* "account:<id>", "operator", ...: the record's actor */
+	const char *via;        /* how it was asked for ("csr", "pkcs12"), or NULL */
+	const char *request_id; /* the HTTP request's id, or NULL */
+} pki_requester;
+/* pki_issue_from_csr() and its audit record in one transaction (inside
+ * the caller's if one is open on c): the certificate exists exactly when
+ * its record does. who NULL: no record. Errors as pki_issue_from_csr(). */
+egov_err pki_issue_from_csr_audited(db_conn *c, const void *csr, size_t len, const char *profile, const char *owner,
+				    const char *cn, const pki_requester *who, pki_cert_info *out, const char **code);
 /* Generates a P-256 key pair, issues a certificate for it as above (cn
  * required) and returns both as a PKCS#12 bundle (AES-256-CBC, PBKDF2,
  * HMAC-SHA-256) in *p12 (malloc'd, *p12_len bytes; caller frees). The key is
- * wiped and never stored. passphrase must be 8..1024 bytes. */
+ * wiped and never stored. passphrase must be 8..1024 bytes. The
+ * certificate and its audit record for who (NULL: none) commit together
+ * before the bundle is made (its key derivation is slow): a failure after
+ * that leaves an issued, recorded certificate that nobody received. */
 egov_err pki_issue_pkcs12(db_conn *c, const char *owner, const char *profile, const char *cn,
-			  const char *passphrase, unsigned char **p12, size_t *p12_len, pki_cert_info *out,
-			  const char **code);
+			  const char *passphrase, const pki_requester *who, unsigned char **p12, size_t *p12_len,
+			  pki_cert_info *out, const char **code);
 
 /* A certificate by serial (hex, any case). EGOV_ENOTFOUND if unknown. */
 egov_err pki_cert_get(db_conn *c, const char *serial, pki_cert_info *out);
@@ -131,10 +147,11 @@ egov_err pki_cert_list_by_owner(db_conn *c, const char *owner, int (*fn)(void *c
  * privilegeWithdrawn. */
 bool pki_reason_valid(const char *name);
 
-/* Revokes a certificate, records "pki.cert.revoke" in the audit log (when
- * audit_available()) and rebuilds the CRL. EGOV_ENOTFOUND for an unknown
- * serial, EGOV_ECONFLICT if it is already revoked, EGOV_EINVAL (*code
- * pki.reason_unknown) for a bad reason. */
+/* Revokes a certificate and records "pki.cert.revoke" with actor in the
+ * audit log (when audit_available()) in one transaction (call it outside
+ * one of the caller's: the CRL is rebuilt once it commits). EGOV_ENOTFOUND
+ * for an unknown serial, EGOV_ECONFLICT if it is already revoked,
+ * EGOV_EINVAL (*code pki.reason_unknown) for a bad reason. */
 egov_err pki_revoke(db_conn *c, const char *serial, const char *reason, const char *actor, const char **code);
 
 /* The current CRL (DER, signed by the issuing CA, nextUpdate in 24 h),

@@ -17,7 +17,6 @@
 
 #include <openssl/crypto.h>
 
-#include "audit/audit.h"
 #include "core/app.h"
 #include "core/limits.h"
 #include "core/module.h"
@@ -192,43 +191,19 @@ egov_err pki_cert_answer(req *r, int status, const pki_cert_info *ci, const char
 	return resp_json(r, status, &b);
 }
 
-static egov_err audit_issue(req *r, const pki_cert_info *ci)
-{
-	char object[64], details[512];
-	buf d;
-	egov_err err;
-
-	if (!audit_available())
-		return EGOV_OK;
-	snprintf(object, sizeof object, "cert:%s", ci->serial);
-	buf_init(&d, sizeof details * 2);
-	err = buf_adds(&d, "{\"profile\":\"");
-	if (!err)
-		err = buf_add_json_str(&d, ci->profile);
-	if (!err)
-		err = buf_adds(&d, "\",\"owner\":\"");
-	if (!err)
-		err = buf_add_json_str(&d, ci->owner);
-	if (!err)
-		err = buf_addf(&d, "\",\"request_id\":\"%s\"}", req_id(r));
-	if (!err)
-		err = audit_append("operator", "pki.cert.issue", object, d.data, NULL);
-	buf_release(&d);
-	return err;
-}
-
 typedef struct issue_in {
 	const char *csr, *profile, *owner, *cn;
 } issue_in;
 
 static const json_field issue_fields[] = {
 	{.name = "csr", .type = JSON_T_STRING, .offset = offsetof(issue_in, csr), .required = true, .min_len = 1,
-	 .max_len = 16 * 1024},
+	 .max_len = PKI_CSR_MAX},
 	{.name = "profile", .type = JSON_T_STRING, .offset = offsetof(issue_in, profile), .required = true,
-	 .max_len = 32},
+	 .max_len = PKI_NAME_FIELD_MAX},
 	{.name = "owner", .type = JSON_T_STRING, .offset = offsetof(issue_in, owner), .required = true, .min_len = 1,
-	 .max_len = 255},
-	{.name = "cn", .type = JSON_T_STRING, .offset = offsetof(issue_in, cn), .min_len = 1, .max_len = 256},
+	 .max_len = PKI_OWNER_MAX},
+	{.name = "cn", .type = JSON_T_STRING, .offset = offsetof(issue_in, cn), .min_len = 1,
+	 .max_len = PKI_CN_MAX},
 };
 
 static const char *code_field(const char *code)
@@ -245,6 +220,7 @@ static const char *code_field(const char *code)
 static egov_err cert_issue(req *r)
 {
 	issue_in in = {0};
+	pki_requester who;
 	pki_cert_info ci = {0};
 	const char *code = NULL;
 	db_conn *c = NULL;
@@ -256,10 +232,11 @@ static egov_err cert_issue(req *r)
 		return err;
 	if ((err = conn(&c)))
 		return err;
-	err = pki_issue_from_csr(c, in.csr, strlen(in.csr), in.profile, in.owner, in.cn, &ci, &code);
+	who = (pki_requester){.actor = req_principal(r)->actor, .request_id = req_id(r)};
+	err = pki_issue_from_csr_audited(c, in.csr, strlen(in.csr), in.profile, in.owner, in.cn, &who, &ci, &code);
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, code_field(code), NULL);
-	if (!err && !(err = audit_issue(r, &ci)))
+	if (!err)
 		err = pki_cert_answer(r, 201, &ci, "/api/v1/certificates", false);
 	pki_cert_info_release(&ci);
 	return err;
@@ -271,18 +248,19 @@ typedef struct p12_in {
 
 static const json_field p12_fields[] = {
 	{.name = "profile", .type = JSON_T_STRING, .offset = offsetof(p12_in, profile), .required = true,
-	 .max_len = 32},
+	 .max_len = PKI_NAME_FIELD_MAX},
 	{.name = "owner", .type = JSON_T_STRING, .offset = offsetof(p12_in, owner), .required = true, .min_len = 1,
-	 .max_len = 255},
+	 .max_len = PKI_OWNER_MAX},
 	{.name = "cn", .type = JSON_T_STRING, .offset = offsetof(p12_in, cn), .required = true, .min_len = 1,
-	 .max_len = 256},
+	 .max_len = PKI_CN_MAX},
 	{.name = "passphrase", .type = JSON_T_STRING, .offset = offsetof(p12_in, passphrase), .required = true,
-	 .min_len = 8, .max_len = 1024},
+	 .min_len = PKI_PASSPHRASE_MIN, .max_len = PKI_PASSPHRASE_MAX},
 };
 
 static egov_err cert_issue_p12(req *r)
 {
 	p12_in in = {0};
+	pki_requester who;
 	pki_cert_info ci = {0};
 	const char *code = NULL;
 	unsigned char *p12 = NULL;
@@ -296,10 +274,11 @@ static egov_err cert_issue_p12(req *r)
 		return err;
 	if ((err = conn(&c)))
 		return err;
-	err = pki_issue_pkcs12(c, in.owner, in.profile, in.cn, in.passphrase, &p12, &len, &ci, &code);
+	who = (pki_requester){.actor = req_principal(r)->actor, .request_id = req_id(r)};
+	err = pki_issue_pkcs12(c, in.owner, in.profile, in.cn, in.passphrase, &who, &p12, &len, &ci, &code);
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, strcmp(code, "pki.profile_unknown") == 0 ? "profile" : "cn", NULL);
-	if (!err && !(err = audit_issue(r, &ci))) {
+	if (!err) {
 		char loc[128];
 		snprintf(loc, sizeof loc, "/api/v1/certificates/%s", ci.serial);
 		resp_header(r, "Location", loc);
@@ -337,7 +316,7 @@ typedef struct revoke_in {
 
 static const json_field revoke_fields[] = {
 	{.name = "reason", .type = JSON_T_STRING, .offset = offsetof(revoke_in, reason), .required = true,
-	 .max_len = 32},
+	 .max_len = PKI_NAME_FIELD_MAX},
 };
 
 static egov_err cert_revoke(req *r)
@@ -354,7 +333,7 @@ static egov_err cert_revoke(req *r)
 		return err;
 	if ((err = conn(&c)))
 		return err;
-	err = pki_revoke(c, req_param(r, "serial"), in.reason, "operator", &code);
+	err = pki_revoke(c, req_param(r, "serial"), in.reason, req_principal(r)->actor, &code);
 	if (err == EGOV_EINVAL && code)
 		return resp_problem(r, 400, code, "reason", NULL);
 	if (err == EGOV_ENOTFOUND)
@@ -370,22 +349,26 @@ static egov_err cert_revoke(req *r)
 	return err;
 }
 
+/* Under /pki/ everything is public (relying parties fetch it without an
+ * account); the certificates API takes a permission (AUTH_API: a staff
+ * session, an application's access token for a person, or the operator). */
 static const route routes[] = {
 	{.method = HTTP_GET, .path = "/pki/root.crt", .handler = root_get},
 	{.method = HTTP_GET, .path = "/pki/issuing.crt", .handler = issuing_get},
 	{.method = HTTP_GET, .path = "/pki/issuing.crl", .handler = crl_get},
-	{.method = HTTP_POST, .path = "/pki/ocsp", .body_max = 64 * 1024, .content_type = "application/ocsp-request",
-	 .handler = ocsp_post},
+	{.method = HTTP_POST, .path = "/pki/ocsp", .body_max = PKI_PROTOCOL_BODY_MAX,
+	 .content_type = "application/ocsp-request", .handler = ocsp_post},
 	{.method = HTTP_GET, .path = "/pki/ocsp/{*rest}", .handler = ocsp_get, .name = "/pki/ocsp/{req}"},
-	{.method = HTTP_POST, .path = "/pki/tsa", .body_max = 64 * 1024,
+	{.method = HTTP_POST, .path = "/pki/tsa", .body_max = PKI_PROTOCOL_BODY_MAX,
 	 .content_type = "application/timestamp-query", .handler = tsa_post},
-	{.method = HTTP_POST, .path = "/api/v1/certificates", .perm = "pki.cert.issue", .body_max = 32 * 1024,
-	 .handler = cert_issue},
-	{.method = HTTP_POST, .path = "/api/v1/certificates/pkcs12", .perm = "pki.cert.issue", .body_max = 8 * 1024,
-	 .handler = cert_issue_p12, .blocking = true},
-	{.method = HTTP_GET, .path = "/api/v1/certificates/{serial}", .perm = "pki.cert.read", .handler = cert_get},
-	{.method = HTTP_POST, .path = "/api/v1/certificates/{serial}/revoke", .perm = "pki.cert.revoke",
-	 .body_max = 1024, .handler = cert_revoke},
+	{.method = HTTP_POST, .path = "/api/v1/certificates", .auth = AUTH_API | AUTH_CSRF, .perm = "pki.cert.issue",
+	 .body_max = PKI_ISSUE_BODY_MAX, .handler = cert_issue},
+	{.method = HTTP_POST, .path = "/api/v1/certificates/pkcs12", .auth = AUTH_API | AUTH_CSRF,
+	 .perm = "pki.cert.issue", .body_max = PKI_PKCS12_BODY_MAX, .handler = cert_issue_p12, .blocking = true},
+	{.method = HTTP_GET, .path = "/api/v1/certificates/{serial}", .auth = AUTH_API, .perm = "pki.cert.read",
+	 .handler = cert_get},
+	{.method = HTTP_POST, .path = "/api/v1/certificates/{serial}/revoke", .auth = AUTH_API | AUTH_CSRF,
+	 .perm = "pki.cert.revoke", .body_max = PKI_REVOKE_BODY_MAX, .handler = cert_revoke},
 };
 
 static const db_migration migrations[] = {

@@ -18,6 +18,7 @@
 
 #include "core/http.h"
 #include "pki/pki.h"
+#include "pki/pki_limits.h"
 
 typedef struct pki_state {
 	bool open;
@@ -49,8 +50,6 @@ extern int64_t pki_test_not_before, pki_test_not_after;
 /* A CRL's nextUpdate; a cached one is rebuilt after PKI_CRL_REFRESH_US. */
 #define PKI_CRL_HOURS 24
 #define PKI_CRL_REFRESH_US (60LL * 1000000)
-/* Most certificates asked about in one OCSP request. */
-#define PKI_OCSP_MAX_IDS 16
 
 /* CRLs of the external anchors (anchor_crl.c), from pki.trust_anchor_crls
  * (PEM bundle or one DER CRL). open: loads the file ("" or NULL = none);

@@ -97,7 +97,7 @@ egov_err pki_tsa_respond(const void *query, size_t len, unsigned char **out, siz
 
 	*out = NULL;
 	*out_len = 0;
-	if (!pki_g.open || len > 64 * 1024)
+	if (!pki_g.open || len > PKI_PROTOCOL_BODY_MAX)
 		goto out;
 	err = EGOV_ENOMEM;
 	if (!(resp = respond(query, len)) || (n = i2d_TS_RESP(resp, &der)) <= 0 || !(*out = malloc((size_t)n)))
@@ -274,9 +274,6 @@ out:
 	return why;
 }
 
-/* Checkpoints read per page while verifying. */
-#define CHECKPOINT_PAGE 256
-
 typedef struct ckpt {
 	int64_t seq;
 	char hash[65];
@@ -308,8 +305,8 @@ egov_err pki_audit_checkpoints_verify(db_conn *c, const char *data_dir, pki_chec
 	 * through the audit module between pages (one statement at a time on
 	 * a connection). */
 	for (;;) {
-		ckpt page[CHECKPOINT_PAGE];
-		db_param p[] = {DBP_I(after), DBP_I(CHECKPOINT_PAGE)};
+		ckpt page[PKI_CHECKPOINT_PAGE];
+		db_param p[] = {DBP_I(after), DBP_I(PKI_CHECKPOINT_PAGE)};
 		size_t n = 0, i;
 
 		if ((err = db_query(c,
@@ -342,7 +339,7 @@ egov_err pki_audit_checkpoints_verify(db_conn *c, const char *data_dir, pki_chec
 			}
 			free(page[i].token);
 		}
-		if (err || res->first_bad || n < CHECKPOINT_PAGE)
+		if (err || res->first_bad || n < PKI_CHECKPOINT_PAGE)
 			break;
 		after = page[n - 1].seq;
 	}

@@ -5,21 +5,32 @@
  * global configuration),
  * Prometheus metrics (/metrics: the kernel's families, then every module's
  * .metrics in module order), the OpenAPI description and the version.
- * All public: they reveal nothing a scraper or load balancer should not see.
+ *
+ * All public but /metrics, which tells how the node is used (request rates
+ * per route, logins refused, exchanges per client and service): it is
+ * served to a scrape from an address in system.metrics_allow (loopback by
+ * default) or one that carries system.metrics_token as a bearer token.
+ * A scrape that carries a forwarding header came through a proxy, so the
+ * address it comes from says nothing of where it started: only the token
+ * opens it then.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/app.h"
 #include "core/crypto.h"
+#include "core/netaddr.h"
 #include "core/limits.h"
 #include "core/jobs.h"
 #include "core/metrics.h"
 #include "core/module.h"
 #include "core/version.h"
 #include "system/system_int.h"
+#include "system/system_limits.h"
 #include "core/banned.h"
 
 static egov_err healthz(req *r)
@@ -65,12 +76,12 @@ static egov_err readyz(req *r)
 	for (i = 0; i < egov_modules_count; i++) {
 		const char *why = egov_modules[i]->ready ? egov_modules[i]->ready() : NULL;
 		if (why) {
-			char detail[160];
+			char detail[SYSTEM_READY_DETAIL_MAX];
 			snprintf(detail, sizeof detail, "%s: %s", egov_modules[i]->name, why);
 			return resp_problem(r, 503, "unavailable", NULL, detail);
 		}
 	}
-	buf_init(&b, 1024);
+	buf_init(&b, SYSTEM_SMALL_ANSWER_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "status", "ready");
@@ -95,12 +106,100 @@ static long resident_bytes(void)
 	return rss * sysconf(_SC_PAGESIZE);
 }
 
+/* ---- [system]: who may read /metrics ----------------------------------- */
+
+typedef struct system_config {
+	char *metrics_allow;
+	char *metrics_token;
+	netaddr_list allow; /* metrics_allow, parsed by finish */
+} system_config;
+
+#define METRICS_TOKEN_MIN 32
+
+static bool check_token(const char *v, char *why, size_t whylen)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n >= METRICS_TOKEN_MIN)
+		return true;
+	snprintf(why, whylen, "is too short: %zu characters", n);
+	return false;
+}
+
+#define OFF(field) offsetof(system_config, field)
+
+static const config_key keys[] = {
+	{
+		.name = "metrics_allow", .type = CONFIG_STRING, .offset = OFF(metrics_allow),
+		.str_default = "127.0.0.0/8, ::1", .check = config_check_net_list,
+		.expect = "\"\" or comma-separated IP addresses and CIDR ranges",
+		.desc = "Client addresses (after server.trusted_proxies) that may read "
+			"/metrics without a token; others get 403, or 401 when "
+			"system.metrics_token is set. A scrape that carries "
+			"X-Forwarded-For, Forwarded or X-Real-IP came through a proxy "
+			"and needs the token. Empty: the token only.",
+	},
+	{
+		.name = "metrics_token", .type = CONFIG_STRING, .offset = OFF(metrics_token),
+		.str_default = "", .check = check_token, .secret = true,
+		.expect = "\"\" or at least 32 characters",
+		.desc = "Bearer token that opens /metrics from any address "
+			"(Prometheus: authorization credentials). Empty: no token is "
+			"accepted. Prefer the environment variable "
+			"EGOV_SYSTEM_METRICS_TOKEN, which keeps the secret out of files.",
+	},
+};
+
+static egov_err finish(void *values, const egov_config *cfg, char *errmsg, size_t errlen)
+{
+	system_config *sc = values;
+	char why[128];
+
+	(void)cfg;
+	if (!netaddr_list_parse(sc->metrics_allow, &sc->allow, why, sizeof why)) {
+		snprintf(errmsg, errlen, "system.metrics_allow: %s", why);
+		return EGOV_EINVAL;
+	}
+	return EGOV_OK;
+}
+
+static const config_section config = {
+	.name = "system",
+	.desc = "The node's own endpoints: who may read /metrics.",
+	.keys = keys,
+	.nkeys = sizeof keys / sizeof keys[0],
+	.size = sizeof(system_config),
+	.finish = finish,
+};
+
+/* NULL when r may read /metrics, else the problem's status and code. */
+static int metrics_refusal(req *r, const char **code)
+{
+	const system_config *sc = app()->config ? config_section_values(app()->config, &config) : NULL;
+	const char *h = req_header(r, "Authorization"), *ip = req_remote_ip(r);
+	netaddr a;
+
+	if (!sc)
+		return 0; /* a node made without the configuration (tests) */
+	if (sc->metrics_token[0] && h && strncasecmp(h, "Bearer ", 7) == 0 && crypto_streq(h + 7, sc->metrics_token))
+		return 0;
+	if (!req_header(r, "X-Forwarded-For") && !req_header(r, "Forwarded") && !req_header(r, "X-Real-IP") &&
+	    netaddr_parse(ip, strlen(ip), &a) && netaddr_list_has(&sc->allow, &a))
+		return 0;
+	*code = sc->metrics_token[0] ? "unauthorized" : "forbidden";
+	return sc->metrics_token[0] ? 401 : 403;
+}
+
 static egov_err metrics(req *r)
 {
 	db_stats st = {0};
+	const char *code = NULL;
+	int refused;
 	buf b;
 	egov_err err;
 
+	if ((refused = metrics_refusal(r, &code)))
+		return resp_problem(r, refused, code, NULL, NULL);
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	err = metrics_http_write(&b);
 	if (app()->db)
@@ -166,7 +265,7 @@ static egov_err version(req *r)
 	buf b;
 	jw w;
 
-	buf_init(&b, 1024);
+	buf_init(&b, SYSTEM_SMALL_ANSWER_MAX);
 	jw_init(&w, &b);
 	jw_obj_begin(&w);
 	jw_kstr(&w, "name", "egov");
@@ -187,6 +286,7 @@ static const route routes[] = {
 
 const egov_module system_module = {
 	.name = "system",
+	.config = &config,
 	.routes = routes,
 	.nroutes = sizeof routes / sizeof routes[0],
 };

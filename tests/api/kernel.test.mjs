@@ -18,7 +18,7 @@ const KERNEL_CODES = [
   'validation.invalid_field', 'uri.dot_segment', 'uri.encoded_slash', 'uri.nul', 'uri.backslash',
   'json.malformed', 'json.invalid_utf8', 'json.too_deep', 'json.not_object', 'json.unknown_field',
   'json.duplicate_field', 'json.missing_field', 'json.wrong_type', 'json.too_long', 'json.out_of_range',
-  'json.nul',
+  'json.nul', 'transfer_encoding_unsupported',
 ];
 
 const validNotice = () => ({
@@ -163,6 +163,24 @@ for (const backend of backends()) {
       assertProblem(ch, { status: 413, code: 'payload_too_large' });
     });
 
+    test('a body to an unknown path or with a wrong method: 404 / 405, not 413', async () => {
+      // The router decides before the body limit: an integrator who posts
+      // to a wrong URL learns that, not that the body was too large.
+      const head = (line) => `${line}\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n`;
+      const nf = await raw(node.port, `${head('POST /api/v1/no-such-thing HTTP/1.1')}Content-Length: 2\r\n\r\n{}`);
+      assertProblem(nf, { status: 404, code: 'not_found', instance: '/api/v1/no-such-thing' });
+      const wm = await raw(node.port, `${head('PUT /api/v1/version HTTP/1.1')}Content-Length: 2\r\n\r\n{}`);
+      assertProblem(wm, { status: 405, code: 'method_not_allowed' });
+      assert.deepEqual((wm.headers.get('allow') ?? '').split(',').map((x) => x.trim()).sort(), ['GET', 'HEAD']);
+      const ch = await raw(node.port, `${head('DELETE /api/v1/notices HTTP/1.1')}Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`);
+      assertProblem(ch, { status: 405, code: 'method_not_allowed' });
+      const f = await request(node, '/api/v1/nothing-here', { method: 'POST', json: { a: 1 } });
+      assertProblem(f, { status: 404, code: 'not_found' });
+      // A matched route that takes no body still refuses one.
+      const g = await raw(node.port, `${head('POST /api/v1/notices HTTP/1.1')}Authorization: ${auth.Authorization}\r\nContent-Length: 10000000\r\n\r\n{`, { timeoutMs: 3000 });
+      assertProblem(g, { status: 413, code: 'payload_too_large' });
+    });
+
     test('414: request target over 4096 bytes', async () => {
       const ok = await request(node, `/healthz?x=${'a'.repeat(4000)}`);
       assert.equal(ok.status, 200, 'a 4 KiB target is accepted');
@@ -252,6 +270,88 @@ for (const backend of backends()) {
         assert.equal(r.status, 200);
         assert.equal(r.headers.get('x-request-id'), ids[i]);
       });
+    });
+  });
+
+  // libmicrohttpd 0.9.75 answers a request without Host with its header
+  // block twice, never answers an unknown transfer coding, and lets a
+  // client trickle a request head for ever; egov works around each
+  // (docs/architecture.md, "libmicrohttpd's quirks").
+  describe(`libmicrohttpd's quirks, worked around (${backend})`, () => {
+    let node;
+    before(async () => {
+      node = await start(backend, 'kernel_quirks', { config: adminConfig('head_timeout_s = 2\ntimeout_s = 10\n') });
+    });
+    after(async () => { await stopClean(node); });
+
+    test('HTTP/1.1 without Host: one 400 problem with one header block', async () => {
+      const r = await raw(node.port, 'GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n', { timeoutMs: 3000 });
+      assert.equal((r.raw.match(/HTTP\/1\.[01] \d{3}/g) ?? []).length, 1, `one status line: ${JSON.stringify(r.raw.slice(0, 400))}`);
+      assertProblem(r, { status: 400, code: 'bad_request' });
+      // HTTP/1.0 needs no Host.
+      const old = await raw(node.port, 'GET /healthz HTTP/1.0\r\n\r\n', { timeoutMs: 3000 });
+      assert.equal(old.status, 200);
+      // Two Host headers are as bad as none.
+      const two = await raw(node.port, 'GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n', { timeoutMs: 3000 });
+      assertProblem(two, { status: 400, code: 'bad_request' });
+      // Whitespace in or after a header name (RFC 9112 5.1), and a space in
+      // the request target: a proxy could read either differently.
+      for (const bad of ['GET /healthz HTTP/1.1\r\nHost: x\r\nX-Y : z\r\nConnection: close\r\n\r\n',
+        'GET /healthz HTTP/1.1\r\nHost: x\r\nX Y: z\r\nConnection: close\r\n\r\n',
+        'GET /a b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n']) {
+        const r2 = await raw(node.port, bad, { timeoutMs: 3000 });
+        assertProblem(r2, { status: 400, code: 'bad_request' });
+      }
+    });
+
+    test('an unknown transfer coding is answered 501 at once; with Content-Length too, 400', async () => {
+      const h = 'POST /api/v1/notices HTTP/1.1\r\nHost: x\r\nConnection: close\r\n'
+        + `Authorization: ${auth.Authorization}\r\nContent-Type: application/json\r\n`;
+      for (const te of ['xchunked', 'gzip', 'gzip, chunked', 'chunked, gzip']) {
+        const t0 = Date.now();
+        const r = await raw(node.port, `${h}Transfer-Encoding: ${te}\r\n\r\nabc`, { timeoutMs: 4000 });
+        assert.equal(r.timedOut, false, `Transfer-Encoding: ${te} was never answered`);
+        assert.ok(Date.now() - t0 < 2000, `Transfer-Encoding: ${te} answered after ${Date.now() - t0} ms`);
+        assertProblem(r, { status: 501, code: 'transfer_encoding_unsupported' });
+      }
+      const both = await raw(node.port, `${h}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n`, { timeoutMs: 4000 });
+      assertProblem(both, { status: 400, code: 'bad_request' });
+      // chunked itself, in any letter case, is fine.
+      const ok = await raw(node.port, `${h}Transfer-Encoding: Chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n`, { timeoutMs: 4000 });
+      assertProblem(ok, { status: 400, code: 'json.missing_field', field: 'category' });
+    });
+
+    test('a request head trickled byte by byte is dropped at the head deadline', async () => {
+      // The request line is whole after 1.6 s, so the request has begun
+      // (egov holds a request struct for it) when the deadline ends it.
+      const head = `GET / HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}\r\n\r\n`;
+      const t0 = Date.now();
+      // One byte every 100 ms, each well inside the idle timeout (10 s):
+      // only a deadline on the whole head ends it.
+      const r = await raw(node.port, [...head], { paceMs: 100, timeoutMs: 15000 });
+      const took = Date.now() - t0;
+      assert.equal(r.timedOut, false, 'the trickling client was never dropped');
+      assert.equal(r.status, 0, `a trickled head was answered: ${r.raw.slice(0, 100)}`);
+      assert.ok(took >= 1500 && took < 6000, `dropped after ${took} ms (deadline 2 s)`);
+      // A head sent at once on a kept-alive connection is not affected, nor
+      // is the next request on it.
+      const ok = await request(node, '/healthz');
+      assert.equal(ok.status, 200);
+    });
+
+    test('a garbage request line is closed at once or at the head deadline, never served', async () => {
+      // No space at all: libmicrohttpd closes at once without an answer
+      // (documented as harmless). Bytes that never make a line end at
+      // the head deadline.
+      const g = await raw(node.port, 'GARBAGE\r\n\r\n', { timeoutMs: 5000 });
+      assert.equal(g.timedOut, false);
+      assert.ok(g.status === 0 || g.status === 400, `GARBAGE: ${g.status}`);
+      const t0 = Date.now();
+      const bin = await raw(node.port, Buffer.from([0, 1, 2, 0x20, 0x2f, 0x20, 0x0d, 0x0a, 0x0d, 0x0a]), { timeoutMs: 8000 });
+      assert.equal(bin.timedOut, false, 'binary garbage held the connection');
+      assert.ok(Date.now() - t0 < 6000);
+      assert.ok(bin.status === 0 || bin.status === 400, `binary: ${bin.status}`);
+      assert.equal((await request(node, '/healthz')).status, 200);
     });
   });
 }

@@ -193,7 +193,7 @@ static const bad_case bad_cases[] = {
 	{"[server]\nlisten_port = 1\n", EGOV_EINVAL,
 	 {"test.conf:2: server.listen_port: unknown key", "expected one of listen, threads"}},
 	{"[srv]\nlisten = 1\n", EGOV_EINVAL,
-	 {"test.conf:1: [srv]: unknown section", "(expected one of server, data, web, log, pki, mail, oidc, exchange)"}},
+	 {"test.conf:1: [srv]: unknown section", "(expected one of server, data, web, log, system, pki, mail, oidc, exchange)"}},
 	{"listen = 127.0.0.1:1\n", EGOV_EINVAL,
 	 {"test.conf:1: listen: key outside a section"}},
 	/* not integers */

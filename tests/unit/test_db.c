@@ -257,6 +257,60 @@ static void test_transactions(void **state)
 	on_each_backend(tx_case);
 }
 
+/* db_begin() inside a transaction: a SAVEPOINT that commits with the outer
+ * transaction, and rolls back alone, leaving the outer one usable even
+ * after a conflict (which aborts a whole transaction on PostgreSQL). */
+static void nested_case(db *d, db_conn *c)
+{
+	db_conn *other = NULL;
+	make_table(c);
+	assert_int_equal(db_conn_open(d, &other), EGOV_OK);
+
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id, u) VALUES (1, 'a')", NULL, 0, NULL), EGOV_OK);
+	/* Inner part that commits: nothing is visible before the outer commit. */
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id) VALUES (2)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(db_commit(c), EGOV_OK);
+	assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM t"), 0);
+	/* Inner part that conflicts and rolls back alone. */
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id) VALUES (3)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id, u) VALUES (4, 'a')", NULL, 0, NULL), EGOV_ECONFLICT);
+	assert_int_equal(db_end(c, EGOV_ECONFLICT), EGOV_ECONFLICT);
+	/* Two deep, through db_end(). */
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id) VALUES (5)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(db_end(c, EGOV_OK), EGOV_OK);
+	assert_int_equal(db_end(c, EGOV_OK), EGOV_OK);
+	/* The outer transaction is still usable and commits what it kept. */
+	assert_int_equal(db_exec(c, "INSERT INTO t (id) VALUES (6)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(db_end(c, EGOV_OK), EGOV_OK);
+	assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM t"), 4);
+	assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM t WHERE id IN (3, 4)"), 0);
+
+	/* The outer one rolled back takes the committed inner parts with it. */
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id) VALUES (7)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(db_commit(c), EGOV_OK);
+	assert_int_equal(db_end(c, EGOV_EINVAL), EGOV_EINVAL);
+	assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM t"), 4);
+	/* And a plain transaction afterwards is a transaction again. */
+	assert_int_equal(db_begin(c), EGOV_OK);
+	assert_int_equal(db_exec(c, "INSERT INTO t (id) VALUES (8)", NULL, 0, NULL), EGOV_OK);
+	assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM t"), 4);
+	assert_int_equal(db_commit(c), EGOV_OK);
+	assert_int_equal(count_rows(other, "SELECT COUNT(*) FROM t"), 5);
+	db_conn_close(other);
+}
+
+static void test_nested_transactions(void **state)
+{
+	on_each_backend(nested_case);
+}
+
 /* ---- statement cache --------------------------------------------------------- */
 
 static void cache_case(db *d, db_conn *c)
@@ -851,6 +905,7 @@ int main(void)
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_transactions),
+		cmocka_unit_test(test_nested_transactions),
 		cmocka_unit_test(test_stmt_cache),
 		cmocka_unit_test(test_blob_rows),
 		cmocka_unit_test(test_migrations),

@@ -1,10 +1,15 @@
 /*
  * test_httpc.c: the HTTP client against a small HTTP/1.1 server on
- * 127.0.0.1 that this test runs in a thread (real sockets, keep-alive).
+ * 127.0.0.1 that this test runs in a thread (real sockets, keep-alive),
+ * and its TLS floor against `openssl s_server`.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -391,6 +396,139 @@ static void test_many_in_flight(void **state)
 	assert_int_equal(atomic_load(&many_done), 200);
 }
 
+/* ---- the TLS floor: against `openssl s_server` ---------------------------- */
+
+extern char **environ;
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), p = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		p = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return p;
+}
+
+/* Starts `openssl s_server -www` with the extra arguments on a free port and
+ * waits until it accepts; returns its pid, the port through *p. */
+static pid_t s_server(const char *dir, const char *const *extra, int *p)
+{
+	char cert[600], key[600], accept_[16];
+	const char *argv[24];
+	size_t n = 0, i;
+	pid_t pid;
+
+	*p = free_port();
+	snprintf(cert, sizeof cert, "%s/srv.pem", dir);
+	snprintf(key, sizeof key, "%s/srv.key", dir);
+	snprintf(accept_, sizeof accept_, "%d", *p);
+	argv[n++] = "openssl";
+	argv[n++] = "s_server";
+	argv[n++] = "-quiet";
+	argv[n++] = "-www";
+	argv[n++] = "-accept";
+	argv[n++] = accept_;
+	argv[n++] = "-cert";
+	argv[n++] = cert;
+	argv[n++] = "-key";
+	argv[n++] = key;
+	for (i = 0; extra[i]; i++)
+		argv[n++] = extra[i];
+	argv[n] = NULL;
+	{
+		/* Its output would keep the test's pipes open. */
+		posix_spawn_file_actions_t fa;
+		posix_spawn_file_actions_init(&fa);
+		posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+		assert_int_equal(posix_spawnp(&pid, "openssl", &fa, NULL, (char *const *)(uintptr_t)argv, environ), 0);
+		posix_spawn_file_actions_destroy(&fa);
+	}
+	for (i = 0; i < 200; i++) {
+		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)*p)};
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int ok;
+		struct timespec ts = {0, 20 * 1000 * 1000};
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		close(fd);
+		if (ok)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+}
+
+/* One GET to a server started with extra; the server is stopped before the
+ * caller asserts anything, so a failure leaves nothing running. */
+static egov_err tls_get(const char *dir, const char *const *extra, int *status)
+{
+	char u[64], ca[600];
+	httpc_response resp;
+	httpc_request rq = {.method = "GET", .timeout_ms = 5000};
+	egov_err err;
+
+	int p;
+	pid_t pid = s_server(dir, extra, &p);
+
+	snprintf(u, sizeof u, "https://127.0.0.1:%d/", p);
+	snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+	rq.url = u;
+	rq.ca_file = ca;
+	assert_int_equal(httpc_send_sync(&rq, &resp), EGOV_OK);
+	err = resp.err;
+	*status = resp.status;
+	httpc_response_release(&resp);
+	stop(pid);
+	return err;
+}
+
+/* Calls to other servers hold the listeners' floor: a server that offers
+ * only TLS 1.1, or only a CBC suite with SHA-1, is refused; TLS 1.2 with an
+ * AEAD suite and TLS 1.3 are spoken. */
+static void test_tls_floor(void **state)
+{
+	char *dir = test_tmpdir(), cmd[2048];
+	static const char *const tls11[] = {"-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0", NULL};
+	static const char *const cbc[] = {"-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:@SECLEVEL=0",
+					  NULL};
+	static const char *const tls12[] = {"-tls1_2", NULL};
+	static const char *const tls13[] = {"-tls1_3", NULL};
+	int status;
+
+	(void)state;
+	snprintf(cmd, sizeof cmd,
+		 "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+		 "-keyout ca.key -out ca.pem -subj /CN=ca 2>/dev/null && "
+		 "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.csr "
+		 "-subj /CN=127.0.0.1 2>/dev/null && printf 'subjectAltName=IP:127.0.0.1\n' > ext && "
+		 "openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext "
+		 "-out srv.pem 2>/dev/null",
+		 dir);
+	assert_int_equal(system(cmd), 0);
+
+	assert_int_equal(tls_get(dir, tls11, &status), EGOV_EUNAVAILABLE);
+	assert_int_equal(tls_get(dir, cbc, &status), EGOV_EUNAVAILABLE);
+	assert_int_equal(tls_get(dir, tls12, &status), EGOV_OK);
+	assert_int_equal(status, 200);
+	assert_int_equal(tls_get(dir, tls13, &status), EGOV_OK);
+	assert_int_equal(status, 200);
+	test_rmrf(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_refused_and_bad),
 		cmocka_unit_test(test_spooled_bodies),
 		cmocka_unit_test(test_many_in_flight),
+		cmocka_unit_test(test_tls_floor),
 	};
 	return cmocka_run_group_tests(tests, setup_srv, teardown_srv);
 }

@@ -357,13 +357,17 @@ static void case_login_and_throttle(db_conn *c)
 	assert_int_equal(identity_login_password(c, "bob@example.mo", "wrong-password", "10.0.0.1", &out, &code, &retry,
 						 &locked),
 			 EGOV_EAUTH);
-	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.2", &retry), EGOV_EBUSY);
+	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.1", &retry), EGOV_EBUSY);
 	assert_int_equal(retry, 2000);
+	/* The delay is the failing client's: the owner elsewhere is not held
+	 * up by a stranger's guesses (ASVS 2.2.1). */
+	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.2", &retry), EGOV_OK);
 	fake_now += 2 * SEC + 1;
 	/* A success clears the account's counter. */
 	assert_int_equal(identity_login_password(c, "bob@example.mo", "violet-harbour-lantern", "10.0.0.1", &out, &code,
 						 &retry, &locked),
 			 EGOV_OK);
+	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.1", &retry), EGOV_OK);
 	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.2", &retry), EGOV_OK);
 	/* The lock at 100 consecutive failures, with mail to the owner. */
 	for (i = 1; i <= IDENTITY_LOCK_FAILURES; i++) {
@@ -372,8 +376,10 @@ static void case_login_and_throttle(db_conn *c)
 		if (i < IDENTITY_LOCK_FAILURES)
 			fake_now += IDENTITY_THROTTLE_CAP_S * SEC;
 	}
-	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.9", &retry), EGOV_EBUSY);
+	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.3", &retry), EGOV_EBUSY);
 	assert_int_equal(retry, (int64_t)IDENTITY_THROTTLE_CAP_S * 1000);
+	/* Elsewhere no delay: the lock itself answers (to the right password). */
+	assert_int_equal(identity_throttle_check(c, "bob@example.mo", "10.0.0.9", &retry), EGOV_OK);
 	fake_now += IDENTITY_THROTTLE_CAP_S * SEC + 1;
 	assert_int_equal(identity_login_password(c, "bob@example.mo", "violet-harbour-lantern", "10.0.0.1", &out, &code,
 						 &retry, &locked),
@@ -392,6 +398,33 @@ static void case_login_and_throttle(db_conn *c)
 	assert_int_equal(identity_login_password(c, "bob@example.mo", "amber-quartz-meadow", "10.0.0.1", &out, &code,
 						 &retry, &locked),
 			 EGOV_OK);
+}
+
+/* The address throttle counts an IPv6 client by its /64, and a client's
+ * failures on many e-mails, not the e-mails' owners. */
+static void case_throttle_keys(db_conn *c)
+{
+	char ip[64], email[64];
+	int64_t retry = 0;
+	bool locked = false;
+	int i;
+
+	for (i = 1; i <= IDENTITY_THROTTLE_IP_FREE; i++) {
+		snprintf(ip, sizeof ip, "2001:db8:1:2::%x", i);
+		snprintf(email, sizeof email, "guess%d@example.mo", i);
+		assert_int_equal(identity_throttle_fail(c, email, NULL, ip, &locked), EGOV_OK);
+	}
+	/* Another address of the same /64, another e-mail: held up. */
+	assert_int_equal(identity_throttle_check(c, "new@example.mo", "2001:db8:1:2:ffff::1", &retry), EGOV_EBUSY);
+	assert_int_equal(retry, 1000);
+	/* Another /64, and each guessed e-mail from elsewhere: free. */
+	assert_int_equal(identity_throttle_check(c, "new@example.mo", "2001:db8:1:3::1", &retry), EGOV_OK);
+	assert_int_equal(identity_throttle_check(c, "guess1@example.mo", "192.0.2.1", &retry), EGOV_OK);
+	/* An e-mail that reads like a scope is only an e-mail. */
+	for (i = 0; i < IDENTITY_THROTTLE_FREE; i++)
+		assert_int_equal(identity_throttle_fail(c, "x ip:192.0.2.1", NULL, "198.51.100.1", &locked), EGOV_OK);
+	assert_int_equal(identity_throttle_check(c, "x", "192.0.2.1", &retry), EGOV_OK);
+	assert_int_equal(identity_throttle_check(c, "x ip:192.0.2.1", "198.51.100.1", &retry), EGOV_EBUSY);
 }
 
 static void case_sessions(db_conn *c)
@@ -574,6 +607,7 @@ static void case_tokens(db_conn *c)
 
 static void test_accounts(void **state) { (void)state; on_each_backend(case_accounts); }
 static void test_login_throttle_lock(void **state) { (void)state; on_each_backend(case_login_and_throttle); }
+static void test_throttle_keys(void **state) { (void)state; on_each_backend(case_throttle_keys); }
 static void test_sessions(void **state) { (void)state; on_each_backend(case_sessions); }
 static void test_totp_recovery(void **state) { (void)state; on_each_backend(case_totp_recovery); }
 static void test_roles(void **state) { (void)state; on_each_backend(case_roles); }
@@ -591,6 +625,7 @@ int main(void)
 		cmocka_unit_test(test_roles_table),
 		cmocka_unit_test(test_accounts),
 		cmocka_unit_test(test_login_throttle_lock),
+		cmocka_unit_test(test_throttle_keys),
 		cmocka_unit_test(test_sessions),
 		cmocka_unit_test(test_totp_recovery),
 		cmocka_unit_test(test_roles),

@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/err.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/pkcs12.h>
@@ -384,7 +385,7 @@ static void test_pkcs12(void **state)
 		X509 *x = NULL;
 		STACK_OF(X509) *ca = NULL;
 
-		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "Wong Siu Ming", "correct horse", &p12, &len,
+		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "Wong Siu Ming", "correct horse", NULL, &p12, &len,
 						  &ci, &code),
 				 EGOV_OK);
 		p = p12;
@@ -398,7 +399,7 @@ static void test_pkcs12(void **state)
 		assert_string_equal(ci.subject, "CN=Wong Siu Ming,UID=user-2,O=egov,C=MO");
 		free(p12);
 		pki_cert_info_release(&ci);
-		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "X", "short", &p12, &len, &ci, &code),
+		assert_int_equal(pki_issue_pkcs12(f.c, "user-2", "person_sign", "X", "short", NULL, &p12, &len, &ci, &code),
 				 EGOV_EINVAL);
 		assert_null(p12);
 		EVP_PKEY_free(k);
@@ -485,6 +486,39 @@ static int ocsp_status(fx *f, X509 *cert, X509 *issuer, bool nonce, int *reason)
 	return status;
 }
 
+/* Asks the responder about cert (issued by issuer) and returns the
+ * response status itself, for the answers that carry no certificate
+ * status. */
+static int ocsp_response_status(fx *f, X509 *cert, X509 *issuer)
+{
+	OCSP_REQUEST *oreq = OCSP_REQUEST_new();
+	OCSP_RESPONSE *resp;
+	unsigned char *der = NULL, *resp_der = NULL;
+	const unsigned char *p;
+	size_t rlen = 0;
+	int len, st;
+
+	OCSP_request_add0_id(oreq, OCSP_cert_to_id(EVP_sha1(), cert, issuer));
+	len = i2d_OCSP_REQUEST(oreq, &der);
+	assert_int_equal(pki_ocsp_respond(f->c, der, (size_t)len, &resp_der, &rlen), EGOV_OK);
+	p = resp_der;
+	resp = d2i_OCSP_RESPONSE(NULL, &p, (long)rlen);
+	assert_non_null(resp);
+	st = OCSP_response_status(resp);
+	/* An error answer is unsigned: it holds no basic response. */
+	{
+		OCSP_BASICRESP *bs = OCSP_response_get1_basic(resp);
+		assert_null(bs);
+		OCSP_BASICRESP_free(bs);
+		ERR_clear_error();
+	}
+	OCSP_RESPONSE_free(resp);
+	free(resp_der);
+	OPENSSL_free(der);
+	OCSP_REQUEST_free(oreq);
+	return st;
+}
+
 static void test_revoke_crl_ocsp(void **state)
 {
 	fx f;
@@ -517,12 +551,13 @@ static void test_revoke_crl_ocsp(void **state)
 		assert_int_equal(ocsp_status(&f, xa, pki_g.issuing, false, &reason), V_OCSP_CERTSTATUS_REVOKED);
 		assert_int_equal(reason, 1);
 		assert_int_equal(ocsp_status(&f, xb, pki_g.issuing, true, &reason), V_OCSP_CERTSTATUS_GOOD);
-		/* A certificate from another issuer: unknown. */
+		/* A certificate from another issuer: unauthorized (RFC 6960 2.3),
+		 * not an "unknown" signed by a CA that cannot speak for it. */
 		foreign = X509_new();
 		X509_set_pubkey(foreign, fk);
 		ASN1_INTEGER_set(X509_get_serialNumber(foreign), 42);
 		X509_set_issuer_name(foreign, X509_get_subject_name(foreign));
-		assert_int_equal(ocsp_status(&f, foreign, foreign, false, &reason), V_OCSP_CERTSTATUS_UNKNOWN);
+		assert_int_equal(ocsp_response_status(&f, foreign, foreign), OCSP_RESPONSE_STATUS_UNAUTHORIZED);
 		/* Our issuer but a serial never issued: unknown. */
 		X509_set_issuer_name(foreign, X509_get_subject_name(pki_g.issuing));
 		assert_int_equal(ocsp_status(&f, foreign, pki_g.issuing, false, &reason), V_OCSP_CERTSTATUS_UNKNOWN);

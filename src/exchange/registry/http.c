@@ -12,20 +12,15 @@
 
 #include "core/limits.h"
 #include "exchange/registry/registry_int.h"
-#include "identity/identity.h"
 #include "pki/pki.h"
 #include "core/banned.h"
 
+/* The audit actor of the caller, as the route contract names it
+ * ("account:<id>" for a session or an access token, "operator" for the
+ * operator token). */
 static void actor_of(req *r, char *out, size_t len)
 {
-	identity_principal p;
-
-	if (identity_principal_from_req(r, &p) != EGOV_OK)
-		snprintf(out, len, "unknown");
-	else if (p.operator_token)
-		snprintf(out, len, "operator");
-	else
-		snprintf(out, len, "account:%s", p.account_id);
+	snprintf(out, len, "%s", req_principal(r)->actor);
 }
 
 static egov_err answer_why(req *r, egov_err err, const reg_why *why)
@@ -241,7 +236,7 @@ egov_err exchange_http_add(req *r)
 	exchange_reg_kind kind = route_kind(r);
 	item_in in = {0};
 	exchange_reg_item it = {0};
-	char actor[64], key[2 * EXCHANGE_ID_MAX + 2];
+	char actor[PRINCIPAL_ACTOR_MAX + 1], key[2 * EXCHANGE_ID_MAX + 2];
 	reg_why why = {0};
 	bool replaced = false;
 	db_conn *c = NULL;
@@ -299,7 +294,7 @@ egov_err exchange_http_remove(req *r)
 {
 	exchange_reg_kind kind = route_kind(r);
 	const char *id = req_param(r, id_param(kind));
-	char client[EXCHANGE_ID_MAX], actor[64];
+	char client[EXCHANGE_ID_MAX], actor[PRINCIPAL_ACTOR_MAX + 1];
 	exchange_reg_item it = {.kind = kind, .id = id};
 	reg_why why = {0};
 	db_conn *c = NULL;
@@ -354,7 +349,7 @@ static const json_field cert_fields[] = {
 egov_err exchange_http_cert_add(req *r)
 {
 	cert_in in = {0};
-	char sha[65], actor[64];
+	char sha[65], actor[PRINCIPAL_ACTOR_MAX + 1];
 	char *pem = NULL;
 	exchange_reg_item it = {.kind = EXCHANGE_REG_CERT};
 	reg_why why = {0};
@@ -409,7 +404,7 @@ egov_err exchange_http_trust_add(req *r)
 {
 	trust_in in = {0};
 	exchange_reg_item it = {.kind = EXCHANGE_REG_TRUST};
-	char sha[65], actor[64];
+	char sha[65], actor[PRINCIPAL_ACTOR_MAX + 1];
 	reg_why why = {0};
 	bool replaced = false;
 	db_conn *c = NULL;
