@@ -7,7 +7,7 @@
 BUILD ?= build
 DATA ?= var
 CC ?= cc
-PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium libqrencode gnutls libcurl libpcre2-8
+PKGS := libmicrohttpd libcjson sqlite3 libpq openssl libsodium libqrencode gnutls libcurl libpcre2-8 yaml-0.1
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -12,13 +12,14 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 
 build_pkgs="build-essential pkg-config libmicrohttpd-dev libcjson-dev libsqlite3-dev libpq-dev
-	libssl-dev libsodium-dev libqrencode-dev libgnutls28-dev libcurl4-openssl-dev libpcre2-dev ca-certificates curl"
+	libssl-dev libsodium-dev libqrencode-dev libgnutls28-dev libcurl4-openssl-dev libpcre2-dev libyaml-dev ca-certificates curl"
 # The official JSON Schema Test Suite (tests/unit/test_jsonschema.c runs it)
 # comes with Debian's libtest-json-schema-acceptance-perl, which ships the
 # suite's files; the npm package of the suite fetches them from GitHub at
-# install time, which an offline machine or CI cannot.
+# install time, which an offline machine or CI cannot. PyYAML (python3-yaml)
+# reads back the YAML that getOpenAPI writes (tests/api/exchange_im.test.mjs).
 test_pkgs="postgresql-15 clang libclang-rt-14-dev libcmocka-dev chromium fonts-noto-cjk sqlite3 openssl
-	nodejs npm procps iproute2 libtest-json-schema-acceptance-perl"
+	nodejs npm procps iproute2 libtest-json-schema-acceptance-perl python3-yaml"
 bench_pkgs="nginx-light wrk libjansson-dev glewlwyd"
 
 case "$what" in

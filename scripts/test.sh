@@ -52,7 +52,8 @@ done
 # runs under the sanitizer in the unit tests, and above it a request takes
 # the same path on either backend. docs/testing.md says the same.
 asan_api="kernel notices static oidc pki certlogin certlink account_self identity notify cli slow
-	exchange_gateway exchange_stream exchange_pubsub exchange_registry exchange_failures"
+	exchange_gateway exchange_stream exchange_pubsub exchange_registry exchange_failures exchange_im
+	exchange_federation"
 
 total_pass=0
 total_fail=0

@@ -24,21 +24,17 @@
 
 #define PERM_ADMIN "exchange.admin"
 
-#define ADMIN_ROUTES(kind, body)                                                                                 \
-	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind, .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_list}, \
-		{.method = HTTP_POST,                                                                            \
-		 .path = "/api/v1/exchange/" kind,                                                               \
-		 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,                                                                             \
-		 .body_max = (body),                                                                             \
-		 .handler = exchange_http_add},                                                                  \
-		{.method = HTTP_GET,                                                                             \
-		 .path = "/api/v1/exchange/" kind "/{*rest}",                                                    \
-		 .perm = PERM_ADMIN,                                                                             \
-		 .handler = exchange_http_get},                                                                  \
-	{                                                                                                        \
-		.method = HTTP_DELETE, .path = "/api/v1/exchange/" kind "/{*rest}", .perm = PERM_ADMIN,          \
-		.handler = exchange_http_remove                                                                  \
-	}
+/* A registry list's four routes: read with the session, a token or the
+ * operator's key; change with the session's CSRF token too. */
+#define ADMIN_ROUTES(kind, body)                                                                   \
+	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind, .auth = AUTH_API, .perm = PERM_ADMIN, \
+	 .handler = exchange_http_list},                                                           \
+	{.method = HTTP_POST, .path = "/api/v1/exchange/" kind, .auth = AUTH_API | AUTH_CSRF,        \
+	 .perm = PERM_ADMIN, .body_max = (body), .handler = exchange_http_add},                    \
+	{.method = HTTP_GET, .path = "/api/v1/exchange/" kind "/{*rest}", .auth = AUTH_API,         \
+	 .perm = PERM_ADMIN, .handler = exchange_http_get},                                        \
+	{.method = HTTP_DELETE, .path = "/api/v1/exchange/" kind "/{*rest}",                        \
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN, .handler = exchange_http_remove}
 
 #define ANY_TYPE "*"
 /* Service calls: bodies over SPOOL_THRESHOLD are spooled to a file, and
@@ -46,8 +42,8 @@
 #define R1(m) {.method = m, .path = "/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, .content_type = ANY_TYPE, \
 	       .handler = exchange_consumer_call, .name = "/r1", .spool = true, .head = exchange_service_limit_head}
 #define PEER(m) {.method = m, .path = "/peer/v1/r1/{*rest}", .body_max = EGOV_BODY_MAX_SPOOLED, \
-		 .content_type = ANY_TYPE, .handler = exchange_provider_call, .name = "/peer/v1/r1", .auth = AUTH_PEER, .peer = true, \
-		 .spool = true, .head = exchange_service_limit_head}
+		 .content_type = ANY_TYPE, .handler = exchange_provider_call, .name = "/peer/v1/r1", \
+		 .auth = AUTH_PEER, .peer = true, .spool = true, .head = exchange_service_limit_head}
 /* Calls to the pub/sub rooms (service codes api, pub, pull) touch the
  * database: their handler runs on the blocking pool. More literal
  * segments win in the router, so these take those codes from PEER(). The
@@ -75,7 +71,7 @@ static const route routes[] = {
 	 .handler = exchange_http_add},
 	{.method = HTTP_DELETE,
 	 .path = "/api/v1/exchange/access/{*rest}",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .handler = exchange_http_remove},
 	{.method = HTTP_GET, .path = "/api/v1/exchange/certs", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_list},
 	{.method = HTTP_POST,
@@ -83,10 +79,23 @@ static const route routes[] = {
 	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .body_max = EXCHANGE_CERT_BODY_MAX,
 	 .handler = exchange_http_cert_add},
-	{.method = HTTP_GET, .path = "/api/v1/exchange/certs/{sha256}", .perm = PERM_ADMIN, .handler = exchange_http_get},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/certs/{sha256}", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_get},
 	{.method = HTTP_DELETE,
 	 .path = "/api/v1/exchange/certs/{sha256}",
-	 .perm = PERM_ADMIN,
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
+	 .handler = exchange_http_remove},
+	/* Federation: the other instances this registry trusts. */
+	{.method = HTTP_GET, .path = "/api/v1/exchange/trusts", .auth = AUTH_API, .perm = PERM_ADMIN, .handler = exchange_http_list},
+	{.method = HTTP_POST,
+	 .path = "/api/v1/exchange/trusts",
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
+	 .body_max = EXCHANGE_CERT_BODY_MAX,
+	 .handler = exchange_http_trust_add},
+	{.method = HTTP_GET, .path = "/api/v1/exchange/trusts/{instance}", .auth = AUTH_API, .perm = PERM_ADMIN,
+	 .handler = exchange_http_get},
+	{.method = HTTP_DELETE,
+	 .path = "/api/v1/exchange/trusts/{instance}",
+	 .auth = AUTH_API | AUTH_CSRF, .perm = PERM_ADMIN,
 	 .handler = exchange_http_remove},
 	/* The gateway: service calls (R1), the provider side (PEER) with
 	 * the pub/sub rooms (ROOMS), and pushes between gateways. */
@@ -110,6 +119,7 @@ static const db_migration migrations[] = {
 	{.version = 3, .name = "message_log", .sql_sqlite = exlog_schema_sqlite, .sql_postgres = exlog_schema_postgres},
 	{.version = 4, .name = "backends", .sql = exchange_backend_schema},
 	{.version = 5, .name = "pubsub", .sql_sqlite = pubsub_schema_sqlite, .sql_postgres = pubsub_schema_postgres},
+	{.version = 6, .name = "federation", .sql = exchange_registry_schema_v3},
 };
 
 const db_migration *exchange_migrations(size_t *n)
@@ -121,7 +131,7 @@ const db_migration *exchange_migrations(size_t *n)
 /* The jobs run on every node, in this order, and stopped in reverse; each
  * does nothing on a node whose room was not started (not a gateway). */
 static const job *const jobs[] = {
-	&exchange_conf_job, &exlog_sealer_job, &gateway_backends_job, &gateway_bodies_job, &gateway_refusals_job,
+	&exchange_conf_job, &exchange_federation_job, &exlog_sealer_job, &gateway_backends_job, &gateway_bodies_job, &gateway_refusals_job,
 	&pubsub_delivery_job,
 };
 
@@ -141,7 +151,10 @@ static egov_err start(const egov_config *cfg)
 	registry_setup(d, cfg);
 	if (!exchange_is_gateway(cfg))
 		return EGOV_OK;
-	if ((err = exchange_conf_start(cfg)) || (err = exchange_log_start(d, cfg)) ||
+	if ((err = exchange_conf_start(cfg)))
+		return err;
+	exchange_federation_start(cfg);
+	if ((err = exchange_log_start(d, cfg)) ||
 	    (err = exchange_gateway_start(d, cfg, app()->blobs)) || (err = pubsub_delivery_start(cfg)))
 		stop();
 	return err;
@@ -152,6 +165,7 @@ static void stop(void)
 	pubsub_delivery_stop();
 	exchange_gateway_stop();
 	exchange_log_stop();
+	exchange_federation_stop();
 	exchange_conf_stop();
 }
 
@@ -174,10 +188,13 @@ static void help(FILE *f)
 	      "          | list [SUBSYSTEM] | remove ID           ID = SUBSYSTEM/SERVICE\n"
 	      "  event-type add ID | list [SUBSYSTEM] | remove ID  ID = SUBSYSTEM/NAME\n"
 	      "  access grant CLIENT SERVICE [--methods GET,POST|*] [--paths /a/*,/b|*]\n"
+	      "         (CLIENT may be of a trusted instance)\n"
 	      "         | revoke CLIENT SERVICE | list [SUBSYSTEM|SERVICE]\n"
 	      "  cert issue SUBSYSTEM --usage sign|tls --csr FILE  issue with the platform CA, print the PEM\n"
 	      "  cert add SUBSYSTEM --usage sign|tls FILE          register a certificate issued elsewhere\n"
 	      "  cert list [SUBSYSTEM] | remove SHA256\n"
+	      "  trust add INSTANCE --url URL --cert FILE        trust another instance's central node\n"
+	      "        | list | remove INSTANCE                    (its configuration signing certificate)\n"
 	      "  central init                                      make DATA/exchange/central.key and .crt\n"
 	      "  conf show                                         the global configuration (central: current;\n"
 	      "                                                    gateway: the kept copy)\n"

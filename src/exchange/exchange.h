@@ -45,6 +45,7 @@ typedef struct exchange_config {
 	char *central_cert;        /* gateway: PEM of the central's configuration signing certificate */
 	char *gateway_url;         /* gateway: its own peer URL as registered ("https://host:port") */
 	int conf_refresh_s;        /* gateway: seconds between downloads */
+	int federation_refresh_s;  /* gateway: seconds between downloads of a trusted instance's */
 	int clock_skew_s;          /* accepted difference of signed-at times */
 	int backend_timeout_ms;    /* default back-end timeout */
 	int timestamp_interval_s;  /* seconds between seals of the message log */

@@ -4,7 +4,8 @@
  * (exchange_settings()). Which keys a node uses depends on its
  * server.role: the central node publishes the global configuration
  * (conf_validity_s), a gateway downloads it (central_url, central_cert,
- * conf_refresh_s) and exchanges messages; a gateway without central_url
+ * conf_refresh_s) and those of the instances it trusts
+ * (federation_refresh_s) and exchanges messages; a gateway without central_url
  * is refused when it starts.
  */
 #include <stddef.h>
@@ -56,6 +57,13 @@ static const config_key keys[] = {
 		.name = "conf_refresh_s", .type = CONFIG_INT,
 		.offset = OFF(conf_refresh_s), .int_default = 60, .min = 1, .max = 86400,
 		.desc = "Gateway: seconds between two downloads of the global configuration.",
+	},
+	{
+		.name = "federation_refresh_s", .type = CONFIG_INT,
+		.offset = OFF(federation_refresh_s), .int_default = 60, .min = 1, .max = 86400,
+		.desc = "Gateway: seconds between two downloads of the global configuration "
+			"of each other instance the local one trusts (federation), from the "
+			"URL the local registry publishes for it.",
 	},
 	{
 		.name = "clock_skew_s", .type = CONFIG_INT,
@@ -114,6 +122,7 @@ static const exchange_config defaults = {
 	.central_cert = "",
 	.gateway_url = "",
 	.conf_refresh_s = 60,
+	.federation_refresh_s = 60,
 	.clock_skew_s = 300,
 	.backend_timeout_ms = 30000,
 	.timestamp_interval_s = 60,

@@ -83,6 +83,11 @@
 #define EXCHANGE_NAME_MAX 800
 /* One service's OpenAPI description. */
 #define EXCHANGE_OPENAPI_MAX (1024 * 1024)
+/* Other instances one instance may trust (federation): every gateway
+ * downloads each one's configuration on every refresh and holds it in
+ * memory, and X-Road federations join a handful of instances, not
+ * hundreds. */
+#define EXCHANGE_FEDERATION_MAX 64
 
 /* ---- the registry's admin API ------------------------------------------------------ */
 

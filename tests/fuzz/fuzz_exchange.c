@@ -7,6 +7,7 @@
  *   1  X-Road-Client        2  X-Road-Id          3  X-Egov-Signed-At
  *   4  X-Egov-Signer-Cert   5  X-Egov-Signature   6  an access rule's methods
  *   7  an access rule's paths                     8  a method
+ *   9  an Accept header (getOpenAPI), also read as a central node's URL
  *
  * Invariants:
  *   - The target is split as the router does (uri_path_parse, then the
@@ -26,6 +27,13 @@
  *   - The canonical request built from any fields is refused exactly when
  *     a field holds a line break (here a '\r': the fields are lines);
  *     otherwise it has 12 lines.
+ *   - An identifier part is never more than one part; a path whose
+ *     identifier parts are said to have an empty one has "//" or ends in
+ *     '/' there.
+ *   - Content negotiation picks one of the offers or none; with no Accept
+ *     the first; a header without any '/' accepts nothing.
+ *   - An accepted central node URL is http(s), without a user part, a
+ *     query, a fragment or a space.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,7 +48,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NFIELDS 9
+#define NFIELDS 10
 #define MAXPARTS EGOV_PATH_SEGMENTS_MAX
 
 static const char *field(char **f, int i)
@@ -165,6 +173,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	check_target(&a, field(f, 0));
 
+	/* Identifier parts, and empty parts a router would hide. */
+	if (exchange_id_part_valid(field(f, 1)) && (strchr(field(f, 1), '/') || strlen(field(f, 1)) > EXCHANGE_PART_MAX))
+		abort();
+	if (!exchange_raw_parts_nonempty(field(f, 0), 1, 5)) {
+		const char *t = field(f, 0);
+		size_t pl = strcspn(t, "?");
+		if (!memmem(t, pl, "//", 2) && !(pl > 0 && t[pl - 1] == '/'))
+			abort();
+	}
+
+	/* Content negotiation. */
+	{
+		static const char *const offers[] = {"application/json", "text/yaml"};
+		const char *acc = field(f, 9);
+		int pick = exchange_accept_pick(acc, offers, 2);
+		if (pick < -1 || pick > 1 || (strspn(acc, " \t") == strlen(acc) && pick != 0) ||
+		    (!strchr(acc, '/') && strspn(acc, " \t") != strlen(acc) && pick != -1))
+			abort();
+		if (exchange_accept_pick(NULL, offers, 2) != 0)
+			abort();
+	}
+
+	/* A central node's URL. */
+	if (exchange_conf_url_valid(field(f, 9))) {
+		const char *u = field(f, 9), *host = strstr(u, "://");
+		if ((strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0) || strpbrk(u, "?# \t\r") ||
+		    strlen(u) > EXCHANGE_URL_MAX || !host || memchr(host + 3, '@', strcspn(host + 3, "/")))
+			abort();
+	}
+
 	/* X-Road-Client and the identifiers. */
 	if (exchange_id_valid(field(f, 1), EXCHANGE_ID_SUBSYSTEM)) {
 		char member[EXCHANGE_ID_MAX];
@@ -197,8 +235,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		egov_err err;
 		size_t k, lines = 1;
 		bool cr = false;
-		for (i = 0; i < NFIELDS; i++)
-			cr = cr || (i != 5 && strchr(field(f, i), '\r')); /* 5 is not in the text */
+		for (i = 0; i < 9; i++) /* the fields of the text: 0 to 8, but 5 */
+			cr = cr || (i != 5 && strchr(field(f, i), '\r'));
 		buf_init(&b, 1 << 20);
 		err = exchange_canon_request(&c, &b);
 		if (err == EGOV_OK) {

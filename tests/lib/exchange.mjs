@@ -30,6 +30,22 @@
 // Each node has its own data directory (and PostgreSQL database on the
 // 'postgres' backend: EGOV_TEST_PG_URL names the server, each node gets a
 // fresh database beside it). Every node speaks only to 127.0.0.1.
+//
+// Federation (startFederation): the instance above (MO) and a second one,
+// HK, with its own central node (registry, CA, TSA) and one gateway:
+//
+//   const fx = await startFederation({ backend, tag });
+//   fx.mo                        the fixture above (startExchange)
+//   fx.hk.central, fx.hk.gw      HK's central node and gateway
+//   fx.call(path, opts)          through MO's consumer gateway (dsb) as
+//                                MO/GOV/DSB/APP, like ex.call
+//   await fx.stop()
+//
+// HK's registry: member HK/GOV/IMMD, subsystem HK/GOV/IMMD/REG (gateway
+// hk.gw), services persons (OpenAPI, log full; MO/GOV/DSB/APP may GET it,
+// granted by HK's registry) and nogrant (nobody may call it). Each central
+// node trusts the other (MO by the command line, HK by the admin API).
+// Every gateway's peer CA bundle holds both instances' CAs.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -262,15 +278,21 @@ export function signedHeaders(f, keyPem, certPem) {
 
 // ---- the fixture --------------------------------------------------------------------
 
-export async function startExchange({ backend = 'sqlite', tag = 'exchange', confValidity = 600, gatewayConf = '', centralConf = '' } = {}) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'egov-ex-'));
-  const be = await startBackend();
+// peerCaExtra: PEM text added to the gateways' peer CA bundle (another
+// instance's CA, for federation); dir, be: a directory and back-end stub
+// to use (and leave) rather than make.
+export async function startExchange({
+  backend = 'sqlite', tag = 'exchange', confValidity = 600, gatewayConf = '', centralConf = '', peerCaExtra = '',
+  dir: givenDir, be: givenBe,
+} = {}) {
+  const dir = givenDir ?? mkdtempSync(path.join(os.tmpdir(), 'egov-ex-'));
+  const be = givenBe ?? await startBackend();
   const central = new Node('central', dir, backend, tag);
   const dsaj = new Node('dsaj', dir, backend, tag);
   const dsb = new Node('dsb', dir, backend, tag);
   const closedPort = await freePort(); // nobody listens there
   const fakePort = await freePort();   // a misbehaving provider a test may start
-  const ex = { dir, backend: be, central, dsaj, dsb, closedPort, fakePort, nodes: [central, dsaj, dsb] };
+  const ex = { dir, backend: be, central, dsaj, dsb, closedPort, fakePort, nodes: [central, dsaj, dsb], ownDir: !givenDir, ownBe: !givenBe };
   const f = (name) => path.join(dir, name);
 
   try {
@@ -279,7 +301,7 @@ export async function startExchange({ backend = 'sqlite', tag = 'exchange', conf
       + `[pki]\npublic_url = ${n.url}\n[exchange]\nconf_validity_s = ${confValidity}\n${centralConf}`);
     central.cliOk('exchange', 'central', 'init');
     writeFileSync(f('ca.pem'), readFileSync(path.join(central.dataDir, 'pki/root.crt'), 'utf8')
-      + readFileSync(path.join(central.dataDir, 'pki/issuing.crt'), 'utf8'));
+      + readFileSync(path.join(central.dataDir, 'pki/issuing.crt'), 'utf8') + peerCaExtra);
     writeFileSync(f('central.crt'), readFileSync(path.join(central.dataDir, 'exchange/central.crt')));
     await central.start();
 
@@ -396,8 +418,137 @@ export async function waitForVersion(node, central) {
 async function stopAll(ex) {
   const exits = {};
   for (const n of ex.nodes) exits[n.name] = await n.stop();
-  await ex.backend.close();
+  if (ex.ownBe !== false) await ex.backend.close();
   for (const n of ex.nodes) n.cleanup();
-  rmSync(ex.dir, { recursive: true, force: true });
+  if (ex.ownDir !== false) rmSync(ex.dir, { recursive: true, force: true });
+  return exits;
+}
+
+// ---- federation: a second instance ------------------------------------------------
+
+export const HK = {
+  IMMD: 'HK/GOV/IMMD',
+  REG: 'HK/GOV/IMMD/REG',
+};
+
+// The CA bundle of a central node (what gateways trust for its
+// instance's TLS certificates and time stamps).
+const caOf = (central) => readFileSync(path.join(central.dataDir, 'pki/root.crt'), 'utf8')
+  + readFileSync(path.join(central.dataDir, 'pki/issuing.crt'), 'utf8');
+
+// Waits until gateway node holds the configuration of instance, attached
+// to its own (listClients?instanceId= lists its subsystems), or, with
+// present false, until it no longer does.
+export async function waitForInstance(node, instance, present = true, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const r = await request(`${node.url}/r1/listClients?instanceId=${instance}`);
+      if (r.status === 200 && (r.json.member.length > 0) === present) return;
+    } catch { /* restarting */ }
+    if (Date.now() > deadline) {
+      throw new Error(`${node.name}: instance ${instance} ${present ? 'not attached' : 'still attached'} in time:\n${node.logs()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+// Waits until gateway node's kept copy of instance's configuration has
+// reached the version of that instance's central node (`egov exchange
+// conf show` prints "federated<TAB>INSTANCE<TAB>VERSION<TAB>..." lines).
+export async function waitForFederatedVersion(node, instance, central) {
+  const want = confVersion(central.cliOk('exchange', 'conf', 'show'));
+  const deadline = Date.now() + 20000;
+  for (;;) {
+    const r = node.cli('exchange', 'conf', 'show');
+    const m = new RegExp(`^federated\t${instance}\t(\\d+)\t`, 'm').exec(r.stdout ?? '');
+    if (m && Number(m[1]) >= want) {
+      await new Promise((res) => setTimeout(res, 200));
+      return;
+    }
+    if (Date.now() > deadline) throw new Error(`${node.name}: ${instance}'s configuration version ${want} not reached:\n${r.stdout}`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+export async function startFederation({ backend = 'sqlite', tag = 'fed', gatewayConf = '' } = {}) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'egov-fed-'));
+  const be = await startBackend();
+  const central = new Node('hkcentral', dir, backend, tag);
+  const gw = new Node('hkgw', dir, backend, tag);
+  const hk = { central, gw, nodes: [central, gw] };
+  const fx = { dir, backend: be, hk, mo: null };
+  const f = (name) => path.join(dir, name);
+  const fedConf = `federation_refresh_s = 1\n${gatewayConf}`;
+
+  try {
+    // HK's central node first: the MO gateways must trust its CA.
+    await central.prepare((n) => `[server]\nrole = central\nadmin_token = ${ADMIN_TOKEN}\n`
+      + `[pki]\npublic_url = ${n.url}\n[exchange]\ninstance = HK\n`);
+    central.cliOk('exchange', 'central', 'init');
+    await central.start();
+    fx.mo = await startExchange({ backend, tag: `${tag}mo`, dir, be, peerCaExtra: caOf(central), gatewayConf: fedConf });
+    const mo = fx.mo;
+    writeFileSync(f('hk-ca.pem'), caOf(central) + caOf(mo.central));
+    writeFileSync(f('hk-central.crt'), readFileSync(path.join(central.dataDir, 'exchange/central.crt')));
+
+    // HK's registry and its gateway, enrolled as MO's are.
+    gw.port = await freePort();
+    gw.peerPort = await freePort();
+    gw.peerUrl = `https://127.0.0.1:${gw.peerPort}`;
+    const reg = (...a) => central.cliOk('exchange', ...a);
+    reg('member', 'add', HK.IMMD, 'Immigration Department');
+    reg('subsystem', 'add', HK.REG, '--gateway', gw.peerUrl);
+    writeFileSync(f('hk-persons.json'), JSON.stringify(PERSONS_OPENAPI));
+    reg('service', 'add', `${HK.REG}/persons`, '--log', 'full', '--openapi', f('hk-persons.json'));
+    reg('service', 'add', `${HK.REG}/nogrant`);
+    await gw.prepare((n) => `[server]\nrole = gateway\nadmin_token = ${ADMIN_TOKEN}\n`
+      + `peer_listen = 127.0.0.1:${n.peerPort}\npeer_tls_cert = ${n.dataDir}/tls.crt\n`
+      + `peer_tls_key = ${n.dataDir}/tls.key\npeer_tls_ca = ${f('hk-ca.pem')}\n`
+      + `[exchange]\ninstance = HK\ncentral_url = ${central.url}\ncentral_cert = ${f('hk-central.crt')}\n`
+      + `gateway_url = ${n.peerUrl}\nconf_refresh_s = 1\ntimestamp_interval_s = 1\n${fedConf}`);
+    writeFileSync(f('hk-sign.csr'), gw.cliOk('exchange', 'keygen', HK.REG));
+    writeFileSync(f('hk-sign.crt'), reg('cert', 'issue', HK.REG, '--usage', 'sign', '--csr', f('hk-sign.csr')));
+    gw.cliOk('exchange', 'cert', 'install', HK.REG, f('hk-sign.crt'));
+    openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-keyout', path.join(gw.dataDir, 'tls.key'), '-subj', '/CN=gateway hk', '-out', f('hk-tls.csr')]);
+    writeFileSync(path.join(gw.dataDir, 'tls.crt'), reg('cert', 'issue', HK.REG, '--usage', 'tls', '--csr', f('hk-tls.csr')));
+    gw.signCert = readFileSync(f('hk-sign.crt'), 'utf8');
+    for (const s of ['persons', 'nogrant']) gw.cliOk('exchange', 'backend', 'set', `${HK.REG}/${s}`, be.url);
+    await gw.start();
+    await waitForConf(gw);
+
+    // Each central node trusts the other: MO's operator on the command
+    // line, HK's through the admin API. HK's registry then grants MO's
+    // subsystem access to its service.
+    mo.central.cliOk('exchange', 'trust', 'add', 'HK', '--url', central.url, '--cert', f('hk-central.crt'));
+    const t = await request(`${central.url}/api/v1/exchange/trusts`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ instance: 'MO', url: mo.central.url, certificate: readFileSync(f('central.crt'), 'utf8') }),
+    });
+    assert.equal(t.status, 201, t.text);
+    reg('access', 'grant', IDS.APP, `${HK.REG}/persons`, '--methods', 'GET');
+    await waitForInstance(mo.dsb, 'HK');
+    await waitForInstance(gw, 'MO');
+    await waitForVersion(mo.dsb, mo.central);
+    await waitForFederatedVersion(mo.dsb, 'HK', central);
+    await waitForFederatedVersion(gw, 'MO', mo.central);
+  } catch (e) {
+    await stopFederation(fx);
+    throw e;
+  }
+
+  fx.call = (p, opts = {}) => fx.mo.call(p, opts);
+  fx.stop = () => stopFederation(fx);
+  return fx;
+}
+
+async function stopFederation(fx) {
+  const exits = fx.mo ? await fx.mo.stop() : {};
+  for (const n of fx.hk.nodes) exits[n.name] = await n.stop();
+  await fx.backend.close();
+  for (const n of fx.hk.nodes) n.cleanup();
+  rmSync(fx.dir, { recursive: true, force: true });
   return exits;
 }

@@ -10,9 +10,18 @@
  *               certificate of a subsystem and its signature
  *   download.c  the gateway's download job, the kept copy in
  *               DATA/exchange/globalconf.jws, `egov exchange conf show`
+ *   federation.c  the configurations of the other instances this one
+ *               trusts (federation): their download job and kept copies
  *
  * The central node builds and signs the document from its registry
  * (registry/publish.c); it reads it back with exchange_conf_parse().
+ *
+ * Federation: the configuration in force is the local instance's, with
+ * the configurations of the instances it trusts (its "federation" list)
+ * attached. Every lookup by identifier goes to the configuration of the
+ * identifier's instance (the local one, or an attached one that has not
+ * expired), and an access right is always read from the configuration of
+ * the service's instance: the provider's registry grants access.
  */
 #ifndef EGOV_EXCHANGE_CONF_CONF_H
 #define EGOV_EXCHANGE_CONF_CONF_H
@@ -57,6 +66,16 @@ typedef struct exchange_service {
 	int64_t timeout_ms;
 } exchange_service;
 
+/* An instance this one trusts, as its registry publishes it: where its
+ * central node serves its configuration and the certificate that must
+ * sign it. Strings owned by the conf. */
+typedef struct exchange_federation {
+	char instance[EXCHANGE_PART_MAX + 1];
+	const char *url;      /* base URL of its central node */
+	const char *pem;      /* its configuration signing certificate */
+	char sha256[65];      /* SHA-256 of that certificate's DER, hex */
+} exchange_federation;
+
 /* An access right of client on a service. */
 typedef struct exchange_access {
 	char client[EXCHANGE_ID_MAX];
@@ -69,14 +88,24 @@ typedef struct exchange_access {
 
 const char *exchange_conf_instance(const exchange_conf *cf);
 const char *exchange_conf_tsa_url(const exchange_conf *cf); /* "" if none */
-/* Lookups; NULL when unknown. Pointers live as long as the reference. */
+/* The hex SHA-256 of the certificate whose signature the document was
+ * accepted with. */
+const char *exchange_conf_signer(const exchange_conf *cf);
+/* The configuration that speaks for the instance of id (an identifier, or
+ * an instance alone): cf itself for its own instance, an attached
+ * federated one that has not expired, else NULL. */
+const exchange_conf *exchange_conf_of_instance(const exchange_conf *cf, const char *id);
+/* Lookups by identifier, each in the configuration of the identifier's
+ * instance (exchange_conf_of_instance); NULL when unknown. Pointers live
+ * as long as the reference. */
 const exchange_subsystem *exchange_conf_subsystem(const exchange_conf *cf, const char *id);
 const exchange_service *exchange_conf_service(const exchange_conf *cf, const char *id);
 bool exchange_conf_member_known(const exchange_conf *cf, const char *member_id);
 /* Whether an event type is known (id as a service id: the owner subsystem
  * plus /NAME). */
 bool exchange_conf_event_type_known(const exchange_conf *cf, const char *id);
-/* Whether client may call method on path of service (access rights). */
+/* Whether client may call method on path of service: the access rights
+ * of the service's instance (a client may be of another one). */
 bool exchange_conf_allowed(const exchange_conf *cf, const char *client, const char *service, const char *method,
 			   const char *path);
 /* The certificate of a subsystem by usage whose SHA-256 (hex) is sha256;
@@ -84,23 +113,41 @@ bool exchange_conf_allowed(const exchange_conf *cf, const char *client, const ch
 const exchange_cert *exchange_conf_cert(const exchange_conf *cf, const char *subsystem, const char *usage,
 					const char *sha256);
 /* Iteration for the metaservices and the console. fn returning non-zero
- * stops; each_service with subsystem NULL walks all. */
+ * stops. each_subsystem and each_access walk cf's own lists; each_service
+ * with a subsystem walks that subsystem's in its instance's
+ * configuration, with NULL all of cf's own. */
 void exchange_conf_each_subsystem(const exchange_conf *cf, int (*fn)(void *ctx, const exchange_subsystem *s),
 				  void *ctx);
 void exchange_conf_each_service(const exchange_conf *cf, const char *subsystem,
 				int (*fn)(void *ctx, const exchange_service *s), void *ctx);
 void exchange_conf_each_access(const exchange_conf *cf, int (*fn)(void *ctx, const exchange_access *a), void *ctx);
+/* The instances cf's registry trusts, as it published them. */
+void exchange_conf_each_federation(const exchange_conf *cf, int (*fn)(void *ctx, const exchange_federation *f),
+				   void *ctx);
+/* The federated configurations attached to cf (the one in force): at
+ * most max into out, borrowed for as long as the caller holds cf.
+ * Expired ones are included (the caller may show them). */
+size_t exchange_conf_attached(const exchange_conf *cf, const exchange_conf **out, size_t max);
 /* Figures for `egov exchange conf show`. */
 typedef struct exchange_conf_counts {
-	size_t members, subsystems, services, access, event_types;
+	size_t members, subsystems, services, access, event_types, federation;
 } exchange_conf_counts;
 void exchange_conf_count(const exchange_conf *cf, exchange_conf_counts *out);
 
-/* Makes cf (a reference the caller gives up) the configuration in force,
- * unless its version is lower than the current one (EGOV_ECONFLICT, cf
- * released). */
+/* Makes cf (a reference the caller gives up) the local instance's
+ * configuration in force, unless its version is lower than the current
+ * one (EGOV_ECONFLICT, cf released). The federated configurations held
+ * are attached to it as far as its federation list still names their
+ * instance and signer; the others are dropped. */
 egov_err exchange_conf_install(exchange_conf *cf);
-/* Drops the configuration in force (tests, shutdown). */
+/* Holds cf (a reference the caller gives up), the configuration of an
+ * instance the local one trusts, and attaches it while the local
+ * configuration names that instance and the certificate that signed cf.
+ * EGOV_ECONFLICT (cf released) when its version is lower than the one
+ * held from the same signer; EGOV_ENOTFOUND (released) when the local
+ * configuration in force does not trust it (any more). */
+egov_err exchange_conf_install_federated(exchange_conf *cf);
+/* Drops the configurations in force, federated ones too (tests, shutdown). */
 void exchange_conf_clear(void);
 
 /* ---- parsing (parse.c) ------------------------------------------------------------------ */
@@ -162,5 +209,21 @@ extern const job exchange_conf_job;
 int exchange_conf_show_kept(const egov_config *cfg);
 /* Prints the summary of cf (the command's output, central or gateway). */
 void exchange_conf_print(const exchange_conf *cf);
+
+/* ---- federated instances (federation.c) ---------------------------------------------- */
+
+/* Gateway side, after exchange_conf_start(): loads the kept copies of the
+ * configurations of the instances the configuration in force trusts
+ * (DATA/exchange/globalconf-INSTANCE.jws); the federation job keeps them
+ * fresh from then on. */
+void exchange_federation_start(const egov_config *cfg);
+void exchange_federation_stop(void);
+/* The download job: each trusted instance's configuration from the URL its
+ * trusting registry published, every exchange.federation_refresh_s, and
+ * at once when the local configuration names a new one. */
+extern const job exchange_federation_job;
+/* `egov exchange conf show` on a gateway: the kept copies of federated
+ * configurations the kept local one trusts. */
+void exchange_federation_show_kept(const exchange_conf *local);
 
 #endif

@@ -19,6 +19,7 @@ struct exchange_conf {
 	atomic_int refs;
 	int64_t version, generated_us, expires_us;
 	char instance[EXCHANGE_PART_MAX + 1];
+	char signer[65];            /* SHA-256 of the certificate that signed it */
 	const char *tsa_url;
 	arena a;
 	const char **members;
@@ -31,6 +32,14 @@ struct exchange_conf {
 	size_t naccess;
 	const char **event_types;
 	size_t nevent_types;
+	exchange_federation *feds;  /* the instances this one trusts, by instance */
+	size_t nfeds;
+	/* A view: the configuration in force is a copy of the local one's
+	 * fields (pointing into base's arena; its own arena is empty) with
+	 * references to base and to the federated configurations attached. */
+	struct exchange_conf *base;
+	struct exchange_conf *attached[EXCHANGE_FEDERATION_MAX];
+	size_t nattached;
 };
 
 /* A configuration with one reference and an empty arena of cap bytes;

@@ -86,11 +86,16 @@ static egov_err take(const egov_config *cfg, const char *pinned, const char *jws
 		return err;
 	version = exchange_conf_version(cf);
 	if ((err = exchange_conf_install(cf))) {
-		*why = "exchange.conf_version";
-		log_warn("exchange.conf", "refused a global configuration of version %lld: lower than the one in force",
-			 (long long)version);
+		*why = err == EGOV_ECONFLICT ? "exchange.conf_version" : "exchange.conf_invalid";
+		if (err == EGOV_ECONFLICT)
+			log_warn("exchange.conf",
+				 "refused a global configuration of version %lld: lower than the one in force",
+				 (long long)version);
 		return err;
 	}
+	/* The instances it trusts may have changed: a new one is fetched at
+	 * once (a withdrawn one was dropped by the install). */
+	job_wake(&exchange_federation_job);
 	if (save && !(err = exchange_dirs()) && !(err = exchange_path(path, sizeof path, "globalconf.jws")))
 		err = exchange_file_write(path, jws, len, 0644);
 	if (err)
@@ -240,10 +245,10 @@ void exchange_conf_print(const exchange_conf *cf)
 	time_format_rfc3339(exchange_conf_generated_us(cf), 0, gen);
 	time_format_rfc3339(exchange_conf_expires_us(cf), 0, exp);
 	printf("instance\t%s\nversion\t%lld\ngenerated_at\t%s\nexpires_at\t%s\nstate\t%s\n"
-	       "members\t%zu\nsubsystems\t%zu\nservices\t%zu\naccess\t%zu\nevent_types\t%zu\n",
+	       "members\t%zu\nsubsystems\t%zu\nservices\t%zu\naccess\t%zu\nevent_types\t%zu\ntrusted_instances\t%zu\n",
 	       exchange_conf_instance(cf), (long long)exchange_conf_version(cf), gen, exp,
 	       time_now_us() < exchange_conf_expires_us(cf) ? "valid" : "expired", n.members, n.subsystems,
-	       n.services, n.access, n.event_types);
+	       n.services, n.access, n.event_types, n.federation);
 }
 
 int exchange_conf_show_kept(const egov_config *cfg)
@@ -268,6 +273,7 @@ int exchange_conf_show_kept(const egov_config *cfg)
 	}
 	printf("file\t%s\n", path);
 	exchange_conf_print(cf);
+	exchange_federation_show_kept(cf);
 	rc = 0;
 out:
 	exchange_conf_put(cf);

@@ -18,6 +18,13 @@
  * A service's OpenAPI description is taken as the JSON text the central
  * node sent, not bound: it is a document of its owner's, with as many
  * members as it needs.
+ *
+ * The "federation" list names the other instances the registry trusts:
+ * each with its central node's URL and configuration signing certificate,
+ * whose SHA-256 must be the one published beside it. The configuration
+ * remembers the SHA-256 of the certificate that signed it (its signer), so
+ * a federated one is attached only while the trusting registry still
+ * names that very certificate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +35,7 @@
 #include <openssl/x509.h>
 
 #include "core/b64url.h"
+#include "core/crypto.h"
 #include "core/timeutil.h"
 #include "exchange/conf/conf_int.h"
 #include "exchange/keys/keys.h"
@@ -116,10 +124,24 @@ static const json_field access_fields[] = {
 	 .max_len = EXCHANGE_RULE_MAX},
 };
 
+typedef struct b_fed {
+	const char *instance, *url, *sha256, *pem;
+} b_fed;
+
+static const json_field fed_fields[] = {
+	{.name = "instance", .type = JSON_T_STRING, .offset = offsetof(b_fed, instance), .required = true,
+	 .max_len = EXCHANGE_PART_MAX},
+	{.name = "url", .type = JSON_T_STRING, .offset = offsetof(b_fed, url), .required = true,
+	 .max_len = EXCHANGE_URL_MAX},
+	{.name = "sha256", .type = JSON_T_STRING, .offset = offsetof(b_fed, sha256), .required = true, .max_len = 64},
+	{.name = "pem", .type = JSON_T_STRING, .offset = offsetof(b_fed, pem), .required = true,
+	 .max_len = EXCHANGE_PEM_MAX},
+};
+
 typedef struct b_doc {
 	const char *instance, *generated_at, *expires_at, *tsa_url;
 	int64_t version;
-	json_obj_array members, subsystems, services, access, event_types;
+	json_obj_array members, subsystems, services, access, event_types, federation;
 } b_doc;
 
 #define LIST(nm, member, tbl, elem, req)                                                                            \
@@ -139,6 +161,10 @@ static const json_field doc_fields[] = {
 	LIST("access", access, access_fields, b_access, true),
 	/* Optional: configurations before pub/sub lack it. */
 	LIST("event_types", event_types, id_fields, b_id, false),
+	/* Optional: configurations before federation lack it. */
+	{.name = "federation", .type = JSON_T_OBJECT_ARRAY, .offset = offsetof(b_doc, federation),
+	 .fields = fed_fields, .nfields = sizeof fed_fields / sizeof fed_fields[0], .elem_size = sizeof(b_fed),
+	 .max_len = EXCHANGE_FEDERATION_MAX},
 };
 
 /* ---- from the bound document into the configuration -------------------------------- */
@@ -185,6 +211,21 @@ static egov_err take_subsystem(exchange_conf *cf, const b_sub *in, exchange_subs
 	return err == EGOV_ENOTFOUND ? EGOV_OK : err;
 }
 
+/* A trusted instance: another instance than this one's, a central node's
+ * URL, and a certificate whose SHA-256 is the one published with it. */
+static egov_err take_federation(exchange_conf *cf, const b_fed *in, exchange_federation *f)
+{
+	if (!exchange_id_part_valid(in->instance) || strcmp(in->instance, cf->instance) == 0 ||
+	    !exchange_conf_url_valid(in->url) || !exchange_sha256_hex_valid(in->sha256) ||
+	    !exchange_pem_matches(in->sha256, in->pem))
+		return EGOV_EINVAL;
+	memcpy(f->instance, in->instance, strlen(in->instance) + 1);
+	memcpy(f->sha256, in->sha256, 65);
+	f->url = in->url;
+	f->pem = in->pem;
+	return EGOV_OK;
+}
+
 /* The OpenAPI descriptions, in the services' order, as the text the
  * central node sent. */
 static egov_err take_openapi(exchange_conf *cf, const cJSON *payload)
@@ -218,6 +259,7 @@ static egov_err take(exchange_conf *cf, const b_doc *d, const cJSON *payload)
 	const b_sub *subs = d->subsystems.items;
 	const b_service *svcs = d->services.items;
 	const b_access *acc = d->access.items;
+	const b_fed *feds = d->federation.items;
 	size_t i;
 	egov_err err;
 
@@ -233,7 +275,9 @@ static egov_err take(exchange_conf *cf, const b_doc *d, const cJSON *payload)
 	cf->nservices = d->services.n;
 	cf->naccess = d->access.n;
 	cf->nevent_types = d->event_types.n;
-	if (!(cf->members = arena_alloc(&cf->a, (cf->nmembers + 1) * sizeof *cf->members)) ||
+	cf->nfeds = d->federation.n;
+	if (!(cf->feds = arena_alloc(&cf->a, (cf->nfeds + 1) * sizeof *cf->feds)) ||
+	    !(cf->members = arena_alloc(&cf->a, (cf->nmembers + 1) * sizeof *cf->members)) ||
 	    !(cf->subs = arena_alloc(&cf->a, (cf->nsubs + 1) * sizeof *cf->subs)) ||
 	    !(cf->services = arena_alloc(&cf->a, (cf->nservices + 1) * sizeof *cf->services)) ||
 	    !(cf->access = arena_alloc(&cf->a, (cf->naccess + 1) * sizeof *cf->access)) ||
@@ -276,6 +320,9 @@ static egov_err take(exchange_conf *cf, const b_doc *d, const cJSON *payload)
 			return EGOV_EINVAL;
 		cf->event_types[i] = ids[i].id;
 	}
+	for (i = 0; i < cf->nfeds; i++)
+		if ((err = take_federation(cf, &feds[i], &cf->feds[i])))
+			return err;
 	if ((err = take_openapi(cf, payload)))
 		return err;
 	return exchange_conf_index(cf);
@@ -386,6 +433,16 @@ egov_err exchange_conf_parse(const char *jws, size_t len, const char *pinned_pem
 	if (now_us && now_us >= cf->expires_us) {
 		*why = "exchange.conf_expired";
 		goto out;
+	}
+	{
+		int dlen = 0;
+		unsigned char *der = exchange_pem_der(pinned_pem, &dlen);
+		if (!der) {
+			err = EGOV_ENOMEM;
+			goto out;
+		}
+		crypto_sha256_hex(der, (size_t)dlen, cf->signer);
+		OPENSSL_free(der);
 	}
 	*out = cf;
 	cf = NULL;

@@ -98,12 +98,6 @@ static void consumer_got(void *ctx, httpc_response *resp)
 	xchg_log(x, consumer_logged);
 }
 
-static const char *client_header(req *r)
-{
-	const char *h = req_header(r, "X-Road-Client");
-	return h ? h : req_header(r, "Information-Mediator-Client");
-}
-
 /* An optional free-text header; false (answered) when malformed. */
 static bool opt_header(req *r, const char *name, size_t max, const char **out)
 {
@@ -117,8 +111,39 @@ static bool opt_header(req *r, const char *name, size_t max, const char **out)
 	return true;
 }
 
+/* What a call's headers say besides the caller, checked before anything
+ * is looked up. */
+typedef struct call_headers {
+	const char *mid, *rp, *ds, *purpose, *content_type;
+} call_headers;
+
+/* false when a header is malformed (answered). */
+static bool check_headers(req *r, call_headers *h)
+{
+	const char *ct;
+
+	h->mid = req_header(r, "X-Road-Id");
+	if (h->mid && !exchange_msgid_valid(h->mid)) {
+		gateway_refuse(r, 400, "exchange.header_invalid", "X-Road-Id", NULL);
+		return false;
+	}
+	if (!opt_header(r, "X-Road-Represented-Party", EXCHANGE_PARTY_MAX, &h->rp) ||
+	    !opt_header(r, "X-Egov-Data-Subject", EXCHANGE_PARTY_MAX, &h->ds) ||
+	    !opt_header(r, "X-Egov-Purpose", EXCHANGE_PURPOSE_MAX, &h->purpose))
+		return false;
+	ct = req_header(r, "Content-Type");
+	h->content_type = ct ? ct : "";
+	if (!exchange_text_valid(h->content_type, EXCHANGE_CONTENT_TYPE_MAX - 1)) {
+		gateway_refuse(r, 400, "exchange.header_invalid", "Content-Type", NULL);
+		return false;
+	}
+	return true;
+}
+
 /* /r1/{instance}/{class}/{member}/{subsystem}/{service}/{path...} and the
- * metaservices under /r1. */
+ * metaservices under /r1. The request is checked first (the caller's
+ * headers, the identifiers in the path, the other headers), then looked
+ * up in the configuration in force. */
 egov_err exchange_consumer_call(req *r)
 {
 	const gateway_room *g = gateway_room_get();
@@ -126,10 +151,11 @@ egov_err exchange_consumer_call(req *r)
 	db_conn *c = NULL;
 	char *rest;
 	const char *parts[EGOV_PATH_SEGMENTS_MAX];
-	const char *why = NULL, *client, *mid, *h, *access_path;
+	const char *why = NULL, *client, *field, *h, *access_path;
 	const exchange_subsystem *cs, *ps;
 	exchange_conf *cf;
 	char member[EXCHANGE_ID_MAX];
+	call_headers ch;
 	size_t nparts;
 	bool handled = false;
 	xchg *x;
@@ -144,25 +170,32 @@ egov_err exchange_consumer_call(req *r)
 	nparts = (rest = arena_strdup(req_arena(r), req_param(r, "rest") ? req_param(r, "rest") : ""))
 			 ? exchange_split_rest(rest, parts, EGOV_PATH_SEGMENTS_MAX)
 			 : 0;
-	client = client_header(r);
-	if (client && !exchange_id_valid(client, EXCHANGE_ID_SUBSYSTEM))
+	if (!gateway_client_header(r, &client, &field))
+		return gateway_refuse(r, 400, "exchange.client_invalid", field, NULL);
+	/* INSTANCE/CLASS/MEMBER/SUBSYSTEM/SERVICE: what is there of it must
+	 * be well-formed (400); what is missing or unknown is a 404 below. */
+	if (!gateway_path_ids_valid(parts, nparts, 5) || !exchange_raw_parts_nonempty(req_target(r), 1, 5))
+		return gateway_refuse(r, 400, "exchange.id_invalid", "path", NULL);
+	err = exchange_meta_answer(r, client, parts, nparts, &handled);
+	if (handled)
+		return err;
+	if (!client)
 		return gateway_refuse(r, 400, "exchange.client_invalid", "X-Road-Client", NULL);
+	if (!check_headers(r, &ch))
+		return EGOV_OK;
 	cf = exchange_conf_get(&why);
 	if (!cf)
 		return gateway_refuse(r, 503, why ? why : "exchange.conf_missing", NULL, NULL);
-	err = exchange_meta_answer(r, cf, client ? client : "", parts, nparts, &handled);
-	if (handled) {
-		exchange_conf_put(cf);
-		return err;
-	}
-	if (!client) {
-		exchange_conf_put(cf);
-		return gateway_refuse(r, 400, "exchange.client_invalid", "X-Road-Client", NULL);
-	}
 	cs = exchange_conf_subsystem(cf, client);
 	if (!cs || !cs->gateway_url || !exchange_url_eq(cs->gateway_url, g->xc->gateway_url) || !exchange_has_key(client)) {
 		exchange_conf_put(cf);
 		return gateway_refuse(r, 403, "exchange.client_not_local", "X-Road-Client", NULL);
+	}
+	/* Another instance than this one and those it federates with (or
+	 * one whose configuration expired) is not a member that is unknown. */
+	if (nparts >= 1 && !exchange_conf_of_instance(cf, parts[0])) {
+		exchange_conf_put(cf);
+		return gateway_refuse(r, 404, "exchange.unknown_instance", NULL, NULL);
 	}
 	if (nparts < 3 || !exchange_join_id(parts, 3, member) || !exchange_id_valid(member, EXCHANGE_ID_MEMBER) ||
 	    !exchange_conf_member_known(cf, member)) {
@@ -188,6 +221,10 @@ egov_err exchange_consumer_call(req *r)
 	x->service_code = parts[4];
 	x->method = req_method_name(r);
 	x->log_full = strcmp(x->svc->log_mode, "full") == 0;
+	x->rp = ch.rp;
+	x->ds = ch.ds;
+	x->purpose = ch.purpose;
+	x->content_type = ch.content_type;
 	access_path = exchange_decoded_tail(req_arena(r), parts, nparts, 5);
 	if (!access_path || !exchange_conf_allowed(cf, x->client, x->service, x->method, access_path)) {
 		xchg_free(x);
@@ -214,28 +251,11 @@ egov_err exchange_consumer_call(req *r)
 		xchg_free(x);
 		return gateway_refuse(r, 503, "exchange.timestamping_overdue", NULL, NULL);
 	}
-	mid = req_header(r, "X-Road-Id");
-	if (mid && !exchange_msgid_valid(mid)) {
-		xchg_free(x);
-		return gateway_refuse(r, 400, "exchange.header_invalid", "X-Road-Id", NULL);
-	}
-	if (!opt_header(r, "X-Road-Represented-Party", EXCHANGE_PARTY_MAX, &x->rp) ||
-	    !opt_header(r, "X-Egov-Data-Subject", EXCHANGE_PARTY_MAX, &x->ds) ||
-	    !opt_header(r, "X-Egov-Purpose", EXCHANGE_PURPOSE_MAX, &x->purpose)) {
-		xchg_free(x);
-		return EGOV_OK;
-	}
-	if (mid)
-		snprintf(x->message_id, sizeof x->message_id, "%s", mid);
+	if (ch.mid)
+		snprintf(x->message_id, sizeof x->message_id, "%s", ch.mid);
 	else if ((err = uuid_v7(x->message_id))) {
 		xchg_free(x);
 		return err;
-	}
-	h = req_header(r, "Content-Type");
-	x->content_type = h ? h : "";
-	if (!exchange_text_valid(x->content_type, sizeof x->resp_ct - 1)) {
-		xchg_free(x);
-		return gateway_refuse(r, 400, "exchange.header_invalid", "Content-Type", NULL);
 	}
 	x->path = exchange_raw_tail(req_arena(r), req_target(r), 6); /* r1 I C M S SERVICE */
 	if (!x->path) {

@@ -1,8 +1,11 @@
 /*
- * gateway.c: the gateway room's settings, start and stop, its jobs, and
- * the routes that belong to neither side: GovStack's listClients at the
- * root and the head hook that applies a service's body limit. The sides
- * are in consumer.c, provider.c and push.c (gateway.h lists them all).
+ * gateway.c: the gateway room's settings, start and stop, its jobs, the
+ * routes that belong to neither side (GovStack's listClients at the root
+ * and the head hook that applies a service's body limit), and the checks
+ * of a caller's request both the consumer side and the metaservices make
+ * before anything is looked up: the client headers and the identifiers in
+ * the path. The sides are in consumer.c, provider.c and push.c (gateway.h
+ * lists them all).
  *
  * The room's settings are set by exchange_gateway_start() on a gateway
  * before the first request and read-only after; on another node they stay
@@ -29,6 +32,41 @@ static size_t rest_parts(req *r, const char **parts, size_t max)
 	char *copy = rest && *rest ? arena_strdup(req_arena(r), rest) : NULL;
 
 	return copy ? exchange_split_rest(copy, parts, max) : 0;
+}
+
+/* The headers that name the caller, the GovStack IM specification's first. */
+static const char *const client_headers[] = {"X-GovStack-Client", "X-Road-Client", "Information-Mediator-Client"};
+
+bool gateway_client_header(req *r, const char **client, const char **field)
+{
+	const char *first = NULL, *h;
+	size_t i;
+
+	*client = NULL;
+	*field = NULL;
+	for (i = 0; i < sizeof client_headers / sizeof client_headers[0]; i++) {
+		if (!(h = req_header(r, client_headers[i])))
+			continue;
+		/* Each one sent must name a subsystem, and all the same one:
+		 * none of them wins over another. */
+		if (!exchange_id_valid(h, EXCHANGE_ID_SUBSYSTEM) || (first && strcmp(first, h) != 0)) {
+			*field = client_headers[i];
+			return false;
+		}
+		first = h;
+	}
+	*client = first;
+	return true;
+}
+
+bool gateway_path_ids_valid(const char *const *parts, size_t nparts, size_t nid)
+{
+	size_t i;
+
+	for (i = 0; i < nparts && i < nid; i++)
+		if (!exchange_id_part_valid(parts[i]))
+			return false;
+	return true;
 }
 
 egov_err exchange_gateway_start(db *d, const egov_config *cfg, blob_store *blobs)
@@ -69,17 +107,12 @@ void exchange_gateway_stop(void)
 egov_err exchange_list_clients_root(req *r)
 {
 	static const char *const parts[] = {"listClients"};
-	const char *why = NULL;
-	exchange_conf *cf;
 	bool handled = false;
 	egov_err err;
 
 	if (!room.d)
 		return gateway_refuse(r, 404, "not_found", NULL, NULL);
-	if (!(cf = exchange_conf_get(&why)))
-		return gateway_refuse(r, 503, why ? why : "exchange.conf_missing", NULL, NULL);
-	err = exchange_meta_answer(r, cf, "", parts, 1, &handled);
-	exchange_conf_put(cf);
+	err = exchange_meta_answer(r, NULL, parts, 1, &handled);
 	return handled ? err : gateway_refuse(r, 404, "not_found", NULL, NULL);
 }
 

@@ -33,6 +33,18 @@ typedef struct gateway_room {
 } gateway_room;
 const gateway_room *gateway_room_get(void);
 
+/* The caller's subsystem from the request's client headers:
+ * X-GovStack-Client (the GovStack IM specification's), X-Road-Client and
+ * Information-Mediator-Client, any of them, as many as the caller likes.
+ * *client is NULL when none is sent. false, with *field the header at
+ * fault, when one does not name a subsystem or two name different ones:
+ * no header wins over another. */
+bool gateway_client_header(req *r, const char **client, const char **field);
+/* Whether the first nid of the path's decoded segments are each an
+ * identifier part (checked before anything is looked up: a malformed one
+ * is 400 exchange.id_invalid, an unknown one 404). */
+bool gateway_path_ids_valid(const char *const *parts, size_t nparts, size_t nid);
+
 /* ---- exchanges in flight (inflight.c) ------------------------------------------------- */
 
 enum { SIDE_CONSUMER = 0, SIDE_PROVIDER = 1 };
@@ -226,11 +238,13 @@ egov_err inbound_accept(const char *client, const inbound *in, int64_t now, inbo
 /* ---- metaservices and figures (meta.c, metrics.c) ---------------------------------------- */
 
 /* Metaservices (GovStack IM Directory Services) on the consumer gateway.
- * parts are the decoded path segments after /r1 (nparts of them); client
- * the caller's X-Road-Client ("" if none). Answers and sets *handled when
- * the path is a metaservice; otherwise leaves r alone. */
-egov_err exchange_meta_answer(req *r, const exchange_conf *cf, const char *client, const char *const *parts,
-			      size_t nparts, bool *handled);
+ * parts are the decoded path segments after /r1 (nparts of them, the
+ * first four checked by the caller to be identifier parts); client the
+ * caller's subsystem from its client headers (NULL if none). Answers and
+ * sets *handled when the path is a metaservice; otherwise leaves r alone.
+ * The request is checked (method, client, parameters, Accept) before the
+ * configuration in force is looked at. */
+egov_err exchange_meta_answer(req *r, const char *client, const char *const *parts, size_t nparts, bool *handled);
 /* Operational figures. side: 0 consumer, 1 provider. client and service
  * must be ids found in the configuration (bounded label set). */
 void exchange_metrics_observe(const char *client, const char *service, int side, int status, int64_t dur_us,

@@ -311,7 +311,10 @@ void xchg_answer(xchg *x, bool with_signature)
 	const char *ct = x->resp_ct[0] ? x->resp_ct : NULL;
 	egov_err err;
 
-	resp_header(r, "X-Road-Id", x->message_id);
+	/* A request refused for having no (valid) X-Road-Id has none to
+	 * answer with; an empty header would fail the whole answer. */
+	if (x->message_id[0])
+		resp_header(r, "X-Road-Id", x->message_id);
 	if (x->allow[0])
 		resp_header(r, "Allow", x->allow);
 	if (with_signature && x->signed_resp) {

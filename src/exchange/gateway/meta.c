@@ -17,6 +17,8 @@
 
 /* ---- metaservices ----------------------------------------------------------- */
 
+static egov_err meta_refuse(req *r, int status, const char *code, const char *field, const char *detail);
+
 /* Writes {"objectType":..,"instanceId":..,...} for an id of n parts. */
 static void write_id_fields(jw *w, const char *id, const char *object_type)
 {
@@ -75,25 +77,31 @@ static int each_client(void *ctx, const exchange_subsystem *s)
 	return 0;
 }
 
-/* listClients: every member (with a subsystem) and every subsystem. */
+/* listClients: every member (with a subsystem) and every subsystem of
+ * this instance, or of the instance ?instanceId= names: this one or one
+ * it federates with (an instance it does not know has none). */
 static egov_err list_clients(req *r, const exchange_conf *cf)
 {
 	clients_ctx cc = {0};
+	const exchange_conf *ic;
 	buf b;
 	jw w;
 	egov_err err;
 
 	cc.instance = req_query(r, "instanceId");
+	ic = cc.instance ? exchange_conf_of_instance(cf, cc.instance) : cf;
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	cc.w = &w;
 	jw_obj_begin(&w);
 	jw_key(&w, "member");
 	jw_arr_begin(&w);
-	cc.members = true;
-	exchange_conf_each_subsystem(cf, each_client, &cc);
-	cc.members = false;
-	exchange_conf_each_subsystem(cf, each_client, &cc);
+	if (ic) {
+		cc.members = true;
+		exchange_conf_each_subsystem(ic, each_client, &cc);
+		cc.members = false;
+		exchange_conf_each_subsystem(ic, each_client, &cc);
+	}
 	jw_arr_end(&w);
 	jw_obj_end(&w);
 	free(cc.seen);
@@ -239,7 +247,11 @@ static egov_err list_methods(req *r, const exchange_conf *cf, const char *provid
 	buf_init(&b, EGOV_RESPONSE_MAX);
 	jw_init(&w, &b);
 	mc.w = &w;
-	mc.cf = cf;
+	/* The provider's instance grants access: its rights are read. */
+	if (!(mc.cf = exchange_conf_of_instance(cf, provider))) {
+		buf_release(&b);
+		return meta_refuse(r, 404, "exchange.unknown_instance", NULL, NULL);
+	}
 	mc.client = client;
 	mc.service_id = req_query(r, "serviceId");
 	jw_obj_begin(&w);
@@ -251,15 +263,18 @@ static egov_err list_methods(req *r, const exchange_conf *cf, const char *provid
 	return resp_jw(r, 200, &w);
 }
 
-static egov_err get_openapi(req *r, const exchange_conf *cf, const char *provider)
+/* The representations getOpenAPI offers, as the specification names them,
+ * JSON (the description as registered) first. */
+static const char *const openapi_types[] = {"application/json", "text/yaml"};
+
+static egov_err get_openapi(req *r, const exchange_conf *cf, const char *provider, const char *code, int as)
 {
-	const char *code = req_query(r, "serviceCode");
 	char id[EXCHANGE_ID_MAX];
 	const exchange_service *s;
+	buf yaml;
+	egov_err err;
 	int n;
 
-	if (!code || !*code)
-		return resp_problem(r, 400, "exchange.service_code_missing", "serviceCode", NULL);
 	n = snprintf(id, sizeof id, "%s/%s", provider, code);
 	if (n < 0 || (size_t)n >= sizeof id || !exchange_id_valid(id, EXCHANGE_ID_SERVICE) ||
 	    !(s = exchange_conf_service(cf, id))) {
@@ -270,7 +285,17 @@ static egov_err get_openapi(req *r, const exchange_conf *cf, const char *provide
 		exchange_metrics_error("exchange.unknown_service");
 		return resp_problem(r, 404, "exchange.unknown_service", "serviceCode", "no OpenAPI description");
 	}
-	return resp_bytes(r, 200, "application/json", s->openapi, strlen(s->openapi), true);
+	resp_header(r, "Vary", "Accept");
+	if (as == 0)
+		return resp_bytes(r, 200, openapi_types[0], s->openapi, strlen(s->openapi), true);
+	buf_init(&yaml, EGOV_RESPONSE_MAX);
+	if ((err = exchange_json_to_yaml(s->openapi, strlen(s->openapi), &yaml))) {
+		buf_release(&yaml);
+		return err == EGOV_EINVAL ? EGOV_EINTERNAL : err;
+	}
+	err = resp_buf(r, 200, openapi_types[1], &yaml);
+	buf_release(&yaml);
+	return err;
 }
 
 static bool is_meta_name(const char *s)
@@ -278,51 +303,79 @@ static bool is_meta_name(const char *s)
 	return strcmp(s, "listMethods") == 0 || strcmp(s, "allowedMethods") == 0 || strcmp(s, "getOpenAPI") == 0;
 }
 
-egov_err exchange_meta_answer(req *r, const exchange_conf *cf, const char *client, const char *const *parts,
-			      size_t nparts, bool *handled)
+static egov_err meta_refuse(req *r, int status, const char *code, const char *field, const char *detail)
+{
+	exchange_metrics_error(code);
+	return resp_problem(r, status, code, field, detail);
+}
+
+/* The per-subsystem metaservices once the request is checked: the caller
+ * served here, the provider known, then the answer. */
+static egov_err per_subsystem(req *r, const exchange_conf *cf, const char *client, const char *const *parts,
+			      const char *code, int as)
 {
 	char provider[EXCHANGE_ID_MAX], member[EXCHANGE_ID_MAX];
 	const exchange_subsystem *cs;
 	int n;
 
-	*handled = false;
-	if (nparts == 1 && strcmp(parts[0], "listClients") == 0) {
-		*handled = true;
-		if (req_method(r) != HTTP_GET && req_method(r) != HTTP_HEAD)
-			return resp_problem(r, 405, "method_not_allowed", NULL, NULL);
-		return list_clients(r, cf);
-	}
-	if (nparts != 5 || !is_meta_name(parts[4]))
-		return EGOV_OK;
-	*handled = true;
-	if (req_method(r) != HTTP_GET && req_method(r) != HTTP_HEAD)
-		return resp_problem(r, 405, "method_not_allowed", NULL, NULL);
-	/* For this gateway's own clients (as a service call is). */
-	if (!*client) {
-		exchange_metrics_error("exchange.client_invalid");
-		return resp_problem(r, 400, "exchange.client_invalid", "X-Road-Client", NULL);
-	}
 	cs = exchange_conf_subsystem(cf, client);
-	if (!cs || !exchange_has_key(client)) {
-		exchange_metrics_error("exchange.client_not_local");
-		return resp_problem(r, 403, "exchange.client_not_local", "X-Road-Client", NULL);
-	}
+	if (!cs || !exchange_has_key(client))
+		return meta_refuse(r, 403, "exchange.client_not_local", "X-Road-Client", NULL);
+	if (!exchange_conf_of_instance(cf, parts[0]))
+		return meta_refuse(r, 404, "exchange.unknown_instance", NULL, NULL);
 	n = snprintf(member, sizeof member, "%s/%s/%s", parts[0], parts[1], parts[2]);
 	if (n < 0 || (size_t)n >= sizeof member || !exchange_id_valid(member, EXCHANGE_ID_MEMBER) ||
-	    !exchange_conf_member_known(cf, member)) {
-		exchange_metrics_error("exchange.unknown_member");
-		return resp_problem(r, 404, "exchange.unknown_member", NULL, NULL);
-	}
+	    !exchange_conf_member_known(cf, member))
+		return meta_refuse(r, 404, "exchange.unknown_member", NULL, NULL);
 	n = snprintf(provider, sizeof provider, "%s/%s", member, parts[3]);
 	if (n < 0 || (size_t)n >= sizeof provider || !exchange_id_valid(provider, EXCHANGE_ID_SUBSYSTEM) ||
-	    !exchange_conf_subsystem(cf, provider)) {
-		exchange_metrics_error("exchange.unknown_subsystem");
-		return resp_problem(r, 404, "exchange.unknown_subsystem", NULL, NULL);
-	}
+	    !exchange_conf_subsystem(cf, provider))
+		return meta_refuse(r, 404, "exchange.unknown_subsystem", NULL, NULL);
 	if (strcmp(parts[4], "listMethods") == 0)
 		return list_methods(r, cf, provider, NULL);
 	if (strcmp(parts[4], "allowedMethods") == 0)
 		return list_methods(r, cf, provider, client);
-	return get_openapi(r, cf, provider);
+	return get_openapi(r, cf, provider, code, as);
 }
 
+egov_err exchange_meta_answer(req *r, const char *client, const char *const *parts, size_t nparts, bool *handled)
+{
+	const char *why = NULL, *code = NULL, *inst;
+	exchange_conf *cf;
+	bool list;
+	int as = 0;
+	egov_err err;
+
+	*handled = false;
+	list = nparts == 1 && strcmp(parts[0], "listClients") == 0;
+	if (!list && (nparts != 5 || !is_meta_name(parts[4])))
+		return EGOV_OK;
+	*handled = true;
+	/* The request first, whatever the configuration holds. */
+	if (req_method(r) != HTTP_GET && req_method(r) != HTTP_HEAD) {
+		resp_header(r, "Allow", "GET, HEAD");
+		return resp_problem(r, 405, "method_not_allowed", NULL, NULL);
+	}
+	if (list) {
+		if ((inst = req_query(r, "instanceId")) && !exchange_id_part_valid(inst))
+			return meta_refuse(r, 400, "exchange.id_invalid", "instanceId", NULL);
+	} else {
+		/* For this gateway's own clients (as a service call is). */
+		if (!client)
+			return meta_refuse(r, 400, "exchange.client_invalid", "X-Road-Client", NULL);
+		if (strcmp(parts[4], "getOpenAPI") == 0) {
+			code = req_query(r, "serviceCode");
+			if (!code || !*code)
+				return meta_refuse(r, 400, "exchange.service_code_missing", "serviceCode", NULL);
+			if (!exchange_id_part_valid(code))
+				return meta_refuse(r, 400, "exchange.id_invalid", "serviceCode", NULL);
+			if ((as = exchange_accept_pick(req_header(r, "Accept"), openapi_types, 2)) < 0)
+				return meta_refuse(r, 406, "not_acceptable", "Accept", "application/json or text/yaml");
+		}
+	}
+	if (!(cf = exchange_conf_get(&why)))
+		return meta_refuse(r, 503, why ? why : "exchange.conf_missing", NULL, NULL);
+	err = list ? list_clients(r, cf) : per_subsystem(r, cf, client, parts, code, as);
+	exchange_conf_put(cf);
+	return err;
+}

@@ -237,6 +237,10 @@ egov_err exchange_provider_call(req *r)
 		return EGOV_ENOMEM;
 	}
 	x->method = req_method_name(r);
+	if (!gateway_path_ids_valid(parts, nparts, 5) || !exchange_raw_parts_nonempty(req_target(r), 3, 5)) {
+		xchg_free(x);
+		return gateway_refuse(r, 400, "exchange.id_invalid", "path", NULL);
+	}
 	if (!own_service(x, parts, nparts)) {
 		xchg_free(x);
 		return gateway_refuse(r, 404, "exchange.unknown_service", NULL, NULL);

@@ -1,7 +1,8 @@
 /*
  * cli.c: the registry's commands on the central node: `egov exchange
  * member|subsystem|service|event-type add|list|remove`, `access
- * grant|revoke|list` and `cert issue|add|list|remove`. Each change goes
+ * grant|revoke|list`, `cert issue|add|list|remove` and `trust
+ * add|list|remove` (federation). Each change goes
  * through the same store functions as the admin API and is audited with
  * the actor operator:cli. Exit status: 0 done, 1 refused, 2 error.
  */
@@ -16,6 +17,7 @@
 
 typedef struct cli {
 	const char *gateway, *openapi, *log, *title, *methods, *paths, *usage, *csr, *name, *max_body, *timeout_ms;
+	const char *url, *cert;
 	const char *pos[3];
 	int npos;
 } cli;
@@ -32,6 +34,7 @@ static int cli_parse(int argc, char **argv, int first, cli *o)
 		{"--usage", offsetof(cli, usage)},     {"--csr", offsetof(cli, csr)},
 		{"--name", offsetof(cli, name)},       {"--max-body", offsetof(cli, max_body)},
 		{"--timeout-ms", offsetof(cli, timeout_ms)},
+		{"--url", offsetof(cli, url)},	       {"--cert", offsetof(cli, cert)},
 	};
 	int i;
 	size_t k;
@@ -230,6 +233,40 @@ out:
 	return rc;
 }
 
+/* trust add INSTANCE --url URL --cert FILE | list | remove INSTANCE */
+static int cmd_trust(db_conn *c, const char *verb, const cli *o)
+{
+	exchange_reg_item it = {.kind = EXCHANGE_REG_TRUST, .id = o->pos[0]};
+	reg_why why = {0};
+	bool replaced = false;
+	char sha[65];
+	buf pem = {0};
+	egov_err err;
+
+	if (strcmp(verb, "list") == 0)
+		return cli_list(c, EXCHANGE_REG_TRUST, NULL);
+	if (strcmp(verb, "remove") == 0) {
+		if (!o->pos[0])
+			return usage_err("trust remove INSTANCE");
+		return cli_remove(c, &it);
+	}
+	if (strcmp(verb, "add") != 0 || !o->pos[0] || !o->url || !o->cert)
+		return usage_err("trust add INSTANCE --url URL --cert FILE | list | remove INSTANCE");
+	if (exchange_file_read(o->cert, EXCHANGE_PEM_FILE_MAX, &pem)) {
+		fprintf(stderr, "egov: --cert: cannot read %s\n", o->cert);
+		return 2;
+	}
+	err = exchange_reg_trust_add(c, o->pos[0], o->url, pem.data, sha, &replaced, &why);
+	buf_release(&pem);
+	if (err)
+		return cli_fail(err, &why);
+	it.url = o->url;
+	it.sha256 = sha;
+	exchange_reg_audit("operator:cli", EXCHANGE_REG_TRUST, replaced ? "change" : "add", &it, NULL);
+	printf("%s\n", sha);
+	return 0;
+}
+
 int exchange_registry_command(int argc, char **argv, db *d)
 {
 	static const struct {
@@ -250,7 +287,8 @@ int exchange_registry_command(int argc, char **argv, db *d)
 	for (i = 0; i < sizeof simple / sizeof simple[0]; i++)
 		if (strcmp(argv[1], simple[i].name) == 0)
 			break;
-	if (i == sizeof simple / sizeof simple[0] && strcmp(argv[1], "access") != 0 && strcmp(argv[1], "cert") != 0)
+	if (i == sizeof simple / sizeof simple[0] && strcmp(argv[1], "access") != 0 && strcmp(argv[1], "cert") != 0 &&
+	    strcmp(argv[1], "trust") != 0)
 		return -1;
 	if (cli_parse(argc, argv, 3, &o))
 		return 2;
@@ -262,6 +300,8 @@ int exchange_registry_command(int argc, char **argv, db *d)
 		return cmd_simple(c, simple[i].kind, argv[2], &o);
 	if (strcmp(argv[1], "access") == 0)
 		return cmd_access(c, argv[2], &o);
+	if (strcmp(argv[1], "trust") == 0)
+		return cmd_trust(c, argv[2], &o);
 	return cmd_cert(c, argv[2], &o);
 }
 

@@ -1,6 +1,6 @@
 /*
  * http.c: the registry's admin API under /api/v1/exchange/ (members,
- * subsystems, services, event-types, access, certs, status), for the
+ * subsystems, services, event-types, access, certs, trusts, status), for the
  * permission exchange.admin (routes in exchange.c). Bodies are bound by
  * the field tables below; what the registry refuses comes back as its
  * problem code and field (reg_why). Every change is audited with the
@@ -45,6 +45,8 @@ static exchange_reg_kind route_kind(req *r)
 		return EXCHANGE_REG_EVENT_TYPE;
 	if (strncmp(p, "certs", 5) == 0)
 		return EXCHANGE_REG_CERT;
+	if (strncmp(p, "trusts", 6) == 0)
+		return EXCHANGE_REG_TRUST;
 	return EXCHANGE_REG_ACCESS;
 }
 
@@ -60,7 +62,7 @@ egov_err exchange_http_list(req *r)
 	jw w;
 	egov_err err;
 
-	if (kind != EXCHANGE_REG_MEMBER && (filter = req_query(r, qname))) {
+	if (kind != EXCHANGE_REG_MEMBER && kind != EXCHANGE_REG_TRUST && (filter = req_query(r, qname))) {
 		bool ok = kind == EXCHANGE_REG_SUBSYSTEM ? exchange_id_valid(filter, EXCHANGE_ID_MEMBER)
 			  : kind == EXCHANGE_REG_ACCESS
 			      ? exchange_id_valid(filter, EXCHANGE_ID_SUBSYSTEM) ||
@@ -87,7 +89,14 @@ static const char *const missing_codes[] = {
 	[EXCHANGE_REG_MEMBER] = "exchange.unknown_member",	   [EXCHANGE_REG_SUBSYSTEM] = "exchange.unknown_subsystem",
 	[EXCHANGE_REG_SERVICE] = "exchange.unknown_service",	   [EXCHANGE_REG_EVENT_TYPE] = "exchange.unknown_event_type",
 	[EXCHANGE_REG_ACCESS] = "exchange.unknown_access",	   [EXCHANGE_REG_CERT] = "exchange.unknown_cert",
+	[EXCHANGE_REG_TRUST] = "exchange.unknown_instance",
 };
+
+/* The route parameter that names the item of a kind. */
+static const char *id_param(exchange_reg_kind kind)
+{
+	return kind == EXCHANGE_REG_CERT ? "sha256" : kind == EXCHANGE_REG_TRUST ? "instance" : "rest";
+}
 
 static bool rest_valid(exchange_reg_kind kind, const char *id)
 {
@@ -103,6 +112,8 @@ static bool rest_valid(exchange_reg_kind kind, const char *id)
 			if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
 				return false;
 		return i == 64;
+	case EXCHANGE_REG_TRUST:
+		return exchange_id_part_valid(id);
 	default:
 		return exchange_id_valid(id, EXCHANGE_ID_SERVICE);
 	}
@@ -111,13 +122,15 @@ static bool rest_valid(exchange_reg_kind kind, const char *id)
 egov_err exchange_http_get(req *r)
 {
 	exchange_reg_kind kind = route_kind(r);
-	const char *id = req_param(r, kind == EXCHANGE_REG_CERT ? "sha256" : "rest"), *sub = NULL;
+	const char *id = req_param(r, id_param(kind)), *sub = NULL;
 	db_conn *c = NULL;
 	bool found = false;
 	buf b;
 	jw w;
 	egov_err err;
 
+	if (kind == EXCHANGE_REG_TRUST && id && !rest_valid(kind, id))
+		return resp_problem(r, 400, "exchange.id_invalid", "instance", NULL);
 	if (!id || !rest_valid(kind, id))
 		return resp_problem(r, 404, missing_codes[kind], NULL, NULL);
 	if (kind == EXCHANGE_REG_CERT && (sub = req_query(r, "subsystem")) &&
@@ -166,6 +179,7 @@ static egov_err answer_item(req *r, db_conn *c, exchange_reg_kind kind, const ch
 			 : kind == EXCHANGE_REG_SUBSYSTEM  ? "subsystems"
 			 : kind == EXCHANGE_REG_SERVICE	   ? "services"
 			 : kind == EXCHANGE_REG_EVENT_TYPE ? "event-types"
+			 : kind == EXCHANGE_REG_TRUST	   ? "trusts"
 							   : "certs",
 			 id);
 	}
@@ -279,7 +293,7 @@ egov_err exchange_http_add(req *r)
 egov_err exchange_http_remove(req *r)
 {
 	exchange_reg_kind kind = route_kind(r);
-	const char *id = req_param(r, kind == EXCHANGE_REG_CERT ? "sha256" : "rest");
+	const char *id = req_param(r, id_param(kind));
 	char client[EXCHANGE_ID_MAX], actor[PRINCIPAL_ACTOR_MAX + 1];
 	exchange_reg_item it = {.kind = kind, .id = id};
 	reg_why why = {0};
@@ -295,6 +309,8 @@ egov_err exchange_http_remove(req *r)
 			return resp_problem(r, 404, missing_codes[kind], NULL, NULL);
 		it.client = client;
 		it.service = id + strlen(client) + 1;
+	} else if (kind == EXCHANGE_REG_TRUST && !rest_valid(kind, id)) {
+		return resp_problem(r, 400, "exchange.id_invalid", "instance", NULL);
 	} else if (!rest_valid(kind, id)) {
 		return resp_problem(r, 404, missing_codes[kind], NULL, NULL);
 	}
@@ -367,6 +383,46 @@ egov_err exchange_http_cert_add(req *r)
 	if ((err = exchange_reg_audit(actor, EXCHANGE_REG_CERT, "add", &it, req_id(r))))
 		return err;
 	return answer_item(r, c, EXCHANGE_REG_CERT, sha, in.subsystem, false);
+}
+
+typedef struct trust_in {
+	const char *instance, *url, *certificate;
+} trust_in;
+
+static const json_field trust_fields[] = {
+	{.name = "instance", .type = JSON_T_STRING, .offset = offsetof(trust_in, instance), .required = true,
+	 .max_len = 256},
+	{.name = "url", .type = JSON_T_STRING, .offset = offsetof(trust_in, url), .required = true,
+	 .max_len = EXCHANGE_URL_MAX},
+	{.name = "certificate", .type = JSON_T_STRING, .offset = offsetof(trust_in, certificate), .required = true,
+	 .min_len = 1, .max_len = EXCHANGE_PEM_MAX},
+};
+
+/* POST /api/v1/exchange/trusts: trust another instance's central node, or
+ * change its URL or certificate (200). */
+egov_err exchange_http_trust_add(req *r)
+{
+	trust_in in = {0};
+	exchange_reg_item it = {.kind = EXCHANGE_REG_TRUST};
+	char sha[65], actor[PRINCIPAL_ACTOR_MAX + 1];
+	reg_why why = {0};
+	bool replaced = false;
+	db_conn *c = NULL;
+	egov_err err;
+
+	if ((err = req_json(r, trust_fields, NF(trust_fields), &in)))
+		return err;
+	if ((err = registry_conn(&c)))
+		return err;
+	if ((err = exchange_reg_trust_add(c, in.instance, in.url, in.certificate, sha, &replaced, &why)))
+		return answer_why(r, err, &why);
+	actor_of(r, actor, sizeof actor);
+	it.id = in.instance;
+	it.url = in.url;
+	it.sha256 = sha;
+	if ((err = exchange_reg_audit(actor, EXCHANGE_REG_TRUST, replaced ? "change" : "add", &it, req_id(r))))
+		return err;
+	return answer_item(r, c, EXCHANGE_REG_TRUST, in.instance, NULL, replaced);
 }
 
 egov_err exchange_http_status(req *r)

@@ -8,6 +8,12 @@
  * platform CA's revocation list changes, or it is half-way to expiry, so
  * gateways polling it cost a version query each. The central key is
  * loaded once (central_lock guards it and the cache).
+ *
+ * The document names the instances the registry trusts ("federation":
+ * instance, its central node's URL, the configuration signing certificate
+ * that must sign its configuration, its SHA-256), as an X-Road central
+ * server hands its security servers the anchors of federated instances;
+ * a trusted certificate that has expired is left out.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -155,6 +161,30 @@ static egov_err build_once(db_conn *c, int64_t now_us, buf *out, int64_t *versio
 	if ((err = write_text_rows(&w, c, "event_types", "SELECT id FROM exchange_event_type ORDER BY id",
 				   (const char *const[]){"id", NULL})))
 		goto out;
+
+	jw_key(&w, "federation");
+	jw_arr_begin(&w);
+	if ((err = db_query(c,
+			    "SELECT instance, url, cert_sha256, cert_pem, not_after FROM exchange_trusted_instance"
+			    " ORDER BY instance",
+			    NULL, 0, &rows)))
+		goto out;
+	while (!(err = db_rows_next(rows, &has)) && has) {
+		int64_t na = 0;
+		if (time_parse_rfc3339(db_rows_text(rows, 4), &na) || na <= now_us)
+			continue; /* its configuration could not be verified anyway */
+		jw_obj_begin(&w);
+		jw_kstr(&w, "instance", db_rows_text(rows, 0));
+		jw_kstr(&w, "url", db_rows_text(rows, 1));
+		jw_kstr(&w, "sha256", db_rows_text(rows, 2));
+		jw_kstr(&w, "pem", db_rows_text(rows, 3));
+		jw_obj_end(&w);
+	}
+	db_rows_free(rows);
+	rows = NULL;
+	if (err)
+		goto out;
+	jw_arr_end(&w);
 	jw_obj_end(&w);
 	err = w.err;
 out:

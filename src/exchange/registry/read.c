@@ -41,6 +41,11 @@ const char *registry_list_sql(exchange_reg_kind kind, bool one, bool filtered)
 				    " FROM exchange_cert WHERE subsystem_id = ? ORDER BY subsystem_id, sha256"
 				  : "SELECT sha256, subsystem_id, usage, serial, pki_serial, not_after, created_at, NULL"
 				    " FROM exchange_cert ORDER BY subsystem_id, sha256";
+	case EXCHANGE_REG_TRUST:
+		return one ? "SELECT instance, url, cert_sha256, not_after, created_at, cert_pem FROM exchange_trusted_instance"
+			     " WHERE instance = ?"
+			   : "SELECT instance, url, cert_sha256, not_after, created_at, NULL FROM exchange_trusted_instance"
+			     " ORDER BY instance";
 	case EXCHANGE_REG_ACCESS:
 		return filtered ? "SELECT client_id, service_id, methods, paths, created_at FROM exchange_access"
 				  " WHERE client_id = ? OR service_id = ? ORDER BY client_id, service_id"
@@ -79,6 +84,9 @@ static const col cert_cols[] = {
 	{"sha256", COL_TEXT},	 {"subsystem", COL_TEXT}, {"usage", COL_TEXT},	    {"serial", COL_TEXT},
 	{"platform", COL_PRESENT}, {"not_after", COL_TEXT}, {"created_at", COL_TEXT}, {"certificate", COL_OPTIONAL},
 	{NULL, 0}};
+static const col trust_cols[] = {{"instance", COL_TEXT},   {"url", COL_TEXT},	      {"cert_sha256", COL_TEXT},
+				 {"not_after", COL_TEXT},  {"created_at", COL_TEXT}, {"certificate", COL_OPTIONAL},
+				 {NULL, 0}};
 static const col access_cols[] = {{"client", COL_TEXT},	{"service", COL_TEXT},	  {"methods", COL_TEXT},
 				  {"paths", COL_TEXT},	{"created_at", COL_TEXT}, {NULL, 0}};
 
@@ -86,6 +94,7 @@ static const col *const kind_cols[] = {
 	[EXCHANGE_REG_MEMBER] = member_cols,	   [EXCHANGE_REG_SUBSYSTEM] = subsystem_cols,
 	[EXCHANGE_REG_SERVICE] = service_cols,	   [EXCHANGE_REG_EVENT_TYPE] = event_type_cols,
 	[EXCHANGE_REG_ACCESS] = access_cols,	   [EXCHANGE_REG_CERT] = cert_cols,
+	[EXCHANGE_REG_TRUST] = trust_cols,
 };
 
 static void write_fields(jw *w, exchange_reg_kind kind, db_rows *rows)

@@ -2,20 +2,22 @@
  * registry.h: the registry of the data exchange, kept by the central node
  * (roles central and standalone): members, their subsystems (with the
  * gateway that serves each), the subsystems' certificates, the services
- * they offer, access rights and pub/sub event types; and the global
- * configuration published from it.
+ * they offer, access rights and pub/sub event types, the other instances
+ * it trusts (federation); and the global configuration published from it.
  *
  *   store.c    schema, checks, adding and removing (one transaction with
  *              the version bump each)
  *   read.c     listing and reading items, as JSON or as the CLI's lines
  *   certs.c    certificates: issued by the platform CA from a CSR, or
  *              issued elsewhere and checked to chain to it
+ *   trust.c    trusted instances: another instance's central node, by its
+ *              configuration signing certificate (federation)
  *   publish.c  the global configuration built from the registry, signed
  *              with the central key, cached, served at
  *              GET /exchange/v1/globalconf
  *   central.c  the central signing key (`egov exchange central init`)
  *   http.c     the admin API under /api/v1/exchange/
- *   cli.c      `egov exchange member|subsystem|service|event-type|access|cert`
+ *   cli.c      `egov exchange member|subsystem|service|event-type|access|cert|trust`
  *
  * The room holds the node's database and settings (registry_setup(), from
  * the module's start hook or before a command); the functions that take a
@@ -49,19 +51,21 @@ typedef enum exchange_reg_kind {
 	EXCHANGE_REG_EVENT_TYPE,
 	EXCHANGE_REG_ACCESS,
 	EXCHANGE_REG_CERT,
+	EXCHANGE_REG_TRUST,
 } exchange_reg_kind;
 
 /* One thing to add or remove; which members count depends on kind. */
 typedef struct exchange_reg_item {
 	exchange_reg_kind kind;
-	const char *id;          /* member, subsystem, service, event type; cert: its subsystem */
+	const char *id;          /* member, subsystem, service, event type; cert: its subsystem; trust: the instance */
 	const char *name;        /* member */
 	const char *gateway;     /* subsystem */
 	const char *title, *log_mode, *openapi; /* service; NULL = "", "full", none */
 	int64_t max_body;        /* service; 0 = 1 MiB */
 	int64_t timeout_ms;      /* service; 0 = exchange.backend_timeout_ms */
 	const char *client, *service, *methods, *paths; /* access */
-	const char *usage, *serial, *pki_serial, *not_after, *pem, *sha256; /* cert */
+	const char *usage, *serial, *pki_serial, *not_after, *pem, *sha256; /* cert; trust: pem, sha256, not_after */
+	const char *url;         /* trust: the other central node's base URL */
 } exchange_reg_item;
 
 /* Why the registry refused: a problem code, the field, a hint. */
@@ -71,8 +75,8 @@ typedef struct reg_why {
 
 /* ---- storage (store.c) ---------------------------------------------------------------- */
 
-/* The registry's schema, versions 1 and 2 of the module's migrations. */
-extern const char exchange_registry_schema_v1[], exchange_registry_schema_v2[];
+/* The registry's schema, versions 1, 2 and 6 of the module's migrations. */
+extern const char exchange_registry_schema_v1[], exchange_registry_schema_v2[], exchange_registry_schema_v3[];
 /* Adds (access: grants or replaces, *replaced says which) in one
  * transaction with the version bump. EGOV_EINVAL, EGOV_ENOTFOUND (the
  * parent), EGOV_ECONFLICT (exists) with *why. */
@@ -81,6 +85,9 @@ egov_err exchange_reg_add(db_conn *c, const exchange_reg_item *in, bool *replace
 egov_err exchange_reg_remove(db_conn *c, const exchange_reg_item *in, reg_why *why);
 /* Whether id is of this registry's instance (exchange.instance). */
 bool registry_instance_ok(const char *id);
+/* Whether this registry trusts the instance of id (an identifier or an
+ * instance alone). */
+egov_err registry_trusts(db_conn *c, const char *id, bool *found);
 /* A service's back-end timeout as published: stored (ms) when set, else
  * this node's exchange.backend_timeout_ms. */
 int64_t exchange_service_timeout_ms(int64_t stored);
@@ -117,6 +124,19 @@ egov_err exchange_reg_cert_add(db_conn *c, const char *sub, const char *usage, c
  * revoked there. */
 bool registry_cert_current(db_conn *c, const char *pki_serial, const char *not_after, int64_t now_us);
 
+/* ---- trusted instances (trust.c) --------------------------------------------------------- */
+
+/* Trusts another instance (or replaces how it is trusted: *replaced):
+ * its central node's base URL, from which this instance's gateways
+ * download its configuration, and its configuration signing certificate
+ * (PEM, an EC P-256 key, not expired), which that configuration must be
+ * signed with. sha gets the certificate's SHA-256 (hex). EGOV_EINVAL
+ * with *why when the instance is malformed or this one, or the URL or
+ * the certificate is not acceptable. Not audited here (the caller knows
+ * the actor). */
+egov_err exchange_reg_trust_add(db_conn *c, const char *instance, const char *url, const char *pem, char sha[65],
+				bool *replaced, reg_why *why);
+
 /* ---- the published configuration (publish.c) -------------------------------------------- */
 
 /* The registry's global configuration payload (JSON) as of now_us, leaving
@@ -150,11 +170,12 @@ egov_err exchange_http_add(req *r);
 egov_err exchange_http_remove(req *r);
 egov_err exchange_http_cert_add(req *r);
 egov_err exchange_http_status(req *r);
+egov_err exchange_http_trust_add(req *r);
 
 /* ---- commands (cli.c) ------------------------------------------------------------------- */
 
-/* `egov exchange member|subsystem|service|event-type|access|cert ...`;
- * -1 when argv is not one of them. */
+/* `egov exchange member|subsystem|service|event-type|access|cert|trust
+ * ...`; -1 when argv is not one of them. */
 int exchange_registry_command(int argc, char **argv, db *d);
 
 #endif

@@ -13,6 +13,11 @@
  *   revoked and expired ones later (publish.c).
  * - Every change is audited (actor, action exchange.<kind>.<verb>, object
  *   exchange:<id>) once it is committed.
+ * - The registry holds one instance: its members, subsystems, services
+ *   and event types are of exchange.instance. Only an access right's
+ *   client may be of another instance, and only of one this registry
+ *   trusts (exchange_trusted_instance); withdrawing that trust takes those
+ *   rights with it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +100,23 @@ const char exchange_registry_schema_v2[] = "ALTER TABLE exchange_service ADD COL
 	"DROP TABLE exchange_cert;"
 	"ALTER TABLE exchange_cert_v2 RENAME TO exchange_cert;"
 	"CREATE INDEX exchange_cert_subsystem ON exchange_cert (subsystem_id)";
+
+/* Federation: the instances this registry trusts, by their central
+ * node's configuration signing certificate, and access rights whose
+ * client is of one of them, which have no subsystem row here (the client
+ * is in its own instance's registry): the client's foreign key goes. */
+const char exchange_registry_schema_v3[] = "CREATE TABLE exchange_trusted_instance ("
+	" instance TEXT PRIMARY KEY, url TEXT NOT NULL, cert_sha256 TEXT NOT NULL, cert_pem TEXT NOT NULL,"
+	" not_after TEXT NOT NULL, created_at TEXT NOT NULL);"
+	"CREATE TABLE exchange_access_v3 ("
+	" client_id TEXT NOT NULL, service_id TEXT NOT NULL REFERENCES exchange_service(id),"
+	" methods TEXT NOT NULL, paths TEXT NOT NULL, created_at TEXT NOT NULL,"
+	" PRIMARY KEY (client_id, service_id));"
+	"INSERT INTO exchange_access_v3 (client_id, service_id, methods, paths, created_at)"
+	" SELECT client_id, service_id, methods, paths, created_at FROM exchange_access;"
+	"DROP TABLE exchange_access;"
+	"ALTER TABLE exchange_access_v3 RENAME TO exchange_access;"
+	"CREATE INDEX exchange_access_service ON exchange_access (service_id)";
 
 /* ---- checks ------------------------------------------------------------- */
 
@@ -250,11 +272,23 @@ static egov_err grant_access(db_conn *c, void *ctx)
 	int64_t changes = 0;
 	egov_err err;
 
-	if ((err = registry_exists(c, "SELECT 1 FROM exchange_subsystem WHERE id = ?", o->in->client, &found)))
-		return err;
-	if (!found) {
-		reg_why_set(o->why, "exchange.unknown_subsystem", "client", NULL);
-		return EGOV_ENOTFOUND;
+	/* A client of this instance is registered here; one of another
+	 * instance is in that instance's registry, which must be trusted. */
+	if (registry_instance_ok(o->in->client)) {
+		if ((err = registry_exists(c, "SELECT 1 FROM exchange_subsystem WHERE id = ?", o->in->client, &found)))
+			return err;
+		if (!found) {
+			reg_why_set(o->why, "exchange.unknown_subsystem", "client", NULL);
+			return EGOV_ENOTFOUND;
+		}
+	} else {
+		if ((err = registry_trusts(c, o->in->client, &found)))
+			return err;
+		if (!found) {
+			reg_why_set(o->why, "validation.invalid_field", "client",
+				"not of this instance nor of one it trusts (egov exchange trust add)");
+			return EGOV_EINVAL;
+		}
 	}
 	if ((err = registry_exists(c, "SELECT 1 FROM exchange_service WHERE id = ?", o->in->service, &found)))
 		return err;
@@ -368,6 +402,48 @@ static egov_err insert_cert(db_conn *c, void *ctx)
 		       p, 8, NULL);
 }
 
+/* Trusts an instance, or changes how: its URL and certificate. */
+static egov_err upsert_trust(db_conn *c, void *ctx)
+{
+	op *o = ctx;
+	const exchange_reg_item *in = o->in;
+	char now[32];
+	int64_t changes = 0;
+	egov_err err;
+
+	time_format_rfc3339(time_now_us(), 0, now);
+	if ((err = db_exec(c,
+			   "UPDATE exchange_trusted_instance SET url = ?, cert_sha256 = ?, cert_pem = ?, not_after = ?"
+			   " WHERE instance = ?",
+			   (db_param[]){DBP_S(in->url), DBP_S(in->sha256), DBP_S(in->pem), DBP_S(in->not_after),
+					DBP_S(in->id)},
+			   5, &changes)))
+		return err;
+	if (changes > 0) {
+		o->replaced = true;
+		return EGOV_OK;
+	}
+	return db_exec(c,
+		       "INSERT INTO exchange_trusted_instance (instance, url, cert_sha256, cert_pem, not_after, created_at)"
+		       " VALUES (?, ?, ?, ?, ?, ?)",
+		       (db_param[]){DBP_S(in->id), DBP_S(in->url), DBP_S(in->sha256), DBP_S(in->pem),
+				    DBP_S(in->not_after), DBP_S(now)},
+		       6, NULL);
+}
+
+egov_err registry_trusts(db_conn *c, const char *id, bool *found)
+{
+	char instance[EXCHANGE_PART_MAX + 1];
+	size_t n = id ? strcspn(id, "/") : 0;
+
+	*found = false;
+	if (n == 0 || n > EXCHANGE_PART_MAX)
+		return EGOV_OK;
+	memcpy(instance, id, n);
+	instance[n] = '\0';
+	return registry_exists(c, "SELECT 1 FROM exchange_trusted_instance WHERE instance = ?", instance, found);
+}
+
 /* What still refers to a member, subsystem or service, so removing it is a
  * 409 rather than a dangling reference. */
 static egov_err in_use(db_conn *c, exchange_reg_kind kind, const char *id, bool *used)
@@ -428,6 +504,10 @@ static egov_err delete_row(db_conn *c, void *ctx)
 		sql = "DELETE FROM exchange_access WHERE client_id = ? AND service_id = ?";
 		missing = "exchange.unknown_access";
 		break;
+	case EXCHANGE_REG_TRUST:
+		sql = "DELETE FROM exchange_trusted_instance WHERE instance = ?";
+		missing = "exchange.unknown_instance";
+		break;
 	}
 	if ((err = in_use(c, in->kind, in->id, &used)))
 		return err;
@@ -443,6 +523,15 @@ static egov_err delete_row(db_conn *c, void *ctx)
 	if (in->kind == EXCHANGE_REG_SERVICE &&
 	    (err = db_exec(c, "DELETE FROM exchange_access WHERE service_id = ?", p, 1, NULL)))
 		return err;
+	/* The rights granted to the clients of an instance no longer trusted
+	 * go with the trust (as a subsystem's go with it). */
+	if (in->kind == EXCHANGE_REG_TRUST) {
+		char prefix[EXCHANGE_PART_MAX + 2];
+		snprintf(prefix, sizeof prefix, "%s/", in->id);
+		if ((err = db_exec(c, "DELETE FROM exchange_access WHERE substr(client_id, 1, ?) = ?",
+				   (db_param[]){DBP_I((int64_t)strlen(prefix)), DBP_S(prefix)}, 2, NULL)))
+			return err;
+	}
 	if ((err = db_exec(c, sql, p, in->kind == EXCHANGE_REG_ACCESS || one_sub ? 2 : 1, &changes)))
 		return err;
 	if (changes == 0) {
@@ -527,6 +616,24 @@ static egov_err check_item(const exchange_reg_item *in, reg_why *why)
 		break;
 	case EXCHANGE_REG_CERT:
 		break;
+	case EXCHANGE_REG_TRUST:
+		if (!exchange_id_part_valid(in->id)) {
+			reg_why_set(why, "validation.invalid_field", "instance", "1 to 64 of A-Z a-z 0-9 _ . -");
+			return EGOV_EINVAL;
+		}
+		if (strcmp(in->id, registry_settings()->instance) == 0) {
+			reg_why_set(why, "validation.invalid_field", "instance", "this instance itself");
+			return EGOV_EINVAL;
+		}
+		if (!exchange_conf_url_valid(in->url)) {
+			reg_why_set(why, "validation.invalid_field", "url", "http(s)://HOST[:PORT][/PATH]");
+			return EGOV_EINVAL;
+		}
+		if (!in->pem || !in->sha256 || !in->not_after) {
+			reg_why_set(why, "validation.invalid_field", "certificate", NULL);
+			return EGOV_EINVAL;
+		}
+		break;
 	}
 	return EGOV_OK;
 bad_id:
@@ -554,6 +661,7 @@ egov_err exchange_reg_add(db_conn *c, const exchange_reg_item *in, bool *replace
 		[EXCHANGE_REG_MEMBER] = insert_member,	       [EXCHANGE_REG_SUBSYSTEM] = insert_subsystem,
 		[EXCHANGE_REG_SERVICE] = insert_service,       [EXCHANGE_REG_EVENT_TYPE] = insert_event_type,
 		[EXCHANGE_REG_ACCESS] = grant_access,	       [EXCHANGE_REG_CERT] = insert_cert,
+		[EXCHANGE_REG_TRUST] = upsert_trust,
 	};
 	op o = {.in = in, .why = why};
 	const char *id = in->kind == EXCHANGE_REG_ACCESS ? in->client : in->id;
@@ -562,9 +670,13 @@ egov_err exchange_reg_add(db_conn *c, const exchange_reg_item *in, bool *replace
 	reg_why_set(why, NULL, NULL, NULL);
 	if ((err = check_item(in, why)))
 		return err;
-	if (!registry_instance_ok(id) || (in->kind == EXCHANGE_REG_ACCESS && !registry_instance_ok(in->service))) {
+	/* One instance per registry: an access right's client may be of a
+	 * trusted instance (grant_access checks it), and a trusted instance
+	 * is another one (checked above). */
+	if ((in->kind != EXCHANGE_REG_ACCESS && in->kind != EXCHANGE_REG_TRUST && !registry_instance_ok(id)) ||
+	    (in->kind == EXCHANGE_REG_ACCESS && !registry_instance_ok(in->service))) {
 		reg_why_set(why, "validation.invalid_field",
-			in->kind == EXCHANGE_REG_ACCESS ? (registry_instance_ok(id) ? "service" : "client")
+			in->kind == EXCHANGE_REG_ACCESS ? "service"
 			: in->kind == EXCHANGE_REG_CERT ? "subsystem"
 							: "id",
 			"not of this instance (exchange.instance)");
@@ -592,6 +704,7 @@ static const char *const kind_names[] = {
 	[EXCHANGE_REG_MEMBER] = "member",	  [EXCHANGE_REG_SUBSYSTEM] = "subsystem",
 	[EXCHANGE_REG_SERVICE] = "service",	  [EXCHANGE_REG_EVENT_TYPE] = "event_type",
 	[EXCHANGE_REG_ACCESS] = "access",	  [EXCHANGE_REG_CERT] = "cert",
+	[EXCHANGE_REG_TRUST] = "trust",
 };
 
 egov_err exchange_reg_audit(const char *actor, exchange_reg_kind kind, const char *verb, const exchange_reg_item *in,
@@ -608,6 +721,8 @@ egov_err exchange_reg_audit(const char *actor, exchange_reg_kind kind, const cha
 		snprintf(object, sizeof object, "exchange:%s>%s", in->client, in->service);
 	else if (kind == EXCHANGE_REG_CERT)
 		snprintf(object, sizeof object, "exchange:cert:%s", in->sha256 ? in->sha256 : in->id);
+	else if (kind == EXCHANGE_REG_TRUST)
+		snprintf(object, sizeof object, "exchange:trust:%s", in->id);
 	else
 		snprintf(object, sizeof object, "exchange:%s", in->id);
 	buf_init(&d, 4096);
@@ -620,6 +735,13 @@ egov_err exchange_reg_audit(const char *actor, exchange_reg_kind kind, const cha
 			err = buf_add_json_str(&d, in->gateway);
 		if (!err)
 			err = buf_adds(&d, "\",");
+	}
+	if (!err && kind == EXCHANGE_REG_TRUST && in->url && in->sha256) {
+		err = buf_adds(&d, "\"url\":\"");
+		if (!err)
+			err = buf_add_json_str(&d, in->url);
+		if (!err)
+			err = buf_addf(&d, "\",\"cert_sha256\":\"%s\",", in->sha256);
 	}
 	if (!err && kind == EXCHANGE_REG_CERT && in->usage)
 		err = buf_addf(&d, "\"subsystem\":\"%s\",\"usage\":\"%s\",\"serial\":\"%s\",", in->id, in->usage,

@@ -16,6 +16,18 @@ static bool part_char(char ch)
 	       ch == '.' || ch == '-';
 }
 
+bool exchange_id_part_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (!s)
+		return false;
+	for (; s[n]; n++)
+		if (!part_char(s[n]) || n >= EXCHANGE_PART_MAX)
+			return false;
+	return n > 0;
+}
+
 bool exchange_id_valid(const char *s, exchange_id_kind kind)
 {
 	int parts = 0;

@@ -9,7 +9,9 @@
  *     decoded (matched against access rules),
  *   - the shape of the signature headers of a signed message,
  *   - the canonical texts that are signed (docs/exchange.md),
- *   - the methods and paths of an access rule, and a gateway's address.
+ *   - the methods and paths of an access rule, a gateway's address and a
+ *     central node's,
+ *   - the Accept header of a metaservice (which representation to answer).
  *
  * Everything here depends only on buf, arena, the JSON writer and utf8.
  */
@@ -119,6 +121,26 @@ const char *exchange_raw_tail(arena *a, const char *target, int nsegs)
 	q[0] = '/';
 	memcpy(q + 1, p, n + 1);
 	return q;
+}
+
+bool exchange_raw_parts_nonempty(const char *target, int skip, int nid)
+{
+	const char *p = target;
+	int i;
+
+	if (!p)
+		return true;
+	for (i = 0; i < skip + nid; i++) {
+		const char *seg;
+		if (*p != '/')
+			return true; /* the path ended (or its query begins) */
+		seg = ++p;
+		while (*p && *p != '/' && *p != '?')
+			p++;
+		if (i >= skip && p == seg)
+			return false;
+	}
+	return true;
 }
 
 const char *exchange_decoded_tail(arena *a, const char *const *parts, size_t nparts, size_t skip)
@@ -405,4 +427,153 @@ bool exchange_url_eq(const char *a, const char *b)
 	while (lb && b[lb - 1] == '/')
 		lb--;
 	return la == lb && la > 0 && strncasecmp(a, b, la) == 0;
+}
+
+bool exchange_conf_url_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0, i, start;
+
+	if (n == 0 || n > EXCHANGE_URL_MAX)
+		return false;
+	if (strncmp(s, "http://", 7) == 0)
+		start = 7;
+	else if (strncmp(s, "https://", 8) == 0)
+		start = 8;
+	else
+		return false;
+	/* host[:port]: no user part, which would hide the real host. */
+	for (i = start; s[i] && s[i] != '/'; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+		      ch == '-' || ch == ':' || ch == '[' || ch == ']'))
+			return false;
+	}
+	if (i == start || s[start] == ':')
+		return false;
+	/* A path, without a query or fragment: the document's path is added. */
+	for (; s[i]; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* ---- content negotiation ----------------------------------------------------- */
+
+/* A qvalue (RFC 9110 12.4.2): "0", "1", "0.xyz", "1.000"; in thousandths,
+ * -1 when it is not one. */
+static int qvalue(const char *s, size_t n)
+{
+	int q;
+	size_t i;
+
+	if (n == 0 || (s[0] != '0' && s[0] != '1'))
+		return -1;
+	q = (s[0] - '0') * 1000;
+	if (n == 1)
+		return q;
+	if (s[1] != '.' || n > 5)
+		return -1;
+	for (i = 2; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9' || (q == 1000 && s[i] != '0'))
+			return -1;
+		q += (s[i] - '0') * (i == 2 ? 100 : i == 3 ? 10 : 1);
+	}
+	return q;
+}
+
+static bool ieq(const char *a, size_t an, const char *b, size_t bn)
+{
+	return an == bn && strncasecmp(a, b, an) == 0;
+}
+
+static size_t trim(const char **s, size_t n)
+{
+	while (n && (**s == ' ' || **s == '\t')) {
+		(*s)++;
+		n--;
+	}
+	while (n && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
+		n--;
+	return n;
+}
+
+/* How specifically the range (type/subtype, n bytes) matches offer: 3 the
+ * same type and subtype, 2 the type with a star, 1 the star alone, 0 not
+ * at all. */
+static int range_match(const char *range, size_t n, const char *offer)
+{
+	const char *slash = memchr(range, '/', n), *oslash = strchr(offer, '/');
+	size_t tn, sn;
+
+	if (!slash || !oslash)
+		return 0;
+	tn = (size_t)(slash - range);
+	sn = n - tn - 1;
+	if (ieq(range, tn, "*", 1) && ieq(slash + 1, sn, "*", 1))
+		return 1;
+	if (!ieq(range, tn, offer, (size_t)(oslash - offer)))
+		return 0;
+	if (ieq(slash + 1, sn, "*", 1))
+		return 2;
+	return ieq(slash + 1, sn, oslash + 1, strlen(oslash + 1)) ? 3 : 0;
+}
+
+int exchange_accept_pick(const char *accept, const char *const *offers, size_t n)
+{
+	enum { OFFERS_MAX = 8 };
+	int best_spec[OFFERS_MAX] = {0}, q_of[OFFERS_MAX] = {0};
+	const char *p = accept;
+	size_t i;
+	int pick = -1, best_q = 0;
+
+	if (n == 0 || n > OFFERS_MAX)
+		return -1;
+	if (!accept || strspn(accept, " \t") == strlen(accept))
+		return 0; /* no preference: the first offer */
+	while (p && *p) {
+		const char *end = strchr(p, ','), *semi, *elem = p;
+		size_t len = end ? (size_t)(end - p) : strlen(p), rlen;
+		int q = 1000;
+		bool bad = false;
+
+		p = end ? end + 1 : NULL;
+		len = trim(&elem, len);
+		if (len == 0)
+			continue;
+		semi = memchr(elem, ';', len);
+		rlen = semi ? (size_t)(semi - elem) : len;
+		/* Parameters: only q counts (other media type parameters are
+		 * not told apart here); a q that is not a qvalue drops the range. */
+		while (semi && !bad) {
+			const char *par = semi + 1, *next = memchr(par, ';', len - (size_t)(par - elem));
+			size_t plen = next ? (size_t)(next - par) : len - (size_t)(par - elem);
+			plen = trim(&par, plen);
+			if (plen >= 2 && (par[0] == 'q' || par[0] == 'Q') && par[1] == '=') {
+				const char *v = par + 2;
+				size_t vn = trim(&v, plen - 2);
+				if ((q = qvalue(v, vn)) < 0)
+					bad = true;
+			}
+			semi = next;
+		}
+		rlen = trim(&elem, rlen);
+		if (bad || rlen == 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			int spec = range_match(elem, rlen, offers[i]);
+			if (spec > best_spec[i]) {
+				best_spec[i] = spec;
+				q_of[i] = q;
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (best_spec[i] && q_of[i] > best_q) {
+			best_q = q_of[i];
+			pick = (int)i;
+		}
+	}
+	return pick;
 }

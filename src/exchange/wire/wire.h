@@ -9,6 +9,7 @@
  *              functions (buf, arena, json writer and utf8 only): the
  *              fuzz target tests/fuzz/fuzz_exchange.c runs them too
  *   problem.c  a problem document built to be signed before it is sent
+ *   yaml.c     a JSON document written as YAML (getOpenAPI's text/yaml)
  *
  * Nothing here keeps state; everything is safe from any thread.
  */
@@ -36,6 +37,10 @@ typedef enum exchange_id_kind {
 /* Whether s is a well-formed identifier of that kind: each part 1 to
  * EXCHANGE_PART_MAX of [A-Za-z0-9_.-]. */
 bool exchange_id_valid(const char *s, exchange_id_kind kind);
+/* Whether s is one part of an identifier: 1 to EXCHANGE_PART_MAX of
+ * [A-Za-z0-9_.-] (an instance, a member class or code, a subsystem or
+ * service code). */
+bool exchange_id_part_valid(const char *s);
 /* Copies the first n parts of id into out (e.g. the member of a subsystem).
  * EGOV_EINVAL if id has fewer parts. */
 egov_err exchange_id_prefix(const char *id, int n, char out[EXCHANGE_ID_MAX]);
@@ -63,6 +68,11 @@ bool exchange_join_id(const char *const *parts, size_t n, char out[EXCHANGE_ID_M
  * nsegs segments: what is signed and forwarded. "/" (plus the query) when
  * nothing follows; NULL when target has fewer segments or a is full. */
 const char *exchange_raw_tail(arena *a, const char *target, int nsegs);
+/* Whether the nid segments of target (a raw request target) after its
+ * first skip are each non-empty. The router reads "a//b" as "a/b", but
+ * an identifier part may not be empty: such a path is malformed, not
+ * another identifier. Segments target does not have are not checked. */
+bool exchange_raw_parts_nonempty(const char *target, int skip, int nid);
 /* "/" plus parts[skip..nparts) joined by '/': the decoded path that access
  * rules are matched against (a decoded '?' written back as "%3F", so that
  * it is never read as the start of a query). */
@@ -103,6 +113,33 @@ bool exchange_rule_path_allowed(const char *list, const char *path);
 bool exchange_gateway_url_valid(const char *s);
 /* Two gateway URLs are the same modulo case and a trailing '/'. */
 bool exchange_url_eq(const char *a, const char *b);
+/* A central node's base URL as a trusting registry publishes it for its
+ * gateways: http:// or https://, a host[:port] and an optional path, no
+ * query, fragment, user part, space or control character, at most
+ * EXCHANGE_URL_MAX bytes. */
+bool exchange_conf_url_valid(const char *s);
+
+/* ---- content negotiation (wire.c) ----------------------------------------------- */
+
+/* Which of offers[0..n) (media types "type/subtype", in the server's order
+ * of preference) an Accept header value asks for (RFC 9110 12.5.1): each
+ * offer takes the q of the most specific media range that matches it (the
+ * type and subtype, else the type with a star, else the star alone;
+ * case-insensitive), the highest q above 0 wins and a tie goes to the
+ * earlier offer. accept NULL or empty: offer 0.
+ * -1 when nothing offered is acceptable (the caller answers 406). Ranges
+ * with a q that is not a qvalue are passed over. */
+int exchange_accept_pick(const char *accept, const char *const *offers, size_t n);
+
+/* ---- YAML (yaml.c) -------------------------------------------------------------- */
+
+/* The JSON text json (len bytes, a document this node already checked)
+ * written as a YAML 1.2 document into out (reset first), emitted by
+ * libyaml: object members in their order, strings that a YAML reader
+ * would take for something else (true, no, null, 1e3, ~, "") quoted, so
+ * that the YAML reads back as the same JSON value. EGOV_EINVAL when json
+ * does not parse, EGOV_ELIMIT / EGOV_ENOMEM when out is full. */
+egov_err exchange_json_to_yaml(const char *json, size_t len, buf *out);
 
 /* ---- problem documents (problem.c) ---------------------------------------------- */
 
